@@ -1,0 +1,28 @@
+"""fjit: a JAX-compatible functional transformation system built on Jittor's meta-operators.
+
+    import fjit, fjit.numpy as jnp
+
+    @fjit.jit
+    def f(x):
+        return jnp.tanh(x @ x.T).sum()
+"""
+from . import dtypes, lax, numpy, tree_util
+from .api import jit, make_jaxpr, make_program
+from .array import Array, device_put
+from .config import config
+from .core import Program, ShapedArray
+from .errors import (ConcretizationTypeError, NonConcreteBooleanIndexError,
+                     TracerArrayConversionError, TracerBoolConversionError,
+                     TracerIntegerConversionError, UnexpectedTracerError)
+from .interpreters.partial_eval import dce
+from .runtime import reference as _reference_backend  # registers the "reference" backend
+from .runtime.devices import default_device, devices
+from .typecheck import typecheck
+
+__version__ = "0.1.0"
+
+__all__ = ["jit", "make_program", "make_jaxpr", "Array", "device_put", "devices",
+           "default_device", "config", "Program", "ShapedArray", "typecheck", "dce", "numpy",
+           "lax", "tree_util", "dtypes", "ConcretizationTypeError", "UnexpectedTracerError",
+           "TracerArrayConversionError", "TracerBoolConversionError",
+           "TracerIntegerConversionError", "NonConcreteBooleanIndexError"]

@@ -1,0 +1,253 @@
+"""User-facing transformations: `jit` and `make_program` (alias `make_jaxpr`)."""
+from __future__ import annotations
+
+import functools
+import inspect
+import weakref
+
+import numpy as np
+
+from . import dtypes
+from .array import Array, concrete_operand
+from .config import config
+from .core import ShapedArray, Tracer, current_trace
+from .interpreters.eager import EvalTrace
+from .interpreters.partial_eval import DebugInfo, trace_to_program
+from .lax.call import jit_p
+from .runtime.backend import executable_for
+from .tree_util import tree_flatten, tree_unflatten
+
+
+def abstractify(x) -> ShapedArray:
+    """The abstract value jit and make_program trace an argument with."""
+    if isinstance(x, (Array, Tracer)):
+        return x.aval
+    if isinstance(x, (bool, int, float)):
+        dtype, weak = dtypes.scalar_type_of(x)
+        return ShapedArray((), dtype, weak)
+    if isinstance(x, (np.ndarray, np.generic)):
+        return ShapedArray(np.shape(x), dtypes.canonicalize(x.dtype), False)
+    if hasattr(x, "shape") and hasattr(x, "dtype"):  # ShapeDtypeStruct-like
+        return ShapedArray(x.shape, dtypes.canonicalize(x.dtype), getattr(x, "weak_type", False))
+    raise TypeError(f"value of type {type(x).__name__} is not a valid array argument")
+
+
+class _Signature:
+    """How a function's arguments split into traced (dynamic) and static ones."""
+
+    def __init__(self, fun, static_argnums, static_argnames):
+        nums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums or ())
+        names = (static_argnames,) if isinstance(static_argnames, str) \
+            else tuple(static_argnames or ())
+        try:
+            params = list(inspect.signature(fun).parameters.values())
+        except (TypeError, ValueError):
+            params = None
+        if params is not None:
+            positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY,
+                                                          p.POSITIONAL_OR_KEYWORD)]
+            nums = tuple(n % len(positional) if n < 0 and positional else n for n in nums)
+            names = names + tuple(positional[n].name for n in nums
+                                  if n < len(positional)
+                                  and positional[n].kind != positional[n].POSITIONAL_ONLY)
+            by_name = {p.name: k for k, p in enumerate(positional)}
+            nums = nums + tuple(by_name[n] for n in names if n in by_name)
+        self.static_argnums = frozenset(nums)
+        self.static_argnames = frozenset(names)
+
+    def split(self, fun_name, args, kwargs):
+        """(dynamic args, dynamic kwargs, static key) with static values checked hashable."""
+        statics = []
+        if self.static_argnums:
+            dyn_args = []
+            for k, a in enumerate(args):
+                if k in self.static_argnums:
+                    statics.append((k, _hashable(fun_name, f"argument {k}", a)))
+                else:
+                    dyn_args.append(a)
+        else:
+            dyn_args = args
+        if kwargs and self.static_argnames:
+            dyn_kwargs = {}
+            for name, v in kwargs.items():
+                if name in self.static_argnames:
+                    statics.append((name, _hashable(fun_name, f"argument {name!r}", v)))
+                else:
+                    dyn_kwargs[name] = v
+        else:
+            dyn_kwargs = kwargs
+        return tuple(dyn_args), dyn_kwargs, tuple(statics)
+
+    @staticmethod
+    def merge(dyn_args, dyn_kwargs, statics):
+        args, kwargs = list(dyn_args), dict(dyn_kwargs)
+        for where, value in statics:
+            if isinstance(where, int):
+                args.insert(where, value)
+            else:
+                kwargs[where] = value
+        return args, kwargs
+
+
+def _hashable(fun_name, what, value):
+    try:
+        hash(value)
+    except TypeError:
+        raise TypeError(f"jit({fun_name}): static {what} of type {type(value).__name__} is not "
+                        "hashable. Static arguments are part of the compilation cache key: "
+                        "pass a tuple instead of a list, or make the argument dynamic.") from None
+    return value
+
+
+class _Entry:
+    """One traced specialisation of a function: its Program and what running it needs."""
+
+    __slots__ = ("traced", "program", "consts", "const_values", "out_tree", "out_avals", "name",
+                 "cacheable")
+
+    def __init__(self, traced, out_tree):
+        self.traced = traced
+        self.program, consts = traced.closure_convert()
+        self.consts = consts
+        self.cacheable = not any(isinstance(c, Tracer) for c in consts)
+        self.const_values = [c._value for c in consts] if self.cacheable else None
+        self.out_tree = out_tree
+        self.out_avals = self.program.out_avals
+        self.name = traced.name
+
+
+_shared_caches: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+class JitFunction:
+    """`fjit.jit(fun)`: traces once per argument signature, then runs the cached Program.
+
+    The cache key is the pytree structure of the arguments, their abstract values (shape,
+    dtype, weak type), the values of static arguments and the config options that change
+    tracing.  Under another transformation it binds the `jit` primitive, so the whole function
+    stays one equation (or, with `inline=True`, is traced straight into the caller).
+    """
+
+    def __init__(self, fun, static_argnums=None, static_argnames=None, donate_argnums=None,
+                 inline=False):
+        if not callable(fun):
+            raise TypeError(f"jit expects a callable, got {type(fun).__name__}")
+        functools.update_wrapper(self, fun)
+        self.fun = fun
+        self.inline = inline
+        self.donate_argnums = donate_argnums  # accepted for JAX compatibility; buffers are
+        # never reused in place by the reference backend
+        self._signature = _Signature(fun, static_argnums, static_argnames)
+        self._name = getattr(fun, "__name__", "fun")
+        try:
+            self._cache = _shared_caches.setdefault(fun, {})
+        except TypeError:  # not weak-referenceable
+            self._cache = {}
+        self._config_key = (self._signature.static_argnums, self._signature.static_argnames)
+
+    def __get__(self, obj, objtype=None):  # jit on methods binds like a function
+        if obj is None:
+            return self
+        return functools.partial(self, obj)
+
+    def _lookup(self, args, kwargs):
+        dyn_args, dyn_kwargs, statics = self._signature.split(self._name, args, kwargs)
+        leaves, in_tree = tree_flatten((dyn_args, dyn_kwargs))
+        avals = []
+        for k, leaf in enumerate(leaves):
+            aval = getattr(leaf, "aval", None)
+            if aval is None:
+                aval = self._abstractify_arg(leaf, k)
+            avals.append(aval)
+        key = (in_tree, tuple(avals), statics, self._config_key, config.trace_state())
+        entry = self._cache.get(key)
+        if entry is None:
+            entry = self._trace(in_tree, avals, statics)
+            if entry.cacheable:
+                self._cache[key] = entry
+        return entry, leaves
+
+    def _abstractify_arg(self, leaf, k):
+        try:
+            return abstractify(leaf)
+        except TypeError:
+            raise TypeError(f"jit({self._name}): argument leaf {k} of type "
+                            f"{type(leaf).__name__} is not an array. Pass it through "
+                            "static_argnums/static_argnames if it is a compile-time "
+                            "constant.") from None
+
+    def _trace(self, in_tree, avals, statics):
+        def flat_fun(*leaf_tracers):
+            dyn_args, dyn_kwargs = tree_unflatten(in_tree, leaf_tracers)
+            args, kwargs = _Signature.merge(dyn_args, dyn_kwargs, statics)
+            return self.fun(*args, **kwargs)
+
+        traced, out_tree = trace_to_program(flat_fun, avals, DebugInfo("jit", self.fun))
+        return _Entry(traced, out_tree)
+
+    def __call__(self, *args, **kwargs):
+        trace = current_trace()
+        eager = type(trace) is EvalTrace
+        if self.inline and not eager:
+            return self.fun(*args, **kwargs)
+        entry, leaves = self._lookup(args, kwargs)
+        if eager and entry.cacheable:
+            values = list(entry.const_values)
+            for leaf in leaves:
+                values.append((leaf if type(leaf) is Array else concrete_operand(leaf))._value)
+            outs = executable_for(entry.program)(values)
+            results = [Array(v, a) for v, a in zip(outs, entry.out_avals)]
+        else:
+            results = jit_p.bind(*entry.consts, *leaves, program=entry.program, name=entry.name)
+        return tree_unflatten(entry.out_tree, results)
+
+    def trace(self, *args, **kwargs):
+        """The Program this function traces to for these arguments (with its constants)."""
+        return self._lookup(args, kwargs)[0].traced
+
+    def clear_cache(self):
+        self._cache.clear()
+
+    def _cache_size(self) -> int:
+        return len(self._cache)
+
+    def __repr__(self):
+        return f"<fjit.jit of {self._name}>"
+
+
+def jit(fun=None, *, static_argnums=None, static_argnames=None, donate_argnums=None,
+        inline=False):
+    """Compile `fun`: trace it to a Program once per argument signature and run that.
+
+    Usable as `jit(f)`, `@jit` or `@jit(static_argnums=...)` / `functools.partial(jit, ...)`.
+    """
+    if fun is None:
+        return functools.partial(jit, static_argnums=static_argnums,
+                                 static_argnames=static_argnames,
+                                 donate_argnums=donate_argnums, inline=inline)
+    return JitFunction(fun, static_argnums, static_argnames, donate_argnums, inline)
+
+
+def make_program(fun, static_argnums=None, static_argnames=None):
+    """`make_program(f)(*args)` returns the Program `f` traces to (JAX's make_jaxpr)."""
+    signature = _Signature(fun, static_argnums, static_argnames)
+    name = getattr(fun, "__name__", "fun")
+
+    @functools.wraps(fun)
+    def make(*args, **kwargs):
+        dyn_args, dyn_kwargs, statics = signature.split(name, args, kwargs)
+        leaves, in_tree = tree_flatten((dyn_args, dyn_kwargs))
+
+        def flat_fun(*leaf_tracers):
+            d_args, d_kwargs = tree_unflatten(in_tree, leaf_tracers)
+            full_args, full_kwargs = _Signature.merge(d_args, d_kwargs, statics)
+            return fun(*full_args, **full_kwargs)
+
+        program, _ = trace_to_program(flat_fun, [abstractify(x) for x in leaves],
+                                      DebugInfo("make_program", fun))
+        return program
+
+    return make
+
+
+make_jaxpr = make_program

@@ -1,0 +1,166 @@
+"""`fjit.Array`: an immutable concrete array on a device (the host CPU for now).
+
+Its NumPy-style operators and methods come from `fjit.numpy` (installed on `ArrayMethods`),
+so eager code and traced code share one implementation.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import dtypes
+from .core import ArrayMethods, ShapedArray, Tracer
+from .runtime.devices import CPU, Device
+
+
+class Array(ArrayMethods):
+    """A concrete array.  Holds a NumPy buffer that nobody mutates, and its abstract value."""
+
+    __slots__ = ("_value", "aval", "_device", "__weakref__")
+
+    def __init__(self, value: np.ndarray, aval: ShapedArray, device: Device = CPU):
+        self._value = value
+        self.aval = aval
+        self._device = device
+
+    # --- conversion to Python / NumPy ---------------------------------------------------------
+    def __array__(self, dtype=None, copy=None):
+        value = self._value
+        if dtype is not None and np.dtype(dtype) != value.dtype:
+            return value.astype(dtype)
+        if copy:
+            return value.copy()
+        view = value.view()
+        view.flags.writeable = False
+        return view
+
+    def item(self, *args):
+        return self._value.item(*args)
+
+    def tolist(self):
+        return self._value.tolist()
+
+    def __bool__(self):
+        return bool(self._value)
+
+    def __int__(self):
+        return int(self._value)
+
+    def __float__(self):
+        return float(self._value)
+
+    def __complex__(self):
+        return complex(self._value)
+
+    def __index__(self):
+        if not dtypes.is_int(self.aval.dtype) and not dtypes.is_bool(self.aval.dtype):
+            raise TypeError(f"only integer arrays can be used as an index, got {self.aval.str_short()}")
+        return self._value.__index__()
+
+    def __iter__(self):
+        if not self.aval.shape:
+            raise TypeError("iteration over a rank-0 array")
+        return (self[i] for i in range(self.aval.shape[0]))
+
+    def __reduce__(self):
+        return (_rebuild, (self._value, self.aval.weak_type))
+
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def copy(self):
+        return Array(self._value.copy(), self.aval, self._device)
+
+    def __setitem__(self, index, value):
+        raise TypeError("fjit arrays are immutable: use x = x.at[index].set(value) instead of "
+                        "x[index] = value")
+
+    def __hash__(self):
+        raise TypeError("unhashable type: 'fjit.Array'")
+
+    # --- device -------------------------------------------------------------------------------
+    @property
+    def device(self) -> Device:
+        return self._device
+
+    def devices(self) -> set:
+        return {self._device}
+
+    def block_until_ready(self):
+        return self
+
+    def is_deleted(self) -> bool:
+        return False
+
+    # --- printing -----------------------------------------------------------------------------
+    def __repr__(self):
+        extra = f"dtype={self.aval.dtype.name}"
+        if self.aval.weak_type:
+            extra += ", weak_type=True"
+        if self._value.size == 0:
+            return f"Array([], shape={self.aval.shape}, {extra})"
+        body = np.array2string(self._value, separator=", ", prefix="Array(")
+        return f"Array({body}, {extra})"
+
+    def __str__(self):
+        return str(self._value)
+
+    def __format__(self, spec):
+        if self.aval.shape == ():
+            return format(self._value[()], spec)
+        return format(str(self), spec)
+
+
+def _rebuild(value, weak_type):
+    return Array(value, ShapedArray(value.shape, value.dtype, weak_type))
+
+
+def _from_scalar(x) -> Array:
+    dtype, weak = dtypes.scalar_type_of(x)
+    if isinstance(x, int) and not isinstance(x, bool):
+        info = np.iinfo(dtype)
+        if not info.min <= x <= info.max:
+            raise OverflowError(f"Python int {x} is too large to convert to {dtype.name}")
+    return Array(np.asarray(x, dtype=dtype), ShapedArray((), dtype, weak))
+
+
+def from_numpy(value, dtype=None, weak_type=False) -> Array:
+    """A fresh Array holding a copy of `value` (NumPy data), with a canonical dtype."""
+    value = np.asarray(value)
+    target = dtypes.canonicalize(value.dtype if dtype is None else dtype)
+    value = np.array(value, dtype=target, copy=True)
+    return Array(value, ShapedArray(value.shape, target, weak_type))
+
+
+def concrete_operand(x, opname: str = "operation") -> Array:
+    """A concrete primitive operand as an Array: Arrays pass, scalars and NumPy data convert."""
+    if type(x) is Array:
+        return x
+    if isinstance(x, (bool, int, float, complex)):
+        return _from_scalar(x)
+    if isinstance(x, (np.ndarray, np.generic)):
+        return from_numpy(x)
+    if isinstance(x, Tracer):
+        raise TypeError(f"{opname}: unexpected tracer {x!r}")
+    if isinstance(x, (list, tuple)):
+        raise TypeError(f"{opname}: got a Python {type(x).__name__}, which is not an array; "
+                        "convert it with fjit.numpy.asarray first")
+    raise TypeError(f"{opname}: value of type {type(x).__name__} is not a valid fjit array")
+
+
+def device_put(x, device: Device | None = None):
+    """Put a pytree of arrays on `device` (the CPU): returns fjit Arrays."""
+    from .tree_util import tree_map
+    if device is not None and device != CPU:
+        raise ValueError(f"fjit.device_put: device {device} is not available")
+
+    def put(leaf):
+        if isinstance(leaf, Tracer):
+            return leaf
+        if type(leaf) is Array:
+            return leaf
+        return from_numpy(leaf) if not isinstance(leaf, (bool, int, float)) else _from_scalar(leaf)
+
+    return tree_map(put, x)

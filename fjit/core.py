@@ -1,0 +1,395 @@
+"""The core: abstract values, the Program IR, primitives, and traces with their tracers.
+
+Read it like JAX's autodidax, stackless flavour:
+
+* A `Primitive` is bound with `prim.bind(*args, **params)`; `bind` is the only way in.  It
+  hands the call to the *current* trace (one per thread, held in `_ctx`).
+* A `Trace` is one interpreter: it knows its parent trace and runs its rules under it.  Each
+  trace object is also the tag of its tracers: `tracer._trace is trace` says "mine".  A value
+  that is not one of the current trace's tracers is a constant to it (an outer tracer or a
+  concrete array).
+* A `Program` is `invars`, `constvars` (with their values `consts`), `eqns` and `outvars`.
+  Evaluating it (`eval_program`) binds every equation again, so whatever trace is current
+  re-interprets it.
+"""
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+
+import numpy as np
+
+from . import dtypes
+from .errors import (FjitTypeError, SourceInfo, UnexpectedTracerError, current_source_info,
+                     source_info_override)
+
+
+# --- abstract values --------------------------------------------------------------------------
+
+class ShapedArray:
+    """The abstract value of an array: shape, dtype and whether the dtype is weak (from a
+    Python scalar, so it does not promote the arrays it meets)."""
+
+    __slots__ = ("shape", "dtype", "weak_type", "_hash")
+
+    def __init__(self, shape, dtype, weak_type=False):
+        self.shape = tuple(int(d) for d in shape)
+        self.dtype = np.dtype(dtype)
+        self.weak_type = bool(weak_type)
+        self._hash = hash((self.shape, self.dtype, self.weak_type))
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    @property
+    def size(self):
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def update(self, shape=None, dtype=None, weak_type=None):
+        return ShapedArray(self.shape if shape is None else shape,
+                           self.dtype if dtype is None else dtype,
+                           self.weak_type if weak_type is None else weak_type)
+
+    def strip_weak_type(self):
+        return self.update(weak_type=False) if self.weak_type else self
+
+    def __eq__(self, other):
+        return (type(other) is ShapedArray and self.shape == other.shape
+                and self.dtype == other.dtype and self.weak_type == other.weak_type)
+
+    def __hash__(self):
+        return self._hash
+
+    def str_short(self):
+        return f"{dtypes.short_name(self.dtype)}[{','.join(map(str, self.shape))}]"
+
+    def __repr__(self):
+        weak = ", weak_type=True" if self.weak_type else ""
+        return f"ShapedArray({self.str_short()}{weak})"
+
+
+# --- the Program IR ---------------------------------------------------------------------------
+
+class Var:
+    """A value defined once in a Program; identity is the name (the printer picks letters)."""
+
+    __slots__ = ("aval",)
+
+    def __init__(self, aval: ShapedArray):
+        self.aval = aval
+
+    def __repr__(self):
+        return f"Var<{self.aval.str_short()}@{id(self) & 0xffff:x}>"
+
+
+class Literal:
+    """A rank-0 constant written directly into an equation."""
+
+    __slots__ = ("value", "aval")
+
+    def __init__(self, value, aval: ShapedArray):
+        self.value = np.asarray(value, dtype=aval.dtype)[()]
+        self.aval = aval
+
+    def __repr__(self):
+        return f"Literal({self.value!r}:{self.aval.str_short()})"
+
+
+class Eqn:
+    """`outvars = primitive[params] invars`, with the user's source line that made it."""
+
+    __slots__ = ("primitive", "invars", "params", "outvars", "source_info")
+
+    def __init__(self, primitive, invars, params, outvars, source_info=None):
+        self.primitive = primitive
+        self.invars = list(invars)
+        self.params = params
+        self.outvars = list(outvars)
+        self.source_info = source_info
+
+    def __repr__(self):
+        from .pretty import format_eqn
+        return format_eqn(self)
+
+
+class Program:
+    """A traced function: the jaxpr analogue.
+
+    `consts` are the values of `constvars` (arrays the function closed over); evaluating the
+    Program needs only its `invars`.  Programs compare and hash by identity, so they can be
+    params of higher-order primitives; `cache` holds what backends built from them.
+    """
+
+    __slots__ = ("invars", "constvars", "consts", "eqns", "outvars", "cache", "name")
+
+    def __init__(self, invars, constvars, consts, eqns, outvars, name=None):
+        self.invars = list(invars)
+        self.constvars = list(constvars)
+        self.consts = list(consts)
+        self.eqns = list(eqns)
+        self.outvars = list(outvars)
+        self.cache = {}
+        self.name = name
+        if len(self.constvars) != len(self.consts):
+            raise ValueError("Program needs one const value per constvar")
+
+    @property
+    def in_avals(self):
+        return [v.aval for v in self.invars]
+
+    @property
+    def out_avals(self):
+        return [v.aval for v in self.outvars]
+
+    def closure_convert(self) -> tuple["Program", list]:
+        """The same Program with its constvars turned into leading invars (and their values)."""
+        if not self.constvars:
+            return self, []
+        return (Program(self.constvars + self.invars, [], [], self.eqns, self.outvars, self.name),
+                list(self.consts))
+
+    def __str__(self):
+        from .pretty import format_program
+        return format_program(self)
+
+    __repr__ = __str__
+
+    def _repr_pretty_(self, printer, cycle):  # IPython
+        printer.text(str(self))
+
+
+# --- primitives -------------------------------------------------------------------------------
+
+class Primitive:
+    """A named operation.  Families (elementwise, reduce, reindex, ...) attach `abstract_eval`
+    and `impl` (the NumPy reference) here, and their transformation rules in the rule tables
+    of `fjit.interpreters`."""
+
+    def __init__(self, name: str, family: str, multiple_results: bool = False):
+        self.name = name
+        self.family = family
+        self.multiple_results = multiple_results
+
+    def bind(self, *args, **params):
+        return (_ctx.trace or _root_trace()).process_primitive(self, args, params)
+
+    def abstract_eval(self, *avals, **params):
+        raise NotImplementedError(f"primitive {self.name} has no abstract evaluation rule")
+
+    def impl(self, *values, **params):
+        raise NotImplementedError(f"primitive {self.name} has no reference implementation")
+
+    def format_params(self, params: dict) -> dict:
+        """The params the printer shows (families drop defaults to keep Programs readable)."""
+        return params
+
+    def __repr__(self):
+        return self.name
+
+
+def type_error(opname: str, message: str, *avals) -> FjitTypeError:
+    """An FjitTypeError that names the operation and the operands' types."""
+    operands = ", ".join(a.str_short() for a in avals)
+    suffix = f" (operands: {operands})" if avals else ""
+    return FjitTypeError(f"{opname}: {message}{suffix}")
+
+
+# --- traces and tracers -----------------------------------------------------------------------
+
+class Trace:
+    """One interpreter.  Subclasses implement `process_primitive`."""
+
+    def __init__(self, parent: "Trace | None"):
+        self.parent = parent
+        self.level = 0 if parent is None else parent.level + 1
+        self.alive = True
+
+    def process_primitive(self, primitive, args, params):
+        raise NotImplementedError
+
+    def is_ancestor_or_self(self, other: "Trace") -> bool:
+        """True if `other` is this trace or one of its parents (its tracers are constants here)."""
+        trace = self
+        while trace is not None and trace.level >= other.level:
+            if trace is other:
+                return True
+            trace = trace.parent
+        return False
+
+    def describe(self) -> str:
+        return type(self).__name__
+
+    def check_foreign_tracer(self, tracer: "Tracer"):
+        """A tracer that is not ours must belong to an enclosing trace, or it escaped."""
+        if not tracer._trace.alive or not self.is_ancestor_or_self(tracer._trace):
+            raise escaped_tracer_error(tracer)
+
+
+class ArrayMethods:
+    """Shared by concrete arrays and tracers: shape queries here; the NumPy-style operators and
+    methods are installed by `fjit.numpy` (they are written with it)."""
+
+    __slots__ = ()
+    __array_priority__ = 100
+
+    @property
+    def shape(self):
+        return self.aval.shape
+
+    @property
+    def dtype(self):
+        return self.aval.dtype
+
+    @property
+    def ndim(self):
+        return len(self.aval.shape)
+
+    @property
+    def size(self):
+        return self.aval.size
+
+    @property
+    def weak_type(self):
+        return self.aval.weak_type
+
+    def __len__(self):
+        if not self.aval.shape:
+            raise TypeError("len() of unsized object (a rank-0 array)")
+        return self.aval.shape[0]
+
+
+class Tracer(ArrayMethods):
+    """A value inside a transformation.  Python cannot look at its contents: turning it into a
+    bool/int/float/NumPy array raises a ConcretizationTypeError naming where that happened."""
+
+    __slots__ = ("_trace",)
+
+    @property
+    def aval(self) -> ShapedArray:
+        raise NotImplementedError
+
+    def _concretization_error(self, what: str, error_type):
+        if not self._trace.alive:
+            raise escaped_tracer_error(self)
+        info = current_source_info()
+        where = f"\n  The problem arose at {info}." if info is not None else ""
+        raise error_type(
+            f"{what} was called on a traced value {self.aval.str_short()} "
+            f"{self._trace.describe()}.{where}\n"
+            "  Its value is not known until the program runs. Use fjit.numpy.where / "
+            "fjit.lax.cond for data-dependent choices, or pass the argument as static "
+            "(static_argnums / static_argnames) if it is a compile-time constant.")
+
+    def __bool__(self):
+        from .errors import TracerBoolConversionError
+        self._concretization_error("bool()", TracerBoolConversionError)
+
+    def __int__(self):
+        from .errors import TracerIntegerConversionError
+        self._concretization_error("int()", TracerIntegerConversionError)
+
+    def __index__(self):
+        from .errors import TracerIntegerConversionError
+        self._concretization_error("operator.index()", TracerIntegerConversionError)
+
+    def __float__(self):
+        from .errors import ConcretizationTypeError
+        self._concretization_error("float()", ConcretizationTypeError)
+
+    def __complex__(self):
+        from .errors import ConcretizationTypeError
+        self._concretization_error("complex()", ConcretizationTypeError)
+
+    def __array__(self, dtype=None, copy=None):
+        from .errors import TracerArrayConversionError
+        self._concretization_error("numpy.asarray()", TracerArrayConversionError)
+
+    def item(self, *args):
+        from .errors import ConcretizationTypeError
+        self._concretization_error(".item()", ConcretizationTypeError)
+
+    def tolist(self):
+        from .errors import ConcretizationTypeError
+        self._concretization_error(".tolist()", ConcretizationTypeError)
+
+    def __hash__(self):
+        raise TypeError(f"unhashable type: traced array {self.aval.str_short()}")
+
+    def __iter__(self):
+        if not self.aval.shape:
+            raise TypeError("iteration over a rank-0 array")
+        return (self[i] for i in range(self.aval.shape[0]))
+
+    def __repr__(self):
+        return f"Traced<{self.aval.str_short()}>({self._trace.describe()})"
+
+
+def escaped_tracer_error(tracer: Tracer) -> UnexpectedTracerError:
+    return UnexpectedTracerError(
+        f"Encountered an unexpected tracer {tracer.aval.str_short()} created "
+        f"{tracer._trace.describe()}. The transformation that made it has finished (or it "
+        "belongs to a transformation that is not active here), so the value has leaked out, "
+        "for example through a global variable, a closure or a side effect. Return values from "
+        "transformed functions instead of storing them.")
+
+
+class _TraceContext(threading.local):
+    """The current trace of this thread; None until first use, then the eager trace."""
+
+    trace = None
+
+
+_ctx = _TraceContext()
+
+
+def _root_trace() -> Trace:
+    """The eager evaluation trace at the bottom of this thread's stack, made on first use
+    (it needs fjit.array, which imports this module)."""
+    from .interpreters.eager import EvalTrace
+    _ctx.trace = EvalTrace()
+    return _ctx.trace
+
+
+def current_trace() -> Trace:
+    return _ctx.trace or _root_trace()
+
+
+@contextmanager
+def set_current_trace(trace: Trace):
+    saved = current_trace()
+    _ctx.trace = trace
+    try:
+        yield trace
+    finally:
+        _ctx.trace = saved
+
+
+# --- evaluating a Program ---------------------------------------------------------------------
+
+def eval_program(program: Program, *args):
+    """Run a Program by binding each equation again under whatever trace is current."""
+    if len(args) != len(program.invars):
+        raise TypeError(f"Program takes {len(program.invars)} arguments, got {len(args)}")
+    env = {}
+    for var, value in zip(program.constvars, program.consts):
+        env[var] = value
+    for var, value in zip(program.invars, args):
+        env[var] = value
+
+    def read(atom):
+        return atom.value if type(atom) is Literal else env[atom]
+
+    for eqn in program.eqns:
+        with source_info_override(eqn.source_info):
+            outs = eqn.primitive.bind(*map(read, eqn.invars), **eqn.params)
+        if not eqn.primitive.multiple_results:
+            outs = (outs,)
+        for var, value in zip(eqn.outvars, outs):
+            env[var] = value
+    return [read(v) for v in program.outvars]
+
+
+__all__ = ["ShapedArray", "Var", "Literal", "Eqn", "Program", "Primitive", "Trace", "Tracer",
+           "ArrayMethods", "current_trace", "set_current_trace", "eval_program", "SourceInfo",
+           "type_error"]

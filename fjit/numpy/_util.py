@@ -1,0 +1,173 @@
+"""Shared helpers for fjit.numpy: turning inputs into arrays, NumPy-style dtype promotion and
+broadcasting, and axis arguments."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import dtypes, lax
+from ..array import Array, _from_scalar, from_numpy
+from ..core import Tracer
+from ..errors import FjitTypeError
+
+
+class ShapeMismatchError(FjitTypeError, ValueError):
+    """Shapes that do not broadcast: a TypeError (fjit's rule) and a ValueError (NumPy's)."""
+
+
+def is_array(x) -> bool:
+    return isinstance(x, (Array, Tracer))
+
+
+def is_python_scalar(x) -> bool:
+    return isinstance(x, (bool, int, float)) and not isinstance(x, np.generic)
+
+
+def _contains_array(x) -> bool:
+    if is_array(x):
+        return True
+    if isinstance(x, (list, tuple)):
+        return any(_contains_array(e) for e in x)
+    return False
+
+
+def asarray(x, dtype=None):
+    """`x` as an fjit array (Array or tracer), optionally cast to `dtype`."""
+    if is_array(x):
+        out = x
+    elif is_python_scalar(x):
+        out = _from_scalar(x)
+    elif isinstance(x, (np.ndarray, np.generic)):
+        out = from_numpy(x)
+    elif isinstance(x, (list, tuple)):
+        if _contains_array(x):
+            from .manipulation import stack
+            out = stack([asarray(e) for e in x])
+        else:
+            value = np.asarray(x)
+            if value.dtype == object:
+                raise TypeError(f"cannot make an array from {type(x).__name__} {x!r}")
+            out = from_numpy(value)
+    elif hasattr(x, "__array__"):
+        out = from_numpy(np.asarray(x))
+    else:
+        raise TypeError(f"cannot convert {type(x).__name__} to an fjit array")
+    if dtype is not None:
+        out = lax.convert_element_type(out, dtypes.to_dtype(dtype))
+    return out
+
+
+def dtype_and_weak(x):
+    if is_array(x):
+        return x.aval.dtype, x.aval.weak_type
+    if is_python_scalar(x):
+        return dtypes.scalar_type_of(x)
+    if isinstance(x, (np.ndarray, np.generic)):
+        return dtypes.canonicalize(x.dtype), False
+    return dtype_and_weak(asarray(x))
+
+
+def result_type(*args):
+    """NumPy-style result dtype of the arguments under JAX's promotion rules."""
+    return dtypes.promote(*(dtype_and_weak(a) for a in args))[0]
+
+
+def _convert(x, dtype, weak):
+    """x (any input) as an array of `dtype`; Python scalars stay concrete rank-0 values."""
+    if is_python_scalar(x):
+        return lax._weak_scalar(x, dtype)
+    x = asarray(x)
+    if x.aval.dtype != dtype:
+        x = lax.convert_element_type(x, dtype, weak_type=weak and x.aval.weak_type)
+    return x
+
+
+def promote_dtypes(*args):
+    """All arguments as arrays of their common (JAX-promoted) dtype; shapes untouched."""
+    if not args:
+        return []
+    dtype, weak = dtypes.promote(*(dtype_and_weak(a) for a in args))
+    return [_convert(a, dtype, weak) for a in args]
+
+
+def promote_dtypes_inexact(*args):
+    """Like promote_dtypes, but integers and bools become the default float."""
+    dtype, weak = dtypes.promote(*(dtype_and_weak(a) for a in args))
+    if not dtypes.is_float(dtype):
+        dtype = dtypes.default_float()
+    return [_convert(a, dtype, weak) for a in args]
+
+
+def shape_of(x):
+    return x.aval.shape if is_array(x) else np.shape(x)
+
+
+def broadcast_shapes(opname, *shapes):
+    try:
+        return tuple(np.broadcast_shapes(*shapes))
+    except ValueError:
+        raise ShapeMismatchError(f"{opname}: shapes {', '.join(map(str, shapes))} do not "
+                                 "broadcast together") from None
+
+
+def broadcast_to_shape(x, shape):
+    """x broadcast to `shape` with NumPy's rules (right-aligned, size-1 dims stretch)."""
+    x = asarray(x)
+    if x.aval.shape == tuple(shape):
+        return x
+    nlead = len(shape) - x.ndim
+    if nlead < 0 or any(s not in (1, t) for s, t in zip(x.aval.shape, shape[nlead:])):
+        raise ShapeMismatchError(f"broadcast_to: cannot broadcast {x.aval.shape} to "
+                                 f"{tuple(shape)}")
+    return lax.broadcast_in_dim(x, tuple(shape), tuple(range(nlead, len(shape))))
+
+
+def broadcast_operands(opname, *args):
+    """Arrays of one shape, except concrete rank-0 values, which element-wise ops broadcast
+    themselves (they become literals in Programs)."""
+    shapes = [shape_of(a) for a in args]
+    if all(s == shapes[0] for s in shapes):
+        return list(args)
+    shape = broadcast_shapes(opname, *shapes)
+    out = []
+    for a, s in zip(args, shapes):
+        if s == shape or (s == () and not isinstance(a, Tracer)):
+            out.append(a)
+        else:
+            out.append(broadcast_to_shape(a, shape))
+    return out
+
+
+def promote_args(opname, *args):
+    """promote_dtypes then broadcast_operands: ready for an element-wise primitive."""
+    return broadcast_operands(opname, *promote_dtypes(*args))
+
+
+def promote_args_inexact(opname, *args):
+    return broadcast_operands(opname, *promote_dtypes_inexact(*args))
+
+
+def normalize_axis(axis, ndim, opname="axis"):
+    axis = int(axis)
+    if not -ndim <= axis < max(ndim, 1) or (ndim == 0 and axis not in (0, -1)):
+        raise np.exceptions.AxisError(f"{opname}: axis {axis} is out of bounds for an array of "
+                                      f"dimension {ndim}")
+    return axis % ndim if ndim else 0
+
+
+def normalize_axes(axis, ndim, opname="axis"):
+    """None -> all axes; int or sequence -> sorted tuple of non-negative axes."""
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, (int, np.integer)):
+        axis = (axis,)
+    axes = tuple(sorted(normalize_axis(a, ndim, opname) for a in axis))
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"{opname}: repeated axis in {axis}")
+    return axes
+
+
+def concrete_value(x, what: str):
+    """The NumPy value of a concrete argument (raises a ConcretizationTypeError if traced)."""
+    if isinstance(x, Tracer):
+        np.asarray(x)  # raises with the user's source line
+    return np.asarray(x)

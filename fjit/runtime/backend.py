@@ -1,0 +1,33 @@
+"""The pluggable execution engine behind `jit`.
+
+A backend turns a closed Program (no constvars) into an executable: a callable from a list of
+NumPy arrays (one per invar) to a list of NumPy arrays (one per outvar).  `config.backend`
+picks one; the C and CUDA compilers register themselves here.
+"""
+from __future__ import annotations
+
+from ..config import config
+
+_factories: dict = {}
+
+
+def register_backend(name: str, compile_program):
+    """`compile_program(program) -> executable`; executables are cached on the Program."""
+    _factories[name] = compile_program
+
+
+def available_backends() -> list[str]:
+    return sorted(_factories)
+
+
+def executable_for(program, backend: str | None = None):
+    """The executable of `program` on `backend` (default: config.backend), built once."""
+    name = backend or config.backend
+    exe = program.cache.get(name)
+    if exe is None:
+        factory = _factories.get(name)
+        if factory is None:
+            raise ValueError(f"unknown fjit backend {name!r}; available: "
+                             f"{available_backends()}")
+        exe = program.cache[name] = factory(program)
+    return exe
