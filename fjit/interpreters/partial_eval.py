@@ -17,11 +17,12 @@ from ..tree_util import tree_flatten
 class DebugInfo:
     """What is being traced, for error messages: the function, where it is defined, and why."""
 
-    __slots__ = ("purpose", "name", "where")
+    __slots__ = ("purpose", "name", "short_name", "where")
 
     def __init__(self, purpose: str, fun):
         self.purpose = purpose
-        self.name = getattr(fun, "__qualname__", None) or getattr(fun, "__name__", repr(fun))
+        self.short_name = getattr(fun, "__name__", None) or type(fun).__name__
+        self.name = getattr(fun, "__qualname__", None) or self.short_name
         code = getattr(fun, "__code__", None)
         self.where = f"{code.co_filename}:{code.co_firstlineno}" if code is not None else None
 
@@ -109,7 +110,7 @@ def trace_to_program(fun, in_avals, debug: DebugInfo):
     finally:
         trace.alive = False
     program = Program(trace.invars, trace.constvars, trace.consts, trace.eqns, outvars,
-                      name=debug.name)
+                      name=debug.short_name)
     if config.check_programs:
         from ..typecheck import typecheck
         typecheck(program)

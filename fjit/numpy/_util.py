@@ -77,7 +77,7 @@ def _convert(x, dtype, weak):
         return lax._weak_scalar(x, dtype)
     x = asarray(x)
     if x.aval.dtype != dtype:
-        x = lax.convert_element_type(x, dtype, weak_type=weak and x.aval.weak_type)
+        x = lax.convert_element_type(x, dtype, weak_type=weak)
     return x
 
 
