@@ -55,6 +55,14 @@ def _transpose(self, *axes):
     return manipulation.transpose(self, axes or None)
 
 
+def _builtin_round(self, ndigits=None):
+    """Python's round(): an integer result without ndigits, like round(2.5) == 2."""
+    if ndigits is None:
+        from .. import dtypes
+        return asarray(ufuncs.round(self), dtypes.default_int())
+    return ufuncs.round(self, ndigits)
+
+
 def install():
     for name, fn in _BINARY.items():
         setattr(ArrayMethods, f"__{name}__", _defer(fn))
@@ -66,7 +74,7 @@ def install():
     ArrayMethods.__abs__ = ufuncs.absolute
     ArrayMethods.__invert__ = ufuncs.invert
     ArrayMethods.__getitem__ = indexing.getitem
-    ArrayMethods.__round__ = lambda self, ndigits=None: ufuncs.round(self, ndigits or 0)
+    ArrayMethods.__round__ = _builtin_round
 
     ArrayMethods.T = property(lambda self: manipulation.transpose(self))
     ArrayMethods.mT = property(manipulation.matrix_transpose)

@@ -46,10 +46,21 @@ def _normalized(value: ix.Expr, n: int, mode: str, unsigned: bool) -> ix.Expr:
     return value  # "fill" / "drop": out-of-bounds positions are handled by the primitive
 
 
+class _NewAxis:
+    """What a rank-0 boolean index becomes: a new axis of length 1 (True) or 0 (False)."""
+
+    __slots__ = ("size",)
+
+    def __init__(self, size):
+        self.size = size
+
+
 def _as_index_array(entry):
     """An integer index array (Array/tracer), or None if `entry` is not an array index."""
     if is_array(entry):
         arr = entry
+    elif isinstance(entry, list) and not entry:
+        arr = asarray(np.zeros(0, np.int32))
     elif isinstance(entry, (list, np.ndarray)) or (isinstance(entry, np.generic)
                                                    and not isinstance(entry, np.integer)):
         arr = asarray(entry)
@@ -68,9 +79,7 @@ def _expand_booleans(entries):
     out = []
     for e in entries:
         if isinstance(e, (bool, np.bool_)):
-            if not e:
-                raise IndexError("indexing with a Python False is not supported")
-            out.append(None)
+            out.append(_NewAxis(int(e)))
             continue
         arr = _as_index_array(e) if not isinstance(e, (int, np.integer, slice)) and \
             e is not None and e is not Ellipsis else None
@@ -81,7 +90,11 @@ def _expand_booleans(entries):
                     "result's shape would depend on the mask's values, which are not known "
                     "while tracing. Use fjit.numpy.where(mask, x, 0) (or a masked reduction) "
                     "instead.")
-            positions = np.nonzero(np.asarray(arr))
+            mask = np.asarray(arr)
+            if mask.ndim == 0:
+                out.append(_NewAxis(int(mask)))
+                continue
+            positions = np.nonzero(mask)
             out.extend(Array(p.astype(np.int32), _int_aval(p.shape)) for p in positions)
         else:
             out.append(arr if arr is not None else e)
@@ -101,7 +114,8 @@ def plan_index(shape, index, mode="clamp") -> _Plan:
     n_ellipsis = sum(e is Ellipsis for e in entries)
     if n_ellipsis > 1:
         raise IndexError("an index can only have a single ellipsis ('...')")
-    consumed = sum(1 for e in entries if e is not None and e is not Ellipsis)
+    consumed = sum(1 for e in entries
+                   if e is not None and e is not Ellipsis and not isinstance(e, _NewAxis))
     if consumed > len(shape):
         raise IndexError(f"too many indices for array: array is {len(shape)}-dimensional, but "
                          f"{consumed} were indexed")
@@ -134,8 +148,8 @@ def plan_index(shape, index, mode="clamp") -> _Plan:
     dim = 0
     pending_exprs = []  # (input dim, builder taking adv_start) for advanced entries
     for k, e in enumerate(entries):
-        if e is None:
-            out_shape.append(1)
+        if e is None or isinstance(e, _NewAxis):
+            out_shape.append(1 if e is None else e.size)
             continue
         n = shape[dim]
         if isinstance(e, slice):
@@ -277,9 +291,10 @@ class _IndexUpdateRef:
         return self.set(func(gather(self.array, self.index)))
 
     def divide(self, values, **kwargs):
+        """x[index] /= values, with true division's result type (ints give floats)."""
         from .ufuncs import divide
-        current = gather(self.array, self.index)
-        return self.set(asarray(divide(current, values), self.array.dtype))
+        quotient = divide(gather(self.array, self.index), values)
+        return scatter(asarray(self.array, quotient.dtype), self.index, quotient, "set")
 
     def power(self, values, **kwargs):
         from .ufuncs import power

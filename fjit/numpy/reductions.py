@@ -42,7 +42,7 @@ def _reduction(name, reduce_fn, identity, a, axis, dtype, keepdims, initial, whe
         fill = identity(target) if identity is not None and initial is None else initial
         a = lax.select(broadcast_to_shape(asarray(where, dtypes.bool_), a.shape), a,
                        lax.full((), fill, target))
-    if needs_identity and initial is None and any(a.shape[k] == 0 for k in axes):
+    if needs_identity and initial is None and builtins.any(a.shape[k] == 0 for k in axes):
         raise ValueError(f"zero-size array to reduction operation {name} which has no "
                          "identity")
     out = reduce_fn(a, axes)
