@@ -241,10 +241,13 @@ def argmin(x, axis: int, index_dtype=None):
 
 def fill_value_for(dtype, value):
     """`value` as the Python scalar a reindex's `fill` param holds for `dtype`."""
+    if isinstance(value, np.generic):
+        value = value.item()
     if dtypes.is_bool(dtype):
         return bool(value)
     if dtypes.is_int(dtype):
-        return int(value)
+        # A fractional value stays as it is, for the primitive to reject with its name.
+        return int(value) if float(value).is_integer() else value
     return float(value)
 
 

@@ -138,9 +138,12 @@ def _shift_right_logical(a, b):
 
 
 def _shift_right_arithmetic(a, b):
+    """Shift in copies of the sign bit (of the bits read as signed, also for unsigned types)."""
     bits = _bits(a.dtype)
     amount = np.where((b < 0) | (b >= bits), bits - 1, b)
-    return np.right_shift(a, amount.astype(a.dtype)).astype(a.dtype)
+    signed = np.dtype(f"i{a.dtype.itemsize}")
+    shifted = np.right_shift(np.array(a).view(signed), amount.astype(signed))
+    return np.asarray(shifted).astype(signed).view(a.dtype)
 
 
 def _round(x, rounding_method=0):
@@ -159,14 +162,20 @@ _erf64 = np.frompyfunc(math.erf, 1, 1)
 
 
 def _erf(x):
-    return _erf64(x.astype(np.float64)).astype(x.dtype)
+    return np.asarray(_erf64(x.astype(np.float64)), dtype=np.float64).astype(x.dtype)
 
 
 def _integer_pow(x, y):
+    """x ** y by repeated squaring in x's own type (integers wrap, like XLA)."""
     if dtypes.is_int(x.dtype) and y < 0:
         raise ValueError("integer_pow of an integer array needs a non-negative exponent")
-    return np.power(x, np.asarray(y, dtype=x.dtype)).astype(x.dtype) if y >= 0 else \
-        (np.asarray(1, x.dtype) / np.power(x, -y)).astype(x.dtype)
+    result, base, e = np.ones_like(x), x, abs(y)
+    while e:
+        if e & 1:
+            result = (result * base).astype(x.dtype)
+        base = (base * base).astype(x.dtype)
+        e >>= 1
+    return result if y >= 0 else (np.asarray(1, x.dtype) / result).astype(x.dtype)
 
 
 def _convert(x, new_dtype, weak_type):
@@ -187,7 +196,7 @@ def _convert(x, new_dtype, weak_type):
 
 
 def _bitcast(x, new_dtype):
-    return np.ascontiguousarray(x).view(new_dtype)
+    return np.array(x).view(new_dtype)  # a contiguous copy; rank 0 stays rank 0
 
 
 # --- the table --------------------------------------------------------------------------------

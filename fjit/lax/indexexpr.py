@@ -176,8 +176,10 @@ class BinOp(Expr):
         if self.op in ("min", "max"):
             return f"{self.op}({self.a.format(0)}, {self.b.format(0)})"
         prec = _PRECEDENCE[self.op]
-        # Left-associative: the right operand needs parentheses at equal precedence.
-        text = f"{self.a.format(prec)}{_SYMBOL[self.op]}{self.b.format(prec + 1)}"
+        # Left-associative: the right operand needs parentheses at equal precedence;
+        # comparisons do not chain, so both of theirs do.
+        left = prec + 1 if prec == _PRECEDENCE["lt"] else prec
+        text = f"{self.a.format(left)}{_SYMBOL[self.op]}{self.b.format(prec + 1)}"
         return f"({text})" if prec < parent_prec else text
 
     def evaluate(self, env):

@@ -60,6 +60,9 @@ def slice(x, start_indices, limit_indices, strides=None):
 def slice_in_dim(x, start_index, limit_index, stride=1, axis=0):
     shape = _shape(x)
     axis = axis % len(shape)
+    n = shape[axis]
+    start_index = start_index + n if start_index < 0 else start_index  # JAX wraps negatives
+    limit_index = limit_index + n if limit_index < 0 else limit_index
     starts = [0] * len(shape)
     limits = list(shape)
     strides = [1] * len(shape)
@@ -102,7 +105,7 @@ def pad(x, padding_value, padding_config):
     value = padding_value
     if isinstance(value, (bool, int, float)) or (isinstance(value, Array)
                                                  and value.aval.shape == ()):
-        fill = value.item() if isinstance(value, Array) else value
+        fill = value._value.item() if isinstance(value, Array) else value
         return lax.reindex(x, out_shape, index, fill=fill, fill_if=fill_if)
     # A traced padding value: pad with zeros, then select it where nothing was copied.
     copied = lax.reindex(lax.full(shape, True), out_shape, index, fill=False, fill_if=fill_if)
@@ -151,23 +154,26 @@ def concatenate(operands, dimension):
 
 
 def _start_expressions(start_indices, shape, slice_sizes):
-    """Index operands and clamped start expressions for dynamic slicing (JAX clamps starts so
-    the window stays inside the array)."""
+    """Index operands and start expressions for dynamic slicing.  Like JAX, a negative start
+    counts from the end, and starts are clamped so the window stays inside the array."""
     lax = _lax()
     index_arrays, starts = [], []
     for k, (s, n, size) in enumerate(zip(start_indices, shape, slice_sizes)):
         if size > n or size < 0:
             raise TypeError(f"dynamic_slice: slice size {size} does not fit dim {k} of size {n}")
+        if isinstance(s, np.ndarray) and s.shape == () and dtypes.is_int(s.dtype):
+            s = s.item()
         if isinstance(s, (int, np.integer)):
-            starts.append(ix.as_expr(builtins.min(builtins.max(int(s), 0), n - size)))
+            s = int(s) + n if s < 0 else int(s)
+            starts.append(ix.as_expr(builtins.min(builtins.max(s, 0), n - size)))
             continue
         aval = getattr(s, "aval", None)
         if aval is None or aval.shape != () or not dtypes.is_int(aval.dtype):
             raise TypeError(f"dynamic_slice: start index {k} must be a scalar integer, got {s!r}")
-        index_arrays.append(lax.convert_element_type(s, dtypes.int32)
-                            if aval.dtype.itemsize < 4 else s)
+        index_arrays.append(s)
         load = ix.load(len(index_arrays), ())
-        starts.append(ix.maximum(ix.minimum(load, n - size), 0))
+        wrapped = ix.where(ix.lt(load, 0), load + n, load)
+        starts.append(ix.maximum(ix.minimum(wrapped, n - size), 0))
     return index_arrays, starts
 
 
