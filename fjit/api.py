@@ -119,6 +119,12 @@ class _Entry:
 _shared_caches: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
+@functools.lru_cache(maxsize=64)
+def _flat_treedef(n):
+    """The structure of `((a0, ..., an-1), {})`: n array arguments and no keywords."""
+    return tree_flatten((tuple(range(n)), {}))[1]
+
+
 class JitFunction:
     """`fjit.jit(fun)`: traces once per argument signature, then runs the cached Program.
 
@@ -152,7 +158,10 @@ class JitFunction:
 
     def _lookup(self, args, kwargs):
         dyn_args, dyn_kwargs, statics = self._signature.split(self._name, args, kwargs)
-        leaves, in_tree = tree_flatten((dyn_args, dyn_kwargs))
+        if not dyn_kwargs and all(type(a) is Array for a in dyn_args):  # the common case
+            leaves, in_tree = list(dyn_args), _flat_treedef(len(dyn_args))
+        else:
+            leaves, in_tree = tree_flatten((dyn_args, dyn_kwargs))
         avals = []
         for k, leaf in enumerate(leaves):
             aval = getattr(leaf, "aval", None)

@@ -26,7 +26,8 @@ class EvalTrace(Trace):
             values.append(x._value)
             avals.append(x.aval)
         out_avals = primitive.abstract_eval(*avals, **params)
-        outs = primitive.impl(*values, **params)
+        with np.errstate(all="ignore"):  # like XLA: inf/nan results, no warnings
+            outs = primitive.impl(*values, **params)
         if primitive.multiple_results:
             return [_wrap(primitive, o, a) for o, a in zip(outs, out_avals)]
         return _wrap(primitive, outs, out_avals)

@@ -66,13 +66,14 @@ class ReferenceExecutable:
         env = list(self.initial)
         for s, value in zip(self.in_slots, args):
             env[s] = value
-        for fn, ins, outs, multiple in self.steps:
-            result = fn(*[env[i] for i in ins])
-            if multiple:
-                for s, value in zip(outs, result):
-                    env[s] = value
-            else:
-                env[outs[0]] = result
+        with np.errstate(all="ignore"):  # like XLA: inf/nan results, no warnings
+            for fn, ins, outs, multiple in self.steps:
+                result = fn(*[env[i] for i in ins])
+                if multiple:
+                    for s, value in zip(outs, result):
+                        env[s] = value
+                else:
+                    env[outs[0]] = result
         return [np.asarray(env[s]) for s in self.out_slots]
 
 
