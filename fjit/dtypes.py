@@ -97,6 +97,14 @@ def default_float() -> np.dtype:
     return float64 if config.enable_x64 else float32
 
 
+def to_inexact(dtype) -> np.dtype:
+    """The float type integer/bool inputs of float functions become (JAX's rule): float32 for
+    types of up to 32 bits, float64 (if x64 is on) for 64-bit integers."""
+    if is_float(dtype):
+        return dtype
+    return canonicalize(float64 if dtype.itemsize > 4 else float32)
+
+
 def to_dtype(spec) -> np.dtype:
     """A user's dtype argument (np.float32, 'int8', jnp.float32, float, ...) as a canonical dtype."""
     if spec is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as _np
 
 from .. import dtypes as _dtypes
-from ..array import Array as ndarray
+from ..core import ArrayMethods as ndarray  # concrete arrays and tracers alike, as in JAX
 from ._util import result_type
 from .contractions import dot, einsum, inner, kron, matmul, outer, tensordot, vdot
 from .creation import (arange, array, asarray, copy, empty, empty_like, eye, full, full_like,
@@ -69,6 +69,6 @@ def can_cast(from_, to, casting="safe"):
 
 
 def isscalar(element):
-    if isinstance(element, ndarray) or hasattr(element, "aval"):
+    if isinstance(element, ndarray):
         return element.ndim == 0
     return _np.isscalar(element)

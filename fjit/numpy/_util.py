@@ -90,10 +90,16 @@ def promote_dtypes(*args):
 
 
 def promote_dtypes_inexact(*args):
-    """Like promote_dtypes, but integers and bools become the default float."""
+    """Like promote_dtypes, but integers and bools become floats (dtypes.to_inexact)."""
     dtype, weak = dtypes.promote(*(dtype_and_weak(a) for a in args))
-    if not dtypes.is_float(dtype):
-        dtype = dtypes.default_float()
+    return [_convert(a, dtypes.to_inexact(dtype), weak) for a in args]
+
+
+def promote_dtypes_numeric(*args):
+    """Like promote_dtypes, but bools become the default int (for arithmetic on bools)."""
+    dtype, weak = dtypes.promote(*(dtype_and_weak(a) for a in args))
+    if dtypes.is_bool(dtype):
+        dtype = dtypes.default_int()
     return [_convert(a, dtype, weak) for a in args]
 
 
@@ -144,6 +150,10 @@ def promote_args(opname, *args):
 
 def promote_args_inexact(opname, *args):
     return broadcast_operands(opname, *promote_dtypes_inexact(*args))
+
+
+def promote_args_numeric(opname, *args):
+    return broadcast_operands(opname, *promote_dtypes_numeric(*args))
 
 
 def normalize_axis(axis, ndim, opname="axis"):

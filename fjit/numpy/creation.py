@@ -167,10 +167,13 @@ def logspace(start, stop, num=50, endpoint=True, base=10.0, dtype=None, axis=0):
 
 
 def geomspace(start, stop, num=50, endpoint=True, dtype=None, axis=0):
-    from .ufuncs import log10, power
+    """A geometric progression; both ends negative gives the negated positive progression."""
+    from .ufuncs import absolute, log10, power, sign
     start, stop = promote_dtypes(start, stop)
-    values = linspace(log10(start), log10(stop), num, endpoint, axis=axis)
+    values = linspace(log10(absolute(start)), log10(absolute(stop)), num, endpoint, axis=axis)
     out = power(_asarray(10.0, values.dtype), values)
+    signs = lax.convert_element_type(sign(start), out.dtype)
+    out = lax.mul(out, linspace(signs, signs, num, endpoint, axis=axis))  # laid out like out
     return out if dtype is None else _asarray(out, dtype)
 
 

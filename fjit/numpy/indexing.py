@@ -357,7 +357,8 @@ def take_along_axis(arr, indices, axis, mode=None, fill_value=None):
     positions = [ix.idx(k) if indices.shape[k] == out_shape[k] else 0
                  for k in range(indices.ndim)]
     mode = mode or "fill"
-    value = _normalized(ix.load(1, positions), arr.shape[axis], mode,
+    value = _normalized(ix.load(1, positions), arr.shape[axis],
+                        "clamp" if mode == "clip" else mode,  # JAX wraps negatives here
                         dtypes.is_unsigned(indices.dtype))
     exprs = [value if k == axis else (ix.idx(k) if arr.shape[k] == out_shape[k] else 0)
              for k in range(arr.ndim)]

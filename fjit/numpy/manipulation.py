@@ -305,10 +305,11 @@ def repeat(a, repeats, axis=None, *, total_repeat_length=None):
         r = int(repeats)
         if r < 0:
             raise ValueError("repeat: repeats may not be negative")
-        shape = a.shape[:axis] + (n * r,) + a.shape[axis + 1:]
-        index = [ix.idx(k) // r if k == axis else ix.idx(k) for k in range(a.ndim)] if r else \
-            [ix.idx(k) for k in range(a.ndim)]
-        return lax.reindex(a, shape, index)
+        if total_repeat_length is None:
+            shape = a.shape[:axis] + (n * r,) + a.shape[axis + 1:]
+            index = [ix.idx(k) // r if k == axis and r else ix.idx(k) for k in range(a.ndim)]
+            return lax.reindex(a, shape, index)
+        repeats = np.full(n, r)
     if isinstance(repeats, Tracer):
         raise TypeError("repeat: per-element repeats must be concrete (the output size depends "
                         "on them); pass a NumPy array or a list")

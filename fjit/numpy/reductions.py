@@ -39,7 +39,7 @@ def _reduction(name, reduce_fn, identity, a, axis, dtype, keepdims, initial, whe
     if where is not None:
         if identity is None and initial is None:
             raise ValueError(f"{name}: reduction with where= needs initial=")
-        fill = identity(target) if identity is not None and initial is None else initial
+        fill = identity(target) if identity is not None else initial
         a = lax.select(broadcast_to_shape(asarray(where, dtypes.bool_), a.shape), a,
                        lax.full((), fill, target))
     if needs_identity and initial is None and builtins.any(a.shape[k] == 0 for k in axes):
@@ -103,7 +103,7 @@ def _count(a, axes, where):
 def _mean_dtype(dtype, requested):
     if requested is not None:
         return dtypes.to_dtype(requested)
-    return dtype if dtypes.is_float(dtype) else dtypes.default_float()
+    return dtypes.to_inexact(dtype)
 
 
 def mean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=None):
@@ -269,4 +269,28 @@ def cummin(a, axis=None, dtype=None):
     return _scan("cummin", lax.min, dtypes.highest, a, axis, dtype, None)
 
 
-cumulative_sum, cumulative_prod = cumsum, cumprod
+def cumulative_sum(x, /, *, axis=None, dtype=None, include_initial=False):
+    """The array-API cumulative sum: narrow ints widen like sum; optionally starts with 0."""
+    return _cumulative("cumulative_sum", cumsum, 0, x, axis, dtype, include_initial, _sum_dtype)
+
+
+def cumulative_prod(x, /, *, axis=None, dtype=None, include_initial=False):
+    return _cumulative("cumulative_prod", cumprod, 1, x, axis, dtype, include_initial,
+                       _cum_dtype)
+
+
+def _cumulative(name, scan, identity, x, axis, dtype, include_initial, widen):
+    x = asarray(x)
+    if axis is None:
+        if x.ndim > 1:
+            raise ValueError(f"{name}: axis is required for arrays of more than one dimension")
+        axis = 0
+    if x.ndim == 0:
+        x = lax.reshape(x, (1,))
+    axis = normalize_axis(axis, x.ndim, name)
+    out = scan(x, axis, dtype if dtype is not None else widen(x.dtype))
+    if include_initial:
+        from .manipulation import pad
+        widths = [(1, 0) if k == axis else (0, 0) for k in range(out.ndim)]
+        out = pad(out, widths, constant_values=identity)
+    return out

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import dtypes, lax
-from ._util import (asarray, promote_args, promote_args_inexact, promote_dtypes,
-                    promote_dtypes_inexact)
+from ._util import (asarray, promote_args, promote_args_inexact, promote_args_numeric,
+                    promote_dtypes, promote_dtypes_inexact, promote_dtypes_numeric)
 
 
 def _one_inexact(fn, name):
@@ -92,8 +92,7 @@ def _float_or_identity(fn):
 
 floor = _one_numeric(_float_or_identity(lax.floor), "floor")
 ceil = _one_numeric(_float_or_identity(lax.ceil), "ceil")
-rint = _one_numeric(_float_or_identity(
-    lambda x: lax.round(x, lax.RoundingMethod.TO_NEAREST_EVEN)), "rint")
+rint = _one_inexact(lambda x: lax.round(x, lax.RoundingMethod.TO_NEAREST_EVEN), "rint")
 
 
 def trunc(x, /):
@@ -112,8 +111,13 @@ def round(a, decimals=0, out=None):
     if not dtypes.is_float(a.dtype):
         if decimals >= 0:
             return a
-        factor = 10 ** -decimals
-        return lax.mul(floor_divide(add(a, factor // 2), factor), factor)
+        factor = 10 ** -decimals  # to a multiple of factor, halves to the even multiple
+        q = floor_divide(a, factor)
+        twice_r = lax.mul(lax.sub(a, lax.mul(q, factor)), 2)
+        odd = lax.ne(lax.rem(q, 2), 0)
+        up = lax.bitwise_or(lax.gt(twice_r, factor),
+                            lax.bitwise_and(lax.eq(twice_r, factor), odd))
+        return lax.mul(lax.select(up, lax.add(q, 1), q), factor)
     if decimals == 0:
         return lax.round(a, lax.RoundingMethod.TO_NEAREST_EVEN)
     factor = float(10.0 ** decimals)
@@ -158,7 +162,7 @@ def sign(x, /):
 
 
 def square(x, /):
-    x = asarray(x)
+    (x,) = promote_dtypes_numeric(x)
     return lax.integer_pow(x, 2)
 
 
@@ -274,12 +278,18 @@ def _int_or_bool_only(fn, name):
 bitwise_and = _two(_int_or_bool_only(lax.bitwise_and, "bitwise_and"), "bitwise_and")
 bitwise_or = _two(_int_or_bool_only(lax.bitwise_or, "bitwise_or"), "bitwise_or")
 bitwise_xor = _two(_int_or_bool_only(lax.bitwise_xor, "bitwise_xor"), "bitwise_xor")
-left_shift = _two(_int_or_bool_only(lax.shift_left, "left_shift"), "left_shift")
+def left_shift(x1, x2, /):
+    x1, x2 = promote_args_numeric("left_shift", x1, x2)
+    if not dtypes.is_int(x1.dtype):
+        raise TypeError(f"left_shift: not defined for {x1.dtype.name}")
+    return lax.shift_left(x1, x2)
+
+
 bitwise_left_shift = left_shift
 
 
 def right_shift(x1, x2, /):
-    x1, x2 = promote_args("right_shift", x1, x2)
+    x1, x2 = promote_args_numeric("right_shift", x1, x2)
     if not dtypes.is_int(x1.dtype):
         raise TypeError(f"right_shift: not defined for {x1.dtype.name}")
     if dtypes.is_unsigned(x1.dtype):
@@ -310,13 +320,12 @@ def _floor_divmod_float(x, y):
     fix_sign = lax.bitwise_and(lax.ne(mod, 0.0), lax.ne(lax.lt(y, 0.0), lax.lt(mod, 0.0)))
     mod = lax.select(fix_sign, lax.add(mod, y), mod)
     div = lax.select(fix_sign, lax.sub(div, 1.0), div)
-    return lax.round(div, lax.RoundingMethod.TO_NEAREST_EVEN), mod
+    div = lax.round(div, lax.RoundingMethod.TO_NEAREST_EVEN)
+    return lax.select(lax.eq(y, 0.0), lax.div(x, y), div), mod  # x // 0 is +-inf or nan
 
 
 def floor_divide(x1, x2, /):
-    x1, x2 = promote_args("floor_divide", x1, x2)
-    if dtypes.is_bool(x1.dtype):
-        raise TypeError("floor_divide: not defined for bool arrays")
+    x1, x2 = promote_args_numeric("floor_divide", x1, x2)
     if dtypes.is_float(x1.dtype):
         return _floor_divmod_float(x1, x2)[0]
     q = lax.div(x1, x2)
@@ -329,9 +338,7 @@ def floor_divide(x1, x2, /):
 
 def remainder(x1, x2, /):
     """x1 mod x2 with the sign of x2 (Python's %)."""
-    x1, x2 = promote_args("remainder", x1, x2)
-    if dtypes.is_bool(x1.dtype):
-        raise TypeError("remainder: not defined for bool arrays")
+    x1, x2 = promote_args_numeric("remainder", x1, x2)
     if dtypes.is_float(x1.dtype):
         return _floor_divmod_float(x1, x2)[1]
     r = lax.rem(x1, x2)
@@ -350,7 +357,7 @@ def divmod(x1, x2, /):
 
 def fmod(x1, x2, /):
     """Remainder with the sign of x1 (C's fmod)."""
-    x1, x2 = promote_args("fmod", x1, x2)
+    x1, x2 = promote_args_numeric("fmod", x1, x2)
     return lax.rem(x1, x2)
 
 
@@ -362,11 +369,9 @@ def power(x1, x2, /):
             raise ValueError("power: integers cannot be raised to negative integer powers")
         if not dtypes.is_bool(x1.dtype):
             return lax.integer_pow(x1, x2)
-    x1, x2 = promote_args("power", x1, x2)
+    x1, x2 = promote_args_numeric("power", x1, x2)
     if dtypes.is_float(x1.dtype):
         return lax.pow(x1, x2)
-    if dtypes.is_bool(x1.dtype):
-        raise TypeError("power: not defined for bool arrays")
     return _integer_power(x1, x2)
 
 
@@ -423,7 +428,8 @@ def hypot(x1, x2, /):
     ratio = lax.div(small, safe)
     out = lax.mul(big, lax.sqrt(lax.add(lax.mul(ratio, ratio), 1.0)))
     out = lax.select(lax.eq(big, 0.0), big, out)
-    return lax.select(lax.eq(big, float("inf")), big, out)
+    infinite = lax.bitwise_or(lax.eq(a, float("inf")), lax.eq(b, float("inf")))
+    return lax.select(infinite, float("inf"), out)  # inf even beside a NaN, like C's hypot
 
 
 def logaddexp(x1, x2, /):
@@ -449,7 +455,8 @@ def copysign(x1, x2, /):
 def heaviside(x1, x2, /):
     """0 where x1 < 0, x2 where x1 == 0, 1 where x1 > 0."""
     x1, x2 = _broadcast_all("heaviside", *promote_dtypes_inexact(x1, x2))
-    return lax.select(lax.eq(x1, 0.0), x2, lax.select(lax.gt(x1, 0.0), 1.0, 0.0))
+    below = lax.select(lax.lt(x1, 0.0), 0.0, x1)  # NaN stays NaN
+    return lax.select(lax.eq(x1, 0.0), x2, lax.select(lax.gt(x1, 0.0), 1.0, below))
 
 
 # --- ternary and predicates -------------------------------------------------------------------
