@@ -1,6 +1,5 @@
 """The Program IR, its printer, typechecker and DCE, and tracing (staging, nesting, errors)."""
 import re
-import sys
 
 import numpy as np
 import pytest
@@ -86,7 +85,7 @@ def test_typecheck_accepts_traced_programs_and_rejects_broken_ones():
 
 def test_dce_removes_unused_work_and_keeps_signature():
     def f(x, y):
-        unused = jnp.exp(y) * 3
+        jnp.exp(y) * 3  # dead work DCE must remove
         return jnp.sin(x)
 
     program = fjit.make_program(f)(jnp.ones(2), jnp.ones(2))

@@ -156,7 +156,6 @@ def concatenate(operands, dimension):
 def _start_expressions(start_indices, shape, slice_sizes):
     """Index operands and start expressions for dynamic slicing.  Like JAX, a negative start
     counts from the end, and starts are clamped so the window stays inside the array."""
-    lax = _lax()
     index_arrays, starts = [], []
     for k, (s, n, size) in enumerate(zip(start_indices, shape, slice_sizes)):
         if size > n or size < 0:

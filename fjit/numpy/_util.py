@@ -56,6 +56,12 @@ def asarray(x, dtype=None):
     return out
 
 
+def as_bool(x):
+    """x != 0 for non-bool arrays (NumPy's truthiness)."""
+    x = asarray(x)
+    return x if dtypes.is_bool(x.dtype) else lax.ne(x, lax.full((), 0, x.dtype))
+
+
 def dtype_and_weak(x):
     if is_array(x):
         return x.aval.dtype, x.aval.weak_type

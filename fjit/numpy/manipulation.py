@@ -7,7 +7,7 @@ import builtins
 
 import numpy as np
 
-from .. import dtypes, lax
+from .. import lax
 from ..core import Tracer
 from ..lax import indexexpr as ix
 from ._util import (asarray, broadcast_shapes as _broadcast_shapes, broadcast_to_shape,

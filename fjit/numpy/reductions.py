@@ -7,7 +7,7 @@ import numpy as np
 
 from .. import dtypes, lax
 from ..lax import indexexpr as ix
-from ._util import asarray, broadcast_to_shape, normalize_axes, normalize_axis
+from ._util import as_bool, asarray, broadcast_to_shape, normalize_axes, normalize_axis
 
 
 def _sum_dtype(dtype):
@@ -78,19 +78,13 @@ amax, amin = max, min
 
 
 def all(a, axis=None, out=None, keepdims=False, *, where=None):
-    a = asarray(a)
-    if not dtypes.is_bool(a.dtype):
-        a = lax.ne(a, lax.full((), 0, a.dtype))
-    return _reduction("all", lax.reduce_and, lambda d: True, a, axis, None, keepdims, None,
-                      where)
+    return _reduction("all", lax.reduce_and, lambda d: True, as_bool(a), axis, None, keepdims,
+                      None, where)
 
 
 def any(a, axis=None, out=None, keepdims=False, *, where=None):
-    a = asarray(a)
-    if not dtypes.is_bool(a.dtype):
-        a = lax.ne(a, lax.full((), 0, a.dtype))
-    return _reduction("any", lax.reduce_or, lambda d: False, a, axis, None, keepdims, None,
-                      where)
+    return _reduction("any", lax.reduce_or, lambda d: False, as_bool(a), axis, None, keepdims,
+                      None, where)
 
 
 def _count(a, axes, where):

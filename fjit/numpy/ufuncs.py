@@ -4,8 +4,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import dtypes, lax
-from ._util import (asarray, promote_args, promote_args_inexact, promote_args_numeric,
-                    promote_dtypes, promote_dtypes_inexact, promote_dtypes_numeric)
+from ._util import (as_bool, asarray, promote_args, promote_args_inexact,
+                    promote_args_numeric, promote_dtypes, promote_dtypes_inexact,
+                    promote_dtypes_numeric)
 
 
 def _one_inexact(fn, name):
@@ -214,7 +215,7 @@ def signbit(x, /):
 
 
 def logical_not(x, /):
-    return lax.bitwise_not(_as_bool(asarray(x)))
+    return lax.bitwise_not(as_bool(x))
 
 
 def invert(x, /):
@@ -225,10 +226,6 @@ def invert(x, /):
 
 
 bitwise_not = bitwise_invert = invert
-
-
-def _as_bool(x):
-    return x if dtypes.is_bool(x.dtype) else lax.ne(x, lax.full((), 0, x.dtype))
 
 
 # --- binary -----------------------------------------------------------------------------------
@@ -302,7 +299,7 @@ bitwise_right_shift = right_shift
 
 def _logical(fn, name):
     def ufunc(x1, x2, /):
-        x1, x2 = (_as_bool(asarray(v)) for v in (x1, x2))
+        x1, x2 = (as_bool(v) for v in (x1, x2))
         return fn(*promote_args(name, x1, x2))
     ufunc.__name__ = name
     return ufunc
@@ -468,7 +465,7 @@ def where(condition, x=None, y=None, /):
         return nonzero(condition)
     if x is None or y is None:
         raise ValueError("where: give both x and y, or neither")
-    condition = _as_bool(asarray(condition))
+    condition = as_bool(condition)
     x, y = promote_dtypes(x, y)
     condition, x, y = _broadcast_all("where", condition, x, y)
     return lax.select(condition, x, y)
