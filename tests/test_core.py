@@ -204,3 +204,9 @@ def test_every_primitive_bind_goes_through_the_current_trace():
     with fjit.core.set_current_trace(CountingTrace(fjit.core.current_trace())):
         jnp.sum(jnp.exp(jnp.ones(3)))
     assert "exp" in calls and "reduce_sum" in calls
+
+
+def test_a_captured_array_is_one_constvar():
+    table = jnp.arange(4.0)
+    program = fjit.make_program(lambda x: x * table + table)(jnp.ones(4))
+    assert len(program.constvars) == 1

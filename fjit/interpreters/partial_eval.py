@@ -51,6 +51,7 @@ class StagingTrace(Trace):
         self.constvars: list[Var] = []
         self.consts: list = []
         self._constvar_of: dict[int, Var] = {}
+        self._captured: list = []
 
     def describe(self):
         return str(self.debug)
@@ -65,19 +66,24 @@ class StagingTrace(Trace):
             if x._trace is self:
                 return x.var
             self.check_foreign_tracer(x)
-            return self._constvar(x, x.aval)
-        x = concrete_operand(x)
-        if x.aval.shape == ():
-            return Literal(x._value, x.aval)
-        return self._constvar(x, x.aval)
+            return self._constvar(x, x)
+        var = self._constvar_of.get(id(x))
+        if var is not None:
+            return var
+        value = concrete_operand(x)
+        if value.aval.shape == ():
+            return Literal(value._value, value.aval)
+        return self._constvar(x, value)
 
-    def _constvar(self, value, aval) -> Var:
-        var = self._constvar_of.get(id(value))
+    def _constvar(self, original, value) -> Var:
+        """One constvar per captured object, however often it is used."""
+        var = self._constvar_of.get(id(original))
         if var is None:
-            var = Var(aval)
-            self._constvar_of[id(value)] = var
+            var = Var(value.aval)
+            self._constvar_of[id(original)] = var
+            self._captured.append(original)  # keeps `original` alive, so its id stays unique
             self.constvars.append(var)
-            self.consts.append(value)  # keeps `value` alive, so its id stays unique
+            self.consts.append(value)
         return var
 
     def process_primitive(self, primitive, args, params):
