@@ -1,0 +1,28 @@
+"""The README's example runs as written and prints the Program it shows."""
+import contextlib
+import io
+import os
+import re
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _blocks(language):
+    text = open(os.path.join(ROOT, "README.md")).read()
+    return re.findall(rf"```{language}\n(.*?)```", text, re.S)
+
+
+def test_readme_example_runs_and_prints_the_shown_program():
+    code = _blocks("python")[0]
+    shown_program = _blocks("text")[0].strip()
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, "README.md", "exec"), {})
+    assert shown_program in out.getvalue()
+
+
+def test_quickstart_example_matches_the_readme():
+    example = open(os.path.join(ROOT, "examples", "quickstart.py")).read()
+    for line in _blocks("python")[0].splitlines():
+        if line.strip() and not line.startswith("print("):
+            assert line in example
