@@ -1556,3 +1556,40 @@ def test_transpose_program_text():
     assert "reindex[fill=0.0 index=(i1, i0) shape=(4, 3)]" in text
     text = str(fjit.make_program(lambda x: lax.rev(x, (1,)))(F34))
     assert "index=(i0, 3 - i1)" in text
+
+
+def _windows_reference(x, window, strides, padding, dilation, fill):
+    """Direct loops: y[o, w] = x[o*stride + w*dilation - low] or fill."""
+    out_shape = [(n + lo + hi - (d * (w - 1) + 1)) // s + 1
+                 for n, w, s, d, (lo, hi) in zip(x.shape, window, strides, dilation, padding)]
+    y = np.full(tuple(out_shape) + tuple(window), fill, x.dtype)
+    for o in np.ndindex(*out_shape):
+        for w in np.ndindex(*window):
+            src = [oi * s + wi * d - lo for oi, wi, s, d, (lo, _) in
+                   zip(o, w, strides, dilation, padding)]
+            if all(0 <= p < n for p, n in zip(src, x.shape)):
+                y[o + w] = x[tuple(src)]
+    return y
+
+
+@pytest.mark.parametrize("shape,window,strides,padding,dilation", [
+    ((7,), (3,), (1,), ((0, 0),), (1,)),
+    ((8,), (3,), (2,), ((1, 1),), (1,)),
+    ((9,), (2,), (1,), ((0, 2),), (3,)),
+    ((5, 6), (2, 3), (1, 2), ((1, 0), (2, 2)), (2, 1)),
+    ((2, 6, 5), (1, 3, 3), (1, 2, 1), ((0, 0), (1, 1), (1, 1)), (1, 1, 2)),
+])
+def test_windows_are_one_reindex(shape, window, strides, padding, dilation):
+    x = np.arange(np.prod(shape), dtype=np.float32).reshape(shape) + 1
+    got = lax.windows(fjit.device_put(x), window, strides, padding, dilation, fill=-1.0)
+    want = _windows_reference(x, window, strides, padding, dilation, -1.0)
+    np.testing.assert_array_equal(np.asarray(got), want)
+    program = fjit.make_program(lambda v: lax.windows(v, window, strides, padding, dilation))(x)
+    assert [e.primitive.name for e in program.eqns] == ["reindex"]
+
+
+def test_windows_match_numpy_sliding_window_view():
+    x = np.random.default_rng(0).standard_normal((6, 7)).astype(np.float32)
+    got = lax.windows(fjit.device_put(x), (3, 2))
+    np.testing.assert_array_equal(np.asarray(got),
+                                  np.lib.stride_tricks.sliding_window_view(x, (3, 2)))

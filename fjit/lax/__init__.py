@@ -267,4 +267,4 @@ def reindex_reduce(x, op, shape, index, drop_if=(), index_arrays=()):
 
 
 from .views import (concatenate, dynamic_slice, dynamic_update_slice, pad,  # noqa: E402
-                    rev, slice, slice_in_dim, transpose)
+                    rev, slice, slice_in_dim, transpose, windows)

@@ -200,3 +200,33 @@ def dynamic_update_slice(x, update, start_indices):
                          index_arrays=index_arrays)
     placed = lax.reindex(update, shape, index, fill=0, index_arrays=index_arrays)
     return lax.select(inside, placed, x)
+
+
+def windows(x, window_shape, strides=None, padding=None, dilation=None, fill=0):
+    """Sliding windows (im2col) as one reindex: an array of shape `out + window_shape` with
+
+        y[o..., w...] = x[o * stride + w * dilation - low_padding]
+
+    and `fill` where that lands in the padding.  Convolutions and pooling are this followed
+    by a contraction or a reduction over the window axes.  `padding` is a (low, high) pair
+    per dim; a window size of 1 leaves a dim (batch, channels) untouched.
+    """
+    shape = _shape(x)
+    ndim = len(shape)
+    window_shape = tuple(int(w) for w in window_shape)
+    strides = tuple(strides or (1,) * ndim)
+    dilation = tuple(dilation or (1,) * ndim)
+    padding = tuple(tuple(p) for p in (padding or ((0, 0),) * ndim))
+    if not (len(window_shape) == len(strides) == len(dilation) == len(padding) == ndim):
+        raise TypeError(f"windows: window_shape {window_shape}, strides {strides}, dilation "
+                        f"{dilation} and padding {padding} need one entry per dim of {shape}")
+    out_shape, index = [], []
+    for k, (n, w, s, d, (lo, hi)) in enumerate(zip(shape, window_shape, strides, dilation,
+                                                   padding)):
+        if w < 1 or s < 1 or d < 1:
+            raise TypeError(f"windows: window size, stride and dilation must be positive "
+                            f"(dim {k}: {w}, {s}, {d})")
+        span = d * (w - 1) + 1
+        out_shape.append(builtins.max((n + lo + hi - span) // s + 1, 0))
+        index.append(ix.idx(k) * s + ix.idx(ndim + k) * d - lo)
+    return _lax().reindex(x, tuple(out_shape) + window_shape, index, fill=fill)
