@@ -8,7 +8,7 @@ import weakref
 import numpy as np
 
 from . import dtypes
-from .array import Array, concrete_operand
+from .array import Array, aval_of as abstractify, concrete_operand
 from .config import config
 from .core import ShapedArray, Tracer, current_trace
 from .interpreters.eager import EvalTrace
@@ -16,20 +16,6 @@ from .interpreters.partial_eval import DebugInfo, trace_to_program
 from .lax.call import jit_p
 from .runtime.backend import executable_for
 from .tree_util import tree_flatten, tree_unflatten
-
-
-def abstractify(x) -> ShapedArray:
-    """The abstract value jit and make_program trace an argument with."""
-    if isinstance(x, (Array, Tracer)):
-        return x.aval
-    if isinstance(x, (bool, int, float)):
-        dtype, weak = dtypes.scalar_type_of(x)
-        return ShapedArray((), dtype, weak)
-    if isinstance(x, (np.ndarray, np.generic)):
-        return ShapedArray(np.shape(x), dtypes.canonicalize(x.dtype), False)
-    if hasattr(x, "shape") and hasattr(x, "dtype"):  # ShapeDtypeStruct-like
-        return ShapedArray(x.shape, dtypes.canonicalize(x.dtype), getattr(x, "weak_type", False))
-    raise TypeError(f"value of type {type(x).__name__} is not a valid array argument")
 
 
 class _Signature:
@@ -260,3 +246,48 @@ def make_program(fun, static_argnums=None, static_argnames=None):
 
 
 make_jaxpr = make_program
+
+
+class ShapeDtypeStruct:
+    """The shape and dtype of an array, without its values (what eval_shape returns)."""
+
+    __slots__ = ("shape", "dtype", "weak_type")
+
+    def __init__(self, shape, dtype, weak_type=False):
+        self.shape = tuple(shape)
+        self.dtype = np.dtype(dtype)
+        self.weak_type = weak_type
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    @property
+    def size(self):
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def __eq__(self, other):
+        return (isinstance(other, ShapeDtypeStruct) and self.shape == other.shape
+                and self.dtype == other.dtype and self.weak_type == other.weak_type)
+
+    def __hash__(self):
+        return hash((self.shape, self.dtype, self.weak_type))
+
+    def __repr__(self):
+        weak = ", weak_type=True" if self.weak_type else ""
+        return f"ShapeDtypeStruct(shape={self.shape}, dtype={self.dtype.name}{weak})"
+
+
+def eval_shape(fun, *args, **kwargs):
+    """The shapes and dtypes `fun(*args, **kwargs)` would return, found by tracing only.
+    Arguments may be arrays or anything with .shape and .dtype (e.g. ShapeDtypeStruct)."""
+    leaves, in_tree = tree_flatten((args, kwargs))
+
+    def flat(*tracers):
+        a, kw = tree_unflatten(in_tree, tracers)
+        return fun(*a, **kw)
+
+    program, out_tree = trace_to_program(flat, [abstractify(x) for x in leaves],
+                                         DebugInfo("eval_shape", fun))
+    return tree_unflatten(out_tree, [ShapeDtypeStruct(a.shape, a.dtype, a.weak_type)
+                                     for a in program.out_avals])

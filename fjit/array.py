@@ -150,6 +150,22 @@ def concrete_operand(x, opname: str = "operation") -> Array:
     raise TypeError(f"{opname}: value of type {type(x).__name__} is not a valid fjit array")
 
 
+def aval_of(x) -> ShapedArray:
+    """The abstract value of any array-like: Arrays and tracers carry one; Python scalars are
+    weakly typed; NumPy data gets its canonical dtype; ShapeDtypeStruct-likes are taken as is."""
+    aval = getattr(x, "aval", None)
+    if aval is not None:
+        return aval
+    if isinstance(x, (bool, int, float)):
+        dtype, weak = dtypes.scalar_type_of(x)
+        return ShapedArray((), dtype, weak)
+    if isinstance(x, (np.ndarray, np.generic)):
+        return ShapedArray(np.shape(x), dtypes.canonicalize(x.dtype), False)
+    if hasattr(x, "shape") and hasattr(x, "dtype"):
+        return ShapedArray(x.shape, dtypes.canonicalize(x.dtype), getattr(x, "weak_type", False))
+    raise TypeError(f"value of type {type(x).__name__} is not a valid array argument")
+
+
 def device_put(x, device: Device | None = None):
     """Put a pytree of arrays on `device` (the CPU): returns fjit Arrays."""
     from .tree_util import tree_map

@@ -213,6 +213,7 @@ EW_ROWS = [
       label="even"),
     U("is_finite", lax.is_finite, np.isfinite, out="bool"),
     # unary, bitwise / logical
+    U("stop_gradient", lax.stop_gradient, lambda x: x, ALL, exact=True),
     U("not", lax.bitwise_not, np.invert, INTBOOL, "bits"),
     # binary arithmetic
     B("add", lax.add, np.add),

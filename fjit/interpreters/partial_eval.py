@@ -99,6 +99,47 @@ class StagingTrace(Trace):
         return StagingTracer(self, out_avals, outvar)
 
 
+    def to_program(self, outvars) -> Program:
+        """The Program recorded so far, with `outvars` (atoms of this trace) as outputs, and
+        without the equations nothing reads (work a transformation traced but dropped, such
+        as the primal output of grad)."""
+        program = dce(Program(self.invars, self.constvars, self.consts, self.eqns, outvars,
+                              name=self.debug.short_name))
+        if config.check_programs:
+            from ..typecheck import typecheck
+            typecheck(program)
+        return program
+
+
+class PartialEvalTrace(StagingTrace):
+    """Stages only the work that depends on its own tracers (the unknowns); everything else
+    (the knowns) runs right away on the parent trace.  Known values an unknown equation reads
+    become constvars of the Program: the residuals.
+
+    This is how `linearize` works: with the primals known and the tangents unknown, the primal
+    computation runs (concretely, in eager code) while the tangent computation is recorded as
+    a linear Program over the residuals.
+    """
+
+    def process_primitive(self, primitive, args, params):
+        if not any(isinstance(x, Tracer) and x._trace is self for x in args):
+            from ..core import set_current_trace
+            with set_current_trace(self.parent):
+                return primitive.bind(*args, **params)
+        rule = partial_eval_rules.get(primitive)
+        if rule is not None:
+            return rule(self, args, params)
+        return super().process_primitive(primitive, args, params)
+
+    def is_unknown(self, x) -> bool:
+        return isinstance(x, Tracer) and x._trace is self
+
+
+# primitive -> rule(trace, args, params) for higher-order primitives whose known part can run
+# now while the unknown part is staged (jit, checkpoint).
+partial_eval_rules: dict = {}
+
+
 def trace_to_program(fun, in_avals, debug: DebugInfo):
     """Trace `fun(*tracers)` (flat array arguments) into a Program.
 
@@ -115,12 +156,7 @@ def trace_to_program(fun, in_avals, debug: DebugInfo):
             outvars = [_output_atom(trace, leaf, i, debug) for i, leaf in enumerate(flat_out)]
     finally:
         trace.alive = False
-    program = Program(trace.invars, trace.constvars, trace.consts, trace.eqns, outvars,
-                      name=debug.short_name)
-    if config.check_programs:
-        from ..typecheck import typecheck
-        typecheck(program)
-    return program, out_tree
+    return trace.to_program(outvars), out_tree
 
 
 def _output_atom(trace: StagingTrace, leaf, index: int, debug: DebugInfo):
@@ -177,3 +213,76 @@ def dce_program(program: Program, used_outputs=None, prune_inputs=False):
 def dce(program: Program) -> Program:
     """The Program without dead equations; same inputs and outputs."""
     return dce_program(program)[0]
+
+
+# --- partial evaluation of a Program ----------------------------------------------------------
+
+# primitive -> rule(eqn, unknown_inputs, policy) -> (known_eqn | None, unknown_eqn,
+# out_unknown); for higher-order primitives whose sub-Program can itself be split.
+partial_eval_program_rules: dict = {}
+
+
+def partial_eval_program(program: Program, unknown_inputs, policy=None):
+    """Split `program` into the part computable from its known inputs and the rest.
+
+    Returns (known, unknown, out_unknown, num_residuals):
+      known:   known invars -> (known outputs..., residuals...)
+      unknown: (residuals..., unknown invars) -> unknown outputs
+    `policy(eqn, producers)` says whether a known equation's results may be saved as
+    residuals; if not, the unknown Program recomputes them (rematerialisation).  Without a
+    policy everything may be saved.
+    """
+    unknown_vars = {v for v, u in zip(program.invars, unknown_inputs) if u}
+    producers = {}
+    known_eqns, unknown_eqns = [], []
+    for eqn in program.eqns:
+        in_unknown = [isinstance(a, Var) and a in unknown_vars for a in eqn.invars]
+        for v in eqn.outvars:
+            producers[v] = eqn
+        if not any(in_unknown):
+            known_eqns.append(eqn)
+            if policy is not None and not policy(eqn, producers):
+                unknown_eqns.append(eqn)  # recomputed where it is needed
+            continue
+        rule = partial_eval_program_rules.get(eqn.primitive)
+        if rule is None:
+            unknown_eqns.append(eqn)
+            unknown_vars.update(eqn.outvars)
+            continue
+        known_eqn, unknown_eqn, out_unknown = rule(eqn, in_unknown, policy)
+        if known_eqn is not None:
+            known_eqns.append(known_eqn)
+        unknown_eqns.append(unknown_eqn)
+        unknown_vars.update(v for v, u in zip(eqn.outvars, out_unknown) if u)
+
+    out_unknown = [isinstance(v, Var) and v in unknown_vars for v in program.outvars]
+    defined = {v for v, u in zip(program.invars, unknown_inputs) if u}
+    candidates = []
+    for eqn in unknown_eqns:
+        for a in eqn.invars:
+            if isinstance(a, Var) and a not in defined and a not in candidates:
+                candidates.append(a)
+        defined.update(eqn.outvars)
+    unknown_invars = [v for v, u in zip(program.invars, unknown_inputs) if u]
+    unknown_outs = [v for v, u in zip(program.outvars, out_unknown) if u]
+    unknown = Program(candidates + unknown_invars, [], [], unknown_eqns, unknown_outs,
+                      program.name)
+    unknown, used = dce_program(unknown, prune_inputs=True)
+    residuals = [v for v, u in zip(candidates, used[:len(candidates)]) if u]
+    if len(unknown.invars) != len(residuals) + len(unknown_invars):
+        # an unknown invar that nothing reads was pruned too: keep the signature
+        unknown = Program(residuals + unknown_invars, [], [], unknown.eqns, unknown.outvars,
+                          program.name)
+    known_outs = [v for v, u in zip(program.outvars, out_unknown) if not u]
+    known = Program([v for v, u in zip(program.invars, unknown_inputs) if not u],
+                    program.constvars, program.consts, known_eqns, known_outs + residuals,
+                    program.name)
+    return dce(known), unknown, out_unknown, len(residuals)
+
+
+def param_program(program: Program) -> Program:
+    """`program` as a param of a higher-order primitive: it may keep concrete constants (a
+    transformation rule can create some), but never a tracer of some trace."""
+    if any(isinstance(c, Tracer) for c in program.consts):
+        raise AssertionError("internal error: a transformed Program captured a tracer")
+    return program

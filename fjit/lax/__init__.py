@@ -266,5 +266,11 @@ def reindex_reduce(x, op, shape, index, drop_if=(), index_arrays=()):
                                  drop_if=tuple(indexexpr.as_expr(e) for e in drop_if))
 
 
+def stop_gradient(x):
+    """x with zero derivative (every floating-point leaf of a pytree)."""
+    from ..api_autodiff import stop_gradient as stop
+    return stop(x)
+
+
 from .views import (concatenate, dynamic_slice, dynamic_update_slice, pad,  # noqa: E402
                     rev, slice, slice_in_dim, transpose, windows)

@@ -1,46 +1,165 @@
-"""`jit` as a higher-order primitive: `outs = jit[name, program] args`.
+"""Call-like higher-order primitives: `jit` and `checkpoint` (remat).
 
-The equation carries a closed Program (no constvars: captured values are leading operands).
-Evaluated eagerly it runs the Program's executable from the configured backend; any other
-trace can look inside it (later transformations re-interpret `program`).
+    outs = jit[name, program] args
+    outs = checkpoint[name, program, policy] args
+
+The equation carries a closed Program (captured tracers are leading operands; concrete
+constants may stay inside).  Evaluated eagerly it runs the Program's executable from the
+configured backend.  Every transformation re-interprets the Program and binds the same
+primitive on the result, so `grad(jit(f))` and `vmap(jit(f))` stay one equation each.
+
+`checkpoint` differs only in partial evaluation: instead of saving every intermediate value
+of the forward pass for the backward pass, it saves what its `policy` allows and recomputes
+the rest inside the backward pass.
 """
 from __future__ import annotations
 
-from ..core import Primitive, type_error
-from ..interpreters.partial_eval import dce_program, dce_rules
+from ..core import Eqn, Primitive, Var, type_error
+from ..interpreters import ad, batching
+from ..interpreters.partial_eval import (StagingTrace, dce_program, dce_rules,
+                                         partial_eval_program, partial_eval_program_rules,
+                                         partial_eval_rules)
 from ..runtime.backend import executable_for
 
 
-class JitPrimitive(Primitive):
-    def __init__(self):
-        super().__init__("jit", "call", multiple_results=True)
+class CallPrimitive(Primitive):
+    def __init__(self, name):
+        super().__init__(name, "call", multiple_results=True)
 
-    def abstract_eval(self, *avals, program, name):
+    def abstract_eval(self, *avals, program, name, **params):
         expected = program.in_avals
         if len(avals) != len(expected):
-            raise type_error(f"jit({name})", f"takes {len(expected)} operands, got "
+            raise type_error(f"{self.name}({name})", f"takes {len(expected)} operands, got "
                              f"{len(avals)}", *avals)
         for k, (got, want) in enumerate(zip(avals, expected)):
             if got.shape != want.shape or got.dtype != want.dtype:
-                raise type_error(f"jit({name})", f"operand {k} is {got.str_short()}, the "
-                                 f"Program expects {want.str_short()}", *avals)
+                raise type_error(f"{self.name}({name})", f"operand {k} is {got.str_short()}, "
+                                 f"the Program expects {want.str_short()}", *avals)
         return program.out_avals
 
-    def impl(self, *values, program, name):
+    def impl(self, *values, program, name, **params):
         return executable_for(program)(list(values))
 
 
-jit_p = JitPrimitive()
+jit_p = CallPrimitive("jit")
+checkpoint_p = CallPrimitive("checkpoint")
 
 
-def _dce_jit(eqn, used_outputs):
+# --- policies for checkpoint ------------------------------------------------------------------
+
+def nothing_saveable(eqn, producers) -> bool:
+    """Save only the inputs of the checkpointed function; recompute everything else."""
+    return False
+
+
+def everything_saveable(eqn, producers) -> bool:
+    return True
+
+
+def dots_saveable(eqn, producers) -> bool:
+    """Save the results of contractions (reduce_sum of a product: matmul, einsum, conv) and
+    recompute the cheap element-wise work around them."""
+    if eqn.primitive.name != "reduce_sum":
+        return False
+    producer = producers.get(eqn.invars[0])
+    return producer is not None and producer.primitive.name == "mul"
+
+
+def _policy(primitive, params, inherited):
+    if primitive is checkpoint_p:
+        return params["policy"] or nothing_saveable
+    return inherited
+
+
+# --- rules ------------------------------------------------------------------------------------
+
+def _dce(eqn, used_outputs):
     program, used_inputs = dce_program(eqn.params["program"], used_outputs, prune_inputs=True)
     if not program.outvars:
         return None, [False] * len(eqn.invars)
-    new_eqn = type(eqn)(eqn.primitive, [v for v, u in zip(eqn.invars, used_inputs) if u],
-                        dict(eqn.params, program=program),
-                        [v for v, u in zip(eqn.outvars, used_outputs) if u], eqn.source_info)
+    new_eqn = Eqn(eqn.primitive, [v for v, u in zip(eqn.invars, used_inputs) if u],
+                  dict(eqn.params, program=program),
+                  [v for v, u in zip(eqn.outvars, used_outputs) if u], eqn.source_info)
     return new_eqn, used_inputs
 
 
-dce_rules[jit_p] = _dce_jit
+def _jvp(primitive):
+    def rule(primals, tangents, program, **params):
+        nonzero = [not isinstance(t, ad.Zero) for t in tangents]
+        jvp_prog, out_nonzero = ad.jvp_program(program, nonzero)
+        outs = primitive.bind(*primals, *[t for t in tangents if not isinstance(t, ad.Zero)],
+                              program=jvp_prog, **params)
+        n = len(program.outvars)
+        tangents_out = iter(outs[n:])
+        return outs[:n], [next(tangents_out) if nz else ad.Zero(None) for nz in out_nonzero]
+    return rule
+
+
+def _batch(primitive):
+    def rule(axis_size, values, dims, program, **params):
+        batched, out_dims = batching.batch_program(program, dims, axis_size)
+        return primitive.bind(*values, program=batched, **params), out_dims
+    return rule
+
+
+def _transpose(primitive):
+    def rule(cts, *args, program, **params):
+        linear = [ad.is_linear(a) for a in args]
+        transposed = ad.transpose_program(program, linear)
+        cts = [ad.instantiate(c) if not isinstance(c, ad.Zero) else
+               ad.zeros_like_aval(v.aval) for c, v in zip(cts, program.outvars)]
+        outs = jit_p.bind(*[a for a in args if not ad.is_linear(a)], *cts, program=transposed,
+                          name=f"transpose({params['name']})")
+        outs = iter(outs)
+        return [next(outs) if lin else None for lin in linear]
+    return rule
+
+
+def _partial_eval(primitive):
+    """Run the known part now (on the parent trace), stage the unknown part."""
+    def rule(trace, args, params):
+        program = params["program"]
+        unknown = [trace.is_unknown(a) for a in args]
+        policy = _policy(primitive, params, None)
+        known_prog, unknown_prog, out_unknown, num_res = partial_eval_program(
+            program, unknown, policy)
+        from ..core import set_current_trace
+        with set_current_trace(trace.parent):
+            known_outs = primitive.bind(*[a for a, u in zip(args, unknown) if not u],
+                                        **dict(params, program=known_prog))
+        n_known = len(known_outs) - num_res
+        residuals = known_outs[n_known:]
+        staged = StagingTrace.process_primitive(
+            trace, primitive, list(residuals) + [a for a, u in zip(args, unknown) if u],
+            dict(params, program=unknown_prog))
+        known_iter, staged_iter = iter(known_outs[:n_known]), iter(staged)
+        return [next(staged_iter) if u else next(known_iter) for u in out_unknown]
+    return rule
+
+
+def _partial_eval_program(primitive):
+    """The same split inside a Program being partially evaluated (nested jit/checkpoint)."""
+    def rule(eqn, unknown, policy):
+        params = eqn.params
+        policy = _policy(primitive, params, policy)
+        known_prog, unknown_prog, out_unknown, num_res = partial_eval_program(
+            params["program"], unknown, policy)
+        residuals = [Var(v.aval) for v in unknown_prog.invars[:num_res]]
+        known_eqn = Eqn(primitive, [a for a, u in zip(eqn.invars, unknown) if not u],
+                        dict(params, program=known_prog),
+                        [v for v, u in zip(eqn.outvars, out_unknown) if not u] + residuals,
+                        eqn.source_info)
+        unknown_eqn = Eqn(primitive, residuals + [a for a, u in zip(eqn.invars, unknown) if u],
+                          dict(params, program=unknown_prog),
+                          [v for v, u in zip(eqn.outvars, out_unknown) if u], eqn.source_info)
+        return known_eqn, unknown_eqn, out_unknown
+    return rule
+
+
+for _primitive in (jit_p, checkpoint_p):
+    dce_rules[_primitive] = _dce
+    ad.jvp_rules[_primitive] = _jvp(_primitive)
+    ad.transpose_rules[_primitive] = _transpose(_primitive)
+    batching.batching_rules[_primitive] = _batch(_primitive)
+    partial_eval_rules[_primitive] = _partial_eval(_primitive)
+    partial_eval_program_rules[_primitive] = _partial_eval_program(_primitive)

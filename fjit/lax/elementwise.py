@@ -199,6 +199,156 @@ def _bitcast(x, new_dtype):
     return np.array(x).view(new_dtype)  # a contiguous copy; rank 0 stays rank 0
 
 
+# --- derivatives (the table's jvp column) ----------------------------------------------------
+#
+# A jvp entry is `rule(primals, tangents, out, **params) -> tangent`, tangents possibly Zero.
+# Most are written as partial derivatives: tangent = sum_i t_i * d_i(*primals, out).
+
+def _lax():
+    from .. import lax
+    return lax
+
+
+def _c(x, value):
+    """The constant `value` with x's dtype, as a rank-0 operand."""
+    return _lax().full((), value, x.dtype)
+
+
+def partials(*derivatives):
+    """jvp from one derivative function per operand (None: no dependence on that operand)."""
+    def rule(primals, tangents, out, **params):
+        from ..interpreters.ad import Zero, add_tangents
+        total = Zero(None)
+        for d, t in zip(derivatives, tangents):
+            if d is not None and not isinstance(t, Zero):
+                total = add_tangents(total, _lax().mul(t, d(*primals, out, **params)))
+        return total
+    return rule
+
+
+def zero_derivative(primals, tangents, out, **params):
+    """Piecewise-constant ops (floor, sign, comparisons, ...) have zero derivative."""
+    from ..interpreters.ad import Zero
+    return Zero(None)
+
+
+def _add_jvp(primals, tangents, out):
+    from ..interpreters.ad import add_tangents
+    return add_tangents(tangents[0], tangents[1])
+
+
+def _sub_jvp(primals, tangents, out):
+    from ..interpreters.ad import Zero
+    tx, ty = tangents
+    if isinstance(ty, Zero):
+        return tx
+    return _lax().neg(ty) if isinstance(tx, Zero) else _lax().sub(tx, ty)
+
+
+def _neg_jvp(primals, tangents, out):
+    return _lax().neg(tangents[0])
+
+
+def _select_jvp(primals, tangents, out):
+    from ..interpreters.ad import Zero, instantiate
+    _, ta, tb = tangents
+    if isinstance(ta, Zero) and isinstance(tb, Zero):
+        return Zero(None)
+    a, b = primals[1], primals[2]
+    ta = instantiate(ta) if not isinstance(ta, Zero) else _lax().full((), 0, a.dtype)
+    tb = instantiate(tb) if not isinstance(tb, Zero) else _lax().full((), 0, b.dtype)
+    return _lax().select(primals[0], ta, tb)
+
+
+def _convert_jvp(primals, tangents, out, new_dtype, weak_type):
+    from ..interpreters.ad import Zero
+    if not dtypes.is_float(new_dtype) or not dtypes.is_float(primals[0].dtype):
+        return Zero(None)
+    return _lax().convert_element_type(tangents[0], new_dtype)
+
+
+def _max_partial(first):
+    """d max(x, y)/dx: 1 where x wins, 1/2 at ties (JAX's balanced rule), else 0."""
+    def d(x, y, out):
+        lax = _lax()
+        mine, other = (x, y) if first else (y, x)
+        wins = lax.convert_element_type(lax.gt(mine, other), out.dtype)
+        ties = lax.convert_element_type(lax.eq(mine, other), out.dtype)
+        return lax.add(wins, lax.mul(ties, 0.5))
+    return d
+
+
+def _min_partial(first):
+    def d(x, y, out):
+        lax = _lax()
+        mine, other = (x, y) if first else (y, x)
+        wins = lax.convert_element_type(lax.lt(mine, other), out.dtype)
+        ties = lax.convert_element_type(lax.eq(mine, other), out.dtype)
+        return lax.add(wins, lax.mul(ties, 0.5))
+    return d
+
+
+def _indicator(cond, like):
+    return _lax().convert_element_type(cond, like.dtype)
+
+
+def _clamp_partials():
+    """clamp(lo, x, hi) follows whichever operand it returns (JAX's rule at the edges)."""
+    def d_lo(lo, x, hi, out):
+        lax = _lax()
+        return _indicator(lax.bitwise_and(lax.gt(lo, x), lax.lt(lo, hi)), x)
+
+    def d_x(lo, x, hi, out):
+        lax = _lax()
+        return _indicator(lax.bitwise_and(lax.gt(x, lo), lax.lt(x, hi)), x)
+
+    def d_hi(lo, x, hi, out):
+        return _indicator(_lax().lt(hi, x), x)
+
+    return partials(d_lo, d_x, d_hi)
+
+
+def _pow_dx(x, y, out):
+    lax = _lax()
+    safe = lax.select(lax.eq(y, 0.0), 0.0, lax.mul(y, lax.pow(x, lax.sub(y, 1.0))))
+    return safe
+
+
+def _pow_dy(x, y, out):
+    lax = _lax()
+    return lax.mul(lax.log(lax.select(lax.eq(x, 0.0), 1.0, x)), out)
+
+
+def _rem_dy(x, y, out):
+    lax = _lax()
+    q = lax.div(x, y)
+    return lax.neg(lax.mul(lax.sign(q), lax.floor(lax.abs(q))))
+
+
+def _integer_pow_dx(x, out, y):
+    lax = _lax()
+    if y == 0:
+        return lax.full((), 0, x.dtype)
+    if y == 1:
+        return lax.full((), 1, x.dtype)
+    return lax.mul(_c(x, y), x if y == 2 else lax.integer_pow(x, y - 1))
+
+
+def _atan2_partials():
+    def denominator(x, y):
+        lax = _lax()
+        return lax.add(lax.mul(x, x), lax.mul(y, y))
+    return partials(lambda x, y, out: _lax().div(y, denominator(x, y)),
+                    lambda x, y, out: _lax().neg(_lax().div(x, denominator(x, y))))
+
+
+def _u(fn):
+    """A unary derivative written in terms of (x, out)."""
+    return partials(lambda x, out, **params: fn(_lax(), x, out))
+
+
+_TWO_OVER_SQRT_PI = 2 / math.sqrt(math.pi)
+
 # --- the table --------------------------------------------------------------------------------
 
 @dataclass(frozen=True, eq=False)
@@ -206,94 +356,104 @@ class ElementwiseOp:
     """One row of the table.
 
     `numpy(*arrays, **params)` is the reference; `dtype_rule(name, avals, params)` returns the
-    result (dtype, weak_type) or raises.  `c`/`cuda` (expression templates) and `jvp` are filled
-    by the backends and by autodiff.
+    result (dtype, weak_type) or raises; `jvp(primals, tangents, out, **params)` the tangent
+    (derivatives above).  `c`/`cuda` (expression templates) are filled by the backends.
     """
     name: str
     nin: int
     numpy: Callable
     dtype_rule: Callable
+    jvp: Callable
     params: tuple = ()
     c: str | None = None
     cuda: str | None = None
-    jvp: Callable | None = None
 
 
-def _unary(name, fn, kinds):
-    return ElementwiseOp(name, 1, fn, same(kinds))
+def _unary(name, fn, kinds, jvp):
+    return ElementwiseOp(name, 1, fn, same(kinds), jvp)
 
 
-def _binary(name, fn, kinds):
-    return ElementwiseOp(name, 2, fn, same(kinds))
+def _binary(name, fn, kinds, jvp):
+    return ElementwiseOp(name, 2, fn, same(kinds), jvp)
 
+
+Z = zero_derivative
 
 TABLE = [
     # unary, any numeric type
-    _unary("neg", np.negative, NUM),
-    _unary("abs", np.abs, NUM),
-    _unary("sign", np.sign, NUM),
-    ElementwiseOp("integer_pow", 1, _integer_pow, same(NUM), params=("y",)),
+    _unary("neg", np.negative, NUM, _neg_jvp),
+    _unary("abs", np.abs, NUM, _u(lambda l, x, y: l.sign(x))),
+    _unary("sign", np.sign, NUM, Z),
+    ElementwiseOp("integer_pow", 1, _integer_pow, same(NUM), partials(_integer_pow_dx),
+                  params=("y",)),
     # unary, floating point
-    _unary("exp", np.exp, FLOAT),
-    _unary("exp2", np.exp2, FLOAT),
-    _unary("log", np.log, FLOAT),
-    _unary("log1p", np.log1p, FLOAT),
-    _unary("expm1", np.expm1, FLOAT),
-    _unary("sqrt", np.sqrt, FLOAT),
-    _unary("rsqrt", lambda x: (1 / np.sqrt(x)).astype(x.dtype), FLOAT),
-    _unary("cbrt", np.cbrt, FLOAT),
-    _unary("sin", np.sin, FLOAT),
-    _unary("cos", np.cos, FLOAT),
-    _unary("tan", np.tan, FLOAT),
-    _unary("tanh", np.tanh, FLOAT),
-    _unary("asin", np.arcsin, FLOAT),
-    _unary("acos", np.arccos, FLOAT),
-    _unary("atan", np.arctan, FLOAT),
-    _unary("sinh", np.sinh, FLOAT),
-    _unary("cosh", np.cosh, FLOAT),
-    _unary("asinh", np.arcsinh, FLOAT),
-    _unary("acosh", np.arccosh, FLOAT),
-    _unary("atanh", np.arctanh, FLOAT),
-    _unary("logistic", _logistic, FLOAT),
-    _unary("erf", _erf, FLOAT),
-    _unary("floor", np.floor, FLOAT),
-    _unary("ceil", np.ceil, FLOAT),
-    ElementwiseOp("round", 1, _round, same(FLOAT), params=("rounding_method",)),
-    ElementwiseOp("is_finite", 1, np.isfinite, _is_finite_rule),
+    _unary("exp", np.exp, FLOAT, _u(lambda l, x, y: y)),
+    _unary("exp2", np.exp2, FLOAT, _u(lambda l, x, y: l.mul(y, math.log(2)))),
+    _unary("log", np.log, FLOAT, _u(lambda l, x, y: l.div(1.0, x))),
+    _unary("log1p", np.log1p, FLOAT, _u(lambda l, x, y: l.div(1.0, l.add(x, 1.0)))),
+    _unary("expm1", np.expm1, FLOAT, _u(lambda l, x, y: l.add(y, 1.0))),
+    _unary("sqrt", np.sqrt, FLOAT, _u(lambda l, x, y: l.div(0.5, y))),
+    _unary("rsqrt", lambda x: (1 / np.sqrt(x)).astype(x.dtype), FLOAT,
+           _u(lambda l, x, y: l.mul(l.div(y, x), -0.5))),
+    _unary("cbrt", np.cbrt, FLOAT, _u(lambda l, x, y: l.div(1.0, l.mul(l.mul(y, y), 3.0)))),
+    _unary("sin", np.sin, FLOAT, _u(lambda l, x, y: l.cos(x))),
+    _unary("cos", np.cos, FLOAT, _u(lambda l, x, y: l.neg(l.sin(x)))),
+    _unary("tan", np.tan, FLOAT, _u(lambda l, x, y: l.add(l.mul(y, y), 1.0))),
+    _unary("tanh", np.tanh, FLOAT, _u(lambda l, x, y: l.sub(1.0, l.mul(y, y)))),
+    _unary("asin", np.arcsin, FLOAT, _u(lambda l, x, y: l.rsqrt(l.sub(1.0, l.mul(x, x))))),
+    _unary("acos", np.arccos, FLOAT,
+           _u(lambda l, x, y: l.neg(l.rsqrt(l.sub(1.0, l.mul(x, x)))))),
+    _unary("atan", np.arctan, FLOAT, _u(lambda l, x, y: l.div(1.0, l.add(l.mul(x, x), 1.0)))),
+    _unary("sinh", np.sinh, FLOAT, _u(lambda l, x, y: l.cosh(x))),
+    _unary("cosh", np.cosh, FLOAT, _u(lambda l, x, y: l.sinh(x))),
+    _unary("asinh", np.arcsinh, FLOAT, _u(lambda l, x, y: l.rsqrt(l.add(l.mul(x, x), 1.0)))),
+    _unary("acosh", np.arccosh, FLOAT,
+           _u(lambda l, x, y: l.rsqrt(l.mul(l.sub(x, 1.0), l.add(x, 1.0))))),
+    _unary("atanh", np.arctanh, FLOAT, _u(lambda l, x, y: l.div(1.0, l.sub(1.0, l.mul(x, x))))),
+    _unary("logistic", _logistic, FLOAT, _u(lambda l, x, y: l.mul(y, l.sub(1.0, y)))),
+    _unary("erf", _erf, FLOAT,
+           _u(lambda l, x, y: l.mul(l.exp(l.neg(l.mul(x, x))), _TWO_OVER_SQRT_PI))),
+    _unary("floor", np.floor, FLOAT, Z),
+    _unary("ceil", np.ceil, FLOAT, Z),
+    ElementwiseOp("round", 1, _round, same(FLOAT), Z, params=("rounding_method",)),
+    ElementwiseOp("is_finite", 1, np.isfinite, _is_finite_rule, Z),
+    _unary("stop_gradient", lambda x: x, ANY, Z),
     # unary, bitwise / logical
-    _unary("not", np.invert, INTBOOL),
+    _unary("not", np.invert, INTBOOL, Z),
     # binary arithmetic
-    _binary("add", np.add, NUM),
-    _binary("sub", np.subtract, NUM),
-    _binary("mul", np.multiply, NUM),
-    _binary("div", _div, NUM),
-    _binary("rem", _rem, NUM),
-    _binary("pow", np.power, FLOAT),
-    _binary("max", np.maximum, ANY),
-    _binary("min", np.minimum, ANY),
-    _binary("atan2", np.arctan2, FLOAT),
-    _binary("nextafter", np.nextafter, FLOAT),
+    _binary("add", np.add, NUM, _add_jvp),
+    _binary("sub", np.subtract, NUM, _sub_jvp),
+    _binary("mul", np.multiply, NUM, partials(lambda x, y, out: y, lambda x, y, out: x)),
+    _binary("div", _div, NUM, partials(lambda x, y, out: _lax().div(1.0, y),
+                                       lambda x, y, out: _lax().neg(_lax().div(out, y)))),
+    _binary("rem", _rem, NUM, partials(lambda x, y, out: _c(x, 1), _rem_dy)),
+    _binary("pow", np.power, FLOAT, partials(_pow_dx, _pow_dy)),
+    _binary("max", np.maximum, ANY, partials(_max_partial(True), _max_partial(False))),
+    _binary("min", np.minimum, ANY, partials(_min_partial(True), _min_partial(False))),
+    _binary("atan2", np.arctan2, FLOAT, _atan2_partials()),
+    _binary("nextafter", np.nextafter, FLOAT, Z),
     # comparisons
-    ElementwiseOp("eq", 2, np.equal, predicate(ANY)),
-    ElementwiseOp("ne", 2, np.not_equal, predicate(ANY)),
-    ElementwiseOp("lt", 2, np.less, predicate(ANY)),
-    ElementwiseOp("le", 2, np.less_equal, predicate(ANY)),
-    ElementwiseOp("gt", 2, np.greater, predicate(ANY)),
-    ElementwiseOp("ge", 2, np.greater_equal, predicate(ANY)),
+    ElementwiseOp("eq", 2, np.equal, predicate(ANY), Z),
+    ElementwiseOp("ne", 2, np.not_equal, predicate(ANY), Z),
+    ElementwiseOp("lt", 2, np.less, predicate(ANY), Z),
+    ElementwiseOp("le", 2, np.less_equal, predicate(ANY), Z),
+    ElementwiseOp("gt", 2, np.greater, predicate(ANY), Z),
+    ElementwiseOp("ge", 2, np.greater_equal, predicate(ANY), Z),
     # bitwise / logical (bool operands make them logical)
-    _binary("and", np.bitwise_and, INTBOOL),
-    _binary("or", np.bitwise_or, INTBOOL),
-    _binary("xor", np.bitwise_xor, INTBOOL),
-    _binary("shift_left", _shift_left, INT),
-    _binary("shift_right_logical", _shift_right_logical, INT),
-    _binary("shift_right_arithmetic", _shift_right_arithmetic, INT),
+    _binary("and", np.bitwise_and, INTBOOL, Z),
+    _binary("or", np.bitwise_or, INTBOOL, Z),
+    _binary("xor", np.bitwise_xor, INTBOOL, Z),
+    _binary("shift_left", _shift_left, INT, Z),
+    _binary("shift_right_logical", _shift_right_logical, INT, Z),
+    _binary("shift_right_arithmetic", _shift_right_arithmetic, INT, Z),
     # ternary
-    ElementwiseOp("select", 3, lambda p, a, b: np.where(p, a, b), _select_rule),
-    ElementwiseOp("clamp", 3, lambda lo, x, hi: np.minimum(np.maximum(x, lo), hi), _clamp_rule),
+    ElementwiseOp("select", 3, lambda p, a, b: np.where(p, a, b), _select_rule, _select_jvp),
+    ElementwiseOp("clamp", 3, lambda lo, x, hi: np.minimum(np.maximum(x, lo), hi), _clamp_rule,
+                  _clamp_partials()),
     # conversions
-    ElementwiseOp("convert_element_type", 1, _convert, _convert_rule,
+    ElementwiseOp("convert_element_type", 1, _convert, _convert_rule, _convert_jvp,
                   params=("new_dtype", "weak_type")),
-    ElementwiseOp("bitcast", 1, _bitcast, _bitcast_rule, params=("new_dtype",)),
+    ElementwiseOp("bitcast", 1, _bitcast, _bitcast_rule, Z, params=("new_dtype",)),
 ]
 
 OPS = {op.name: op for op in TABLE}
@@ -338,3 +498,115 @@ class ElementwisePrimitive(Primitive):
 
 
 PRIMITIVES = {op.name: ElementwisePrimitive(op) for op in TABLE}
+
+
+# --- transformation rules (one per family, reading the table) ---------------------------------
+
+def _jvp_rule(primitive):
+    def rule(primals, tangents, **params):
+        from ..interpreters.ad import Zero
+        out = primitive.bind(*primals, **params)
+        if not dtypes.is_float(out.dtype):
+            return out, Zero(None)
+        tangent = primitive.op.jvp(primals, tangents, out, **params)
+        if isinstance(tangent, Zero):
+            return out, Zero(None)
+        if tangent.shape != out.shape:  # only rank-0 operands had tangents
+            tangent = _lax().broadcast_in_dim(tangent, out.shape, ())
+        return out, tangent
+    return rule
+
+
+def _batching_rule(primitive):
+    """Element-wise ops batch element-wise: batch dims to the front, unbatched full-shape
+    operands broadcast along it (rank-0 operands broadcast by themselves)."""
+    def rule(axis_size, values, dims, **params):
+        from ..interpreters.batching import bdim_at_front
+        lax = _lax()
+        shapes = [v.shape if d is None else v.shape[:d] + v.shape[d + 1:]
+                  for v, d in zip(values, dims)]
+        shape = next((sh for sh in shapes if sh != ()), ())
+        out = []
+        for v, d, sh in zip(values, dims, shapes):
+            if d is None and sh == ():
+                out.append(v)
+                continue
+            v = bdim_at_front(v, d, axis_size)
+            if sh != shape:  # a batched rank-0 operand among full-shape ones
+                v = lax.broadcast_in_dim(v, (axis_size,) + shape, (0,))
+            out.append(v)
+        return primitive.bind(*out, **params), 0
+    return rule
+
+
+def _transpose_add(ct, x, y):
+    from ..interpreters.ad import is_linear, unbroadcast
+    return [unbroadcast(x.aval, ct) if is_linear(x) else None,
+            unbroadcast(y.aval, ct) if is_linear(y) else None]
+
+
+def _transpose_sub(ct, x, y):
+    from ..interpreters.ad import Zero, is_linear, unbroadcast
+    neg = ct if isinstance(ct, Zero) else _lax().neg(ct)
+    return [unbroadcast(x.aval, ct) if is_linear(x) else None,
+            unbroadcast(y.aval, neg) if is_linear(y) else None]
+
+
+def _transpose_neg(ct, x):
+    from ..interpreters.ad import Zero
+    return [ct if isinstance(ct, Zero) else _lax().neg(ct)]
+
+
+def _transpose_mul(ct, x, y):
+    from ..interpreters.ad import Zero, is_linear, unbroadcast
+    if is_linear(x) and is_linear(y):
+        raise TypeError("transpose of mul: both operands are linear, so the product is not")
+    if isinstance(ct, Zero):
+        return [None, None]
+    if is_linear(x):
+        return [unbroadcast(x.aval, _lax().mul(ct, y)), None]
+    return [None, unbroadcast(y.aval, _lax().mul(x, ct))]
+
+
+def _transpose_div(ct, x, y):
+    from ..interpreters.ad import Zero, is_linear, unbroadcast
+    if is_linear(y):
+        raise TypeError("transpose of div: the divisor is linear, so the quotient is not")
+    if isinstance(ct, Zero):
+        return [None, None]
+    return [unbroadcast(x.aval, _lax().div(ct, y)), None]
+
+
+def _transpose_select(ct, pred, a, b):
+    from ..interpreters.ad import Zero, is_linear, unbroadcast
+    if is_linear(pred):
+        raise TypeError("transpose of select: the predicate cannot be linear")
+    if isinstance(ct, Zero):
+        return [None, None, None]
+    lax = _lax()
+    zero = lax.full((), 0, ct.dtype)
+    return [None,
+            unbroadcast(a.aval, lax.select(pred, ct, zero)) if is_linear(a) else None,
+            unbroadcast(b.aval, lax.select(pred, zero, ct)) if is_linear(b) else None]
+
+
+def _transpose_convert(ct, x, new_dtype, weak_type):
+    from ..interpreters.ad import Zero
+    if isinstance(ct, Zero):
+        return [None]
+    return [_lax().convert_element_type(ct, x.aval.dtype, x.aval.weak_type)]
+
+
+def _register_rules():
+    from ..interpreters import ad, batching
+    for primitive in PRIMITIVES.values():
+        ad.jvp_rules[primitive] = _jvp_rule(primitive)
+        batching.batching_rules[primitive] = _batching_rule(primitive)
+    for name, rule in [("add", _transpose_add), ("sub", _transpose_sub),
+                       ("neg", _transpose_neg), ("mul", _transpose_mul),
+                       ("div", _transpose_div), ("select", _transpose_select),
+                       ("convert_element_type", _transpose_convert)]:
+        ad.transpose_rules[PRIMITIVES[name]] = rule
+
+
+_register_rules()

@@ -98,3 +98,116 @@ class ArgReducePrimitive(Primitive):
 REDUCE_PRIMITIVES = {name: ReducePrimitive(name, m) for name, m in MONOIDS.items()}
 argmax_p = ArgReducePrimitive("argmax", np.argmax)
 argmin_p = ArgReducePrimitive("argmin", np.argmin)
+
+
+# --- transformation rules ---------------------------------------------------------------------
+
+def _lax():
+    from .. import lax
+    return lax
+
+
+def _kept_dims(ndim, axes):
+    return tuple(k for k in range(ndim) if k not in axes)
+
+
+def _sum_jvp(primals, tangents, axes):
+    prim = REDUCE_PRIMITIVES["sum"]
+    return prim.bind(primals[0], axes=axes), prim.bind(tangents[0], axes=axes)
+
+
+def _sum_transpose(ct, x, axes):
+    from ..interpreters.ad import Zero
+    if isinstance(ct, Zero):
+        return [None]
+    shape = x.aval.shape
+    return [_lax().broadcast_in_dim(ct, shape, _kept_dims(len(shape), axes))]
+
+
+def _chooser_jvp(name):
+    """max/min: the tangent at the chosen positions, averaged over ties (JAX's rule)."""
+    def rule(primals, tangents, axes):
+        lax = _lax()
+        x, t = primals[0], tangents[0]
+        out = REDUCE_PRIMITIVES[name].bind(x, axes=axes)
+        back = lax.broadcast_in_dim(out, x.shape, _kept_dims(x.ndim, axes))
+        chosen = lax.convert_element_type(lax.eq(x, back), x.dtype)
+        counts = lax.reduce_sum(chosen, axes)
+        return out, lax.div(lax.reduce_sum(lax.mul(t, chosen), axes), counts)
+    return rule
+
+
+def _prod_jvp(primals, tangents, axes):
+    """d prod = sum_i t_i * prod_{j != i} x_j, with the products of the others taken from
+    exclusive prefix and suffix products (exact with zeros, no division)."""
+    lax = _lax()
+    x, t = primals[0], tangents[0]
+    out = REDUCE_PRIMITIVES["prod"].bind(x, axes=axes)
+    kept = _kept_dims(x.ndim, axes)
+    moved = lax.transpose(x, kept + axes)
+    n = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
+    flat = lax.reshape(moved, moved.shape[:len(kept)] + (n,))
+    others = lax.mul(_exclusive_prod(flat, reverse=False), _exclusive_prod(flat, reverse=True))
+    t_flat = lax.reshape(lax.transpose(t, kept + axes), flat.shape)
+    return out, lax.reduce_sum(lax.mul(t_flat, others), (flat.ndim - 1,))
+
+
+def _exclusive_prod(x, reverse):
+    """Products of the elements strictly before (or after) each one along the last axis."""
+    from . import indexexpr as ix
+    lax = _lax()
+    last = x.ndim - 1
+    n = x.shape[last]
+    index = [ix.idx(k) if k != last else (ix.idx(k) + 1 if reverse else ix.idx(k) - 1)
+             for k in range(x.ndim)]
+    acc = lax.reindex(x, x.shape, index, fill=1)  # shifted by one: the exclusive start
+    shift = 1
+    while shift < n:
+        index = [ix.idx(k) if k != last else (ix.idx(k) + shift if reverse
+                                                else ix.idx(k) - shift)
+                 for k in range(x.ndim)]
+        acc = lax.mul(acc, lax.reindex(acc, acc.shape, index, fill=1))
+        shift *= 2
+    return acc
+
+
+def _reduce_batch(name):
+    def rule(axis_size, values, dims, axes):
+        d = dims[0]
+        moved = tuple(a if a < d else a + 1 for a in axes)
+        out_dim = d - sum(1 for a in axes if a < d)
+        return REDUCE_PRIMITIVES[name].bind(values[0], axes=tuple(sorted(moved))), out_dim
+    return rule
+
+
+def _arg_jvp(primitive):
+    def rule(primals, tangents, **params):
+        from ..interpreters.ad import Zero
+        return primitive.bind(primals[0], **params), Zero(None)
+    return rule
+
+
+def _arg_batch(primitive):
+    def rule(axis_size, values, dims, axis, index_dtype):
+        d = dims[0]
+        moved = axis if axis < d else axis + 1
+        out_dim = d if axis >= d else d - 1
+        return primitive.bind(values[0], axis=moved, index_dtype=index_dtype), out_dim
+    return rule
+
+
+def _register_rules():
+    from ..interpreters import ad, batching
+    ad.jvp_rules[REDUCE_PRIMITIVES["sum"]] = _sum_jvp
+    ad.transpose_rules[REDUCE_PRIMITIVES["sum"]] = _sum_transpose
+    ad.jvp_rules[REDUCE_PRIMITIVES["max"]] = _chooser_jvp("max")
+    ad.jvp_rules[REDUCE_PRIMITIVES["min"]] = _chooser_jvp("min")
+    ad.jvp_rules[REDUCE_PRIMITIVES["prod"]] = _prod_jvp
+    for name, primitive in REDUCE_PRIMITIVES.items():
+        batching.batching_rules[primitive] = _reduce_batch(name)
+    for primitive in (argmax_p, argmin_p):
+        ad.jvp_rules[primitive] = _arg_jvp(primitive)
+        batching.batching_rules[primitive] = _arg_batch(primitive)
+
+
+_register_rules()

@@ -158,3 +158,140 @@ class ReindexReduce(Primitive):
 
 reindex_p = Reindex()
 reindex_reduce_p = ReindexReduce()
+
+
+# --- transformation rules ---------------------------------------------------------------------
+#
+# reindex and reindex_reduce(add) are each other's transposes: the same index expressions,
+# read as a gather one way and as a scatter the other.
+
+def _lax():
+    from .. import lax
+    return lax
+
+
+def _reindex_jvp(primals, tangents, shape, index, fill, fill_if):
+    x, *index_arrays = primals
+    out = reindex_p.bind(x, *index_arrays, shape=shape, index=index, fill=fill, fill_if=fill_if)
+    zero = 0.0 if dtypes.is_float(x.dtype) else 0
+    return out, reindex_p.bind(tangents[0], *index_arrays, shape=shape, index=index, fill=zero,
+                               fill_if=fill_if)
+
+
+def _reindex_transpose(ct, x, *index_arrays, shape, index, fill, fill_if):
+    from ..interpreters.ad import Zero, is_linear
+    if any(is_linear(a) for a in index_arrays):
+        raise TypeError("transpose of reindex: index operands cannot be linear")
+    if isinstance(ct, Zero):
+        return [None] * (1 + len(index_arrays))
+    back = reindex_reduce_p.bind(ct, *index_arrays, op="add", shape=x.aval.shape, index=index,
+                                 drop_if=fill_if)
+    return [back] + [None] * len(index_arrays)
+
+
+def _scatter_add_transpose(ct, x, *index_arrays, op, shape, index, drop_if):
+    from ..interpreters.ad import Zero, is_linear
+    if op != "add" or any(is_linear(a) for a in index_arrays):
+        raise TypeError(f"transpose of reindex_reduce: only op='add' with non-linear index "
+                        f"operands is linear (got op={op!r})")
+    if isinstance(ct, Zero):
+        return [None] * (1 + len(index_arrays))
+    zero = 0.0 if dtypes.is_float(ct.dtype) else 0
+    back = reindex_p.bind(ct, *index_arrays, shape=x.aval.shape, index=index, fill=zero,
+                          fill_if=drop_if)
+    return [back] + [None] * len(index_arrays)
+
+
+def _reindex_reduce_jvp(primals, tangents, op, shape, index, drop_if):
+    """add is linear.  max/min: the tangents of the elements that won each target (averaged
+    over ties).  mul: each element's tangent times the product of the others that share its
+    target, counted with zeros so no division by zero happens."""
+    lax = _lax()
+    x, *index_arrays = primals
+    t = tangents[0]
+    out = reindex_reduce_p.bind(x, *index_arrays, op=op, shape=shape, index=index,
+                                drop_if=drop_if)
+
+    def scatter_add(v):
+        return reindex_reduce_p.bind(v, *index_arrays, op="add", shape=shape, index=index,
+                                     drop_if=drop_if)
+
+    def gather(v, fill=0.0):  # each x position reads its target's value
+        return reindex_p.bind(v, *index_arrays, shape=x.shape, index=index, fill=fill,
+                              fill_if=drop_if)
+
+    if op == "add":
+        return out, scatter_add(t)
+    if op in ("max", "min"):
+        won = lax.convert_element_type(lax.eq(x, gather(out)), x.dtype)
+        counts = scatter_add(won)
+        total = scatter_add(lax.mul(t, won))
+        return out, lax.div(total, lax.max(counts, 1.0))
+    if op == "mul":
+        is_zero = lax.eq(x, 0.0)
+        zeros_at_target = gather(scatter_add(lax.convert_element_type(is_zero, x.dtype)))
+        nonzero_product = gather(reindex_reduce_p.bind(
+            lax.select(is_zero, 1.0, x), *index_arrays, op="mul", shape=shape, index=index,
+            drop_if=drop_if), fill=1.0)
+        others = lax.select(
+            is_zero,
+            lax.select(lax.eq(zeros_at_target, 1.0), nonzero_product, 0.0),
+            lax.select(lax.eq(zeros_at_target, 0.0),
+                       lax.div(nonzero_product, lax.select(is_zero, 1.0, x)), 0.0))
+        return out, scatter_add(lax.mul(t, others))
+    raise NotImplementedError(f"reindex_reduce with op={op!r} has no derivative")
+
+
+def _shift_for_batch(expr, batched_operands):
+    """Loop indices move up by one (the batch index is i0); loads from batched index
+    operands read their batch row i0."""
+    def rewrite(node):
+        if isinstance(node, ix.Idx):
+            return ix.Idx(node.axis + 1)
+        if isinstance(node, ix.Load) and node.operand in batched_operands:
+            return ix.Load(node.operand, (ix.Idx(0),) + node.positions)
+        return node
+    return ix.transform(expr, rewrite)
+
+
+def _batch_operands(axis_size, values, dims, x_must_batch):
+    from ..interpreters.batching import bdim_at_front, moveaxis
+    x, x_dim = values[0], dims[0]
+    if x_dim is not None or x_must_batch:
+        x = bdim_at_front(x, x_dim, axis_size)
+    index_arrays = [a if d is None else moveaxis(a, d, 0) for a, d in zip(values[1:], dims[1:])]
+    batched = {k for k, d in enumerate(dims) if d is not None and k > 0}
+    return x, x_dim is not None or x_must_batch, index_arrays, batched
+
+
+def _reindex_batch(axis_size, values, dims, shape, index, fill, fill_if):
+    x, x_batched, index_arrays, batched = _batch_operands(axis_size, values, dims, False)
+    new_index = tuple(_shift_for_batch(e, batched) for e in index)
+    if x_batched:
+        new_index = (ix.Idx(0),) + new_index
+    out = reindex_p.bind(x, *index_arrays, shape=(axis_size,) + shape, index=new_index,
+                         fill=fill, fill_if=tuple(_shift_for_batch(e, batched) for e in fill_if))
+    return out, 0
+
+
+def _reindex_reduce_batch(axis_size, values, dims, op, shape, index, drop_if):
+    # The iteration space is x's, so x carries the batch dim even if only indices are batched.
+    x, _, index_arrays, batched = _batch_operands(axis_size, values, dims, True)
+    new_index = (ix.Idx(0),) + tuple(_shift_for_batch(e, batched) for e in index)
+    out = reindex_reduce_p.bind(x, *index_arrays, op=op, shape=(axis_size,) + shape,
+                                index=new_index,
+                                drop_if=tuple(_shift_for_batch(e, batched) for e in drop_if))
+    return out, 0
+
+
+def _register_rules():
+    from ..interpreters import ad, batching
+    ad.jvp_rules[reindex_p] = _reindex_jvp
+    ad.transpose_rules[reindex_p] = _reindex_transpose
+    batching.batching_rules[reindex_p] = _reindex_batch
+    ad.jvp_rules[reindex_reduce_p] = _reindex_reduce_jvp
+    ad.transpose_rules[reindex_reduce_p] = _scatter_add_transpose
+    batching.batching_rules[reindex_reduce_p] = _reindex_reduce_batch
+
+
+_register_rules()

@@ -86,3 +86,69 @@ class Iota(Primitive):
 broadcast_in_dim_p = BroadcastInDim()
 reshape_p = Reshape()
 iota_p = Iota()
+
+
+# --- transformation rules ---------------------------------------------------------------------
+
+def _lax():
+    from .. import lax
+    return lax
+
+
+def _broadcast_jvp(primals, tangents, shape, broadcast_dimensions):
+    out = broadcast_in_dim_p.bind(primals[0], shape=shape,
+                                  broadcast_dimensions=broadcast_dimensions)
+    return out, broadcast_in_dim_p.bind(tangents[0], shape=shape,
+                                        broadcast_dimensions=broadcast_dimensions)
+
+
+def _broadcast_transpose(ct, x, shape, broadcast_dimensions):
+    """Sum the cotangent over the dims the broadcast created or stretched."""
+    from ..interpreters.ad import Zero
+    if isinstance(ct, Zero):
+        return [None]
+    lax = _lax()
+    in_shape = x.aval.shape
+    kept = {d: k for k, d in enumerate(broadcast_dimensions)}
+    summed = tuple(d for d in range(len(shape))
+                   if d not in kept or (in_shape[kept[d]] == 1 and shape[d] != 1))
+    total = lax.reduce_sum(ct, summed) if summed else ct
+    return [lax.reshape(total, in_shape)]
+
+
+def _broadcast_batch(axis_size, values, dims, shape, broadcast_dimensions):
+    from ..interpreters.batching import moveaxis
+    x = moveaxis(values[0], dims[0], 0)
+    out = broadcast_in_dim_p.bind(x, shape=(axis_size,) + shape,
+                                  broadcast_dimensions=(0,) + tuple(d + 1 for d in
+                                                                    broadcast_dimensions))
+    return out, 0
+
+
+def _reshape_jvp(primals, tangents, new_sizes):
+    return (reshape_p.bind(primals[0], new_sizes=new_sizes),
+            reshape_p.bind(tangents[0], new_sizes=new_sizes))
+
+
+def _reshape_transpose(ct, x, new_sizes):
+    from ..interpreters.ad import Zero
+    return [None if isinstance(ct, Zero) else reshape_p.bind(ct, new_sizes=x.aval.shape)]
+
+
+def _reshape_batch(axis_size, values, dims, new_sizes):
+    from ..interpreters.batching import moveaxis
+    x = moveaxis(values[0], dims[0], 0)
+    return reshape_p.bind(x, new_sizes=(axis_size,) + new_sizes), 0
+
+
+def _register_rules():
+    from ..interpreters import ad, batching
+    ad.jvp_rules[broadcast_in_dim_p] = _broadcast_jvp
+    ad.transpose_rules[broadcast_in_dim_p] = _broadcast_transpose
+    batching.batching_rules[broadcast_in_dim_p] = _broadcast_batch
+    ad.jvp_rules[reshape_p] = _reshape_jvp
+    ad.transpose_rules[reshape_p] = _reshape_transpose
+    batching.batching_rules[reshape_p] = _reshape_batch
+
+
+_register_rules()

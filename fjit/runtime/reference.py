@@ -29,10 +29,11 @@ class ReferenceExecutable:
     """A Program planned for repeated execution on NumPy arrays."""
 
     def __init__(self, program: Program):
-        if program.constvars:
-            raise ValueError("the reference backend runs closed Programs (closure_convert first)")
         slot = {}
         initial = []
+        for var, value in zip(program.constvars, program.consts):
+            slot[var] = len(initial)
+            initial.append(np.asarray(value))
 
         def slot_of(atom):
             if isinstance(atom, Literal):
