@@ -207,7 +207,31 @@ def dce_program(program: Program, used_outputs=None, prune_inputs=False):
             consts.append(value)
     used_inputs = [v in live for v in program.invars]
     invars = [v for v in program.invars if v in live] if prune_inputs else program.invars
+    kept, outvars = _forward_trivial_calls(kept, outvars)
     return Program(invars, constvars, consts, kept, outvars, program.name), used_inputs
+
+
+def _forward_trivial_calls(eqns, outvars):
+    """Drop jit/checkpoint equations whose Program computes nothing (its outputs are its
+    inputs or literals), reading their inputs directly instead."""
+    subst = {}
+
+    def atom(a):
+        return subst.get(a, a) if isinstance(a, Var) else a
+
+    kept = []
+    for eqn in eqns:
+        invars = [atom(a) for a in eqn.invars]
+        program = eqn.params.get("program")
+        if eqn.primitive.family == "call" and not program.eqns and not program.constvars:
+            position = {v: k for k, v in enumerate(program.invars)}
+            for out, inner in zip(eqn.outvars, program.outvars):
+                subst[out] = invars[position[inner]] if isinstance(inner, Var) else inner
+            continue
+        if invars != eqn.invars:
+            eqn = Eqn(eqn.primitive, invars, eqn.params, eqn.outvars, eqn.source_info)
+        kept.append(eqn)
+    return kept, [atom(v) for v in outvars]
 
 
 def dce(program: Program) -> Program:

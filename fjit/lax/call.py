@@ -47,22 +47,30 @@ checkpoint_p = CallPrimitive("checkpoint")
 
 # --- policies for checkpoint ------------------------------------------------------------------
 
-def nothing_saveable(eqn, producers) -> bool:
-    """Save only the inputs of the checkpointed function; recompute everything else."""
-    return False
+class Policy:
+    """Which equations' results checkpoint may save: `policy(eqn, producers) -> bool`."""
+
+    def __init__(self, name, saveable):
+        self.name, self.saveable = name, saveable
+
+    def __call__(self, eqn, producers) -> bool:
+        return self.saveable(eqn, producers)
+
+    def __repr__(self):
+        return self.name
 
 
-def everything_saveable(eqn, producers) -> bool:
-    return True
-
-
-def dots_saveable(eqn, producers) -> bool:
-    """Save the results of contractions (reduce_sum of a product: matmul, einsum, conv) and
-    recompute the cheap element-wise work around them."""
+def _is_contraction(eqn, producers) -> bool:
+    """reduce_sum of a product: matmul, einsum and convolution results."""
     if eqn.primitive.name != "reduce_sum":
         return False
     producer = producers.get(eqn.invars[0])
     return producer is not None and producer.primitive.name == "mul"
+
+
+nothing_saveable = Policy("nothing_saveable", lambda eqn, producers: False)
+everything_saveable = Policy("everything_saveable", lambda eqn, producers: True)
+dots_saveable = Policy("dots_saveable", _is_contraction)
 
 
 def _policy(primitive, params, inherited):
@@ -123,10 +131,13 @@ def _partial_eval(primitive):
         policy = _policy(primitive, params, None)
         known_prog, unknown_prog, out_unknown, num_res = partial_eval_program(
             program, unknown, policy)
-        from ..core import set_current_trace
+        from ..core import eval_program, set_current_trace
+        known_args = [a for a, u in zip(args, unknown) if not u]
         with set_current_trace(trace.parent):
-            known_outs = primitive.bind(*[a for a, u in zip(args, unknown) if not u],
-                                        **dict(params, program=known_prog))
+            if known_prog.eqns:
+                known_outs = primitive.bind(*known_args, **dict(params, program=known_prog))
+            else:  # nothing to compute: the residuals are inputs (checkpoint saves nothing)
+                known_outs = eval_program(known_prog, *known_args)
         n_known = len(known_outs) - num_res
         residuals = known_outs[n_known:]
         staged = StagingTrace.process_primitive(
