@@ -26,3 +26,11 @@ def test_quickstart_example_matches_the_readme():
     for line in _blocks("python")[0].splitlines():
         if line.strip() and not line.startswith("print("):
             assert line in example
+
+
+def test_readme_gradient_program_is_what_fjit_prints():
+    code, shown = _blocks("python")[1], _blocks("text")[1].strip()
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile("import fjit\n" + code, "README.md", "exec"), {})
+    assert out.getvalue().strip() == shown
