@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import dtypes
-from ..array import aval_of
+from ..array import aval_of, concrete_operand
 from ..core import (Literal, Program, ShapedArray, Trace, Tracer, Var, current_trace,
                     set_current_trace)
 from ..errors import source_info_override
@@ -132,6 +132,8 @@ class JVPTrace(Trace):
             return x.primal, x.tangent
         if isinstance(x, Tracer):
             self.check_foreign_tracer(x)
+        else:
+            x = concrete_operand(x)  # rules see arrays, never Python scalars
         return x, Zero(tangent_aval(aval_of(x)))
 
     def wrap(self, primal, tangent):
@@ -160,7 +162,8 @@ def jvp_flat(fun, primals, tangents):
     trace = JVPTrace(current_trace())
     try:
         with set_current_trace(trace):
-            inputs = [trace.wrap(p, t) for p, t in zip(primals, tangents)]
+            inputs = [trace.wrap(p if isinstance(p, Tracer) else concrete_operand(p), t)
+                      for p, t in zip(primals, tangents)]
             outs = fun(*inputs)
         pairs = [trace.lift(o) for o in outs]
     finally:

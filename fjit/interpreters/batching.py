@@ -6,7 +6,7 @@ is the same for every batch element.  Each primitive family registers one rule.
 """
 from __future__ import annotations
 
-from ..array import aval_of
+from ..array import aval_of, concrete_operand
 from ..core import Program, ShapedArray, Trace, Tracer, current_trace, set_current_trace
 from .partial_eval import DebugInfo, param_program
 
@@ -41,6 +41,8 @@ class BatchTrace(Trace):
             return x.val, x.batch_dim
         if isinstance(x, Tracer):
             self.check_foreign_tracer(x)
+        else:
+            x = concrete_operand(x)  # rules see arrays, never Python scalars
         return x, None
 
     def wrap(self, val, dim):
@@ -102,7 +104,8 @@ def batch_flat(fun, args, in_dims, axis_size):
     trace = BatchTrace(current_trace(), axis_size)
     try:
         with set_current_trace(trace):
-            outs = fun(*[trace.wrap(a, d) for a, d in zip(args, in_dims)])
+            outs = fun(*[trace.wrap(a if isinstance(a, Tracer) else concrete_operand(a), d)
+                         for a, d in zip(args, in_dims)])
         pairs = [trace.lift(o) for o in outs]
     finally:
         trace.alive = False
