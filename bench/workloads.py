@@ -82,3 +82,91 @@ WORKLOADS = {
     "E1": e1_eager_op,
     "M1": m1_eager_matmul,
 }
+
+
+def _mlp_data():
+    rng = np.random.default_rng(0)
+    sizes = [784, 512, 512, 10]
+    params = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        params.append((rng.standard_normal((fan_in, fan_out)).astype(np.float32)
+                       * np.float32(np.sqrt(2.0 / fan_in)), np.zeros(fan_out, np.float32)))
+    x = rng.standard_normal((128, 784)).astype(np.float32)
+    y = rng.integers(0, 10, 128)
+    return params, x, y
+
+
+def w4_mlp_sgd_step(framework):
+    """W4: one SGD step (lr 0.01) of a 784-512-512-10 ReLU MLP with softmax cross-entropy,
+    batch 128: forward, backward and update."""
+    params, x, y = _mlp_data()
+    lr = 0.01
+    if framework in ("fjit", "jax"):
+        if framework == "fjit":
+            import fjit as lib
+            import fjit.numpy as jnp
+        else:
+            import jax as lib
+            import jax.numpy as jnp
+
+        def loss(p, x, y):
+            h = x
+            for w, b in p[:-1]:
+                h = jnp.maximum(h @ w + b, 0.0)
+            logits = h @ p[-1][0] + p[-1][1]
+            m = jnp.max(logits, axis=1, keepdims=True)
+            lse = jnp.log(jnp.sum(jnp.exp(logits - m), axis=1)) + m[:, 0]
+            picked = jnp.take_along_axis(logits, y[:, None], axis=1)[:, 0]
+            return jnp.mean(lse - picked)
+
+        @lib.jit
+        def step(p, x, y):
+            g = lib.grad(loss)(p, x, y)
+            return [(w - lr * gw, b - lr * gb) for (w, b), (gw, gb) in zip(p, g)]
+
+        state = {"p": lib.device_put(params)}
+        xs, ys = lib.device_put(x), lib.device_put(y.astype(np.int32))
+
+        def run():
+            state["p"] = step(state["p"], xs, ys)
+            state["p"][0][0].block_until_ready()
+        return run
+    if framework == "torch":
+        import torch
+        p = [(torch.tensor(w, requires_grad=True), torch.tensor(b, requires_grad=True))
+             for w, b in params]
+        xs, ys = torch.from_numpy(x), torch.from_numpy(y)
+
+        def run():
+            h = xs
+            for w, b in p[:-1]:
+                h = torch.relu(h @ w + b)
+            loss = torch.nn.functional.cross_entropy(h @ p[-1][0] + p[-1][1], ys)
+            grads = torch.autograd.grad(loss, [t for pair in p for t in pair])
+            with torch.no_grad():
+                for t, g in zip([t for pair in p for t in pair], grads):
+                    t -= lr * g
+        return run
+    if framework == "numpy":
+        p = [(w.copy(), b.copy()) for w, b in params]
+        onehot = np.eye(10, dtype=np.float32)[y]
+
+        def run():
+            acts, h = [x], x
+            for w, b in p[:-1]:
+                h = np.maximum(h @ w + b, 0)
+                acts.append(h)
+            logits = h @ p[-1][0] + p[-1][1]
+            e = np.exp(logits - logits.max(1, keepdims=True))
+            d = (e / e.sum(1, keepdims=True) - onehot) / len(x)
+            for k in range(len(p) - 1, -1, -1):
+                w, b = p[k]
+                gw, gb = acts[k].T @ d, d.sum(0)
+                if k:
+                    d = (d @ w.T) * (acts[k] > 0)
+                p[k] = (w - lr * gw, b - lr * gb)
+        return run
+    raise KeyError(framework)
+
+
+WORKLOADS["W4"] = w4_mlp_sgd_step

@@ -85,8 +85,9 @@ class _Contractions:
 
 
 def _find_contractions(program: Program) -> _Contractions:
-    """reduce_sum(mul(x, y)) where x and y are broadcasts (or full-shape values) used only
-    there: one einsum."""
+    """reduce_sum(mul(x, y)) where x and y are broadcasts (or full-shape values): one einsum
+    over the broadcasts' operands.  The product must have no other reader; a broadcast is
+    skipped when every reader of it became an einsum."""
     producer, uses = {}, {}
     for eqn in program.eqns:
         for v in eqn.outvars:
@@ -99,6 +100,7 @@ def _find_contractions(program: Program) -> _Contractions:
             uses[v] = uses.get(v, 0) + 1
 
     found = _Contractions()
+    folded_reads = {}  # broadcast var -> reads replaced by einsums
     for eqn in program.eqns:
         if eqn.primitive is not _reduce_sum_p:
             continue
@@ -108,7 +110,7 @@ def _find_contractions(program: Program) -> _Contractions:
         full_shape = mul.outvars[0].aval.shape
         if any(isinstance(a, Literal) or a.aval.shape != full_shape for a in mul.invars):
             continue
-        sides = [_einsum_side(a, producer, uses, full_shape) for a in mul.invars]
+        sides = [_einsum_side(a, producer, full_shape) for a in mul.invars]
         letters = string.ascii_letters[:len(full_shape)]
         out_letters = "".join(c for k, c in enumerate(letters) if k not in eqn.params["axes"])
         subscripts = ",".join("".join(letters[d] for d in side[1]) for side in sides)
@@ -118,16 +120,19 @@ def _find_contractions(program: Program) -> _Contractions:
         found.by_reduce[id(eqn)] = (functools.partial(_einsum, spec, reshapes, dtype),
                                     [side[0] for side in sides])
         found.skipped.add(id(mul))
-        for side in sides:
+        for var, side in zip(mul.invars, sides):
             if side[3] is not None:
-                found.skipped.add(id(side[3]))
+                folded_reads[var] = folded_reads.get(var, 0) + 1
+    for var, reads in folded_reads.items():
+        if reads == uses[var]:
+            found.skipped.add(id(producer[var]))
     return found
 
 
-def _einsum_side(var, producer, uses, full_shape):
+def _einsum_side(var, producer, full_shape):
     """(operand, output dims it covers, shape to reshape it to, broadcast eqn folded or None)."""
     bcast = producer.get(var)
-    if bcast is None or bcast.primitive is not broadcast_in_dim_p or uses[var] != 1:
+    if bcast is None or bcast.primitive is not broadcast_in_dim_p:
         return var, tuple(range(len(full_shape))), None, None
     operand = bcast.invars[0]
     if isinstance(operand, Literal):
