@@ -8,15 +8,14 @@ from .interpreters.batching import batch_flat, move_batch_dim
 from .tree_util import tree_flatten, tree_unflatten
 
 
-def broadcast_prefix(prefix, tree, what: str):
+def broadcast_prefix(prefix, tree, what: str, of: str = "the arguments"):
     """One entry of `prefix` (a pytree prefix of `tree`, with None as a leaf) per leaf of
     `tree`, as JAX's in_axes/out_axes work."""
     prefix_leaves, prefix_def = tree_flatten(prefix, is_leaf=lambda x: x is None)
     try:
         subtrees = prefix_def.flatten_up_to(tree)
     except ValueError as err:
-        raise ValueError(f"vmap {what} must be a pytree prefix of the arguments: {err}") \
-            from None
+        raise ValueError(f"vmap {what} must be a pytree prefix of {of}: {err}") from None
     out = []
     for axis, sub in zip(prefix_leaves, subtrees):
         out.extend([axis] * len(tree_flatten(sub)[0]))
@@ -24,7 +23,7 @@ def broadcast_prefix(prefix, tree, what: str):
 
 
 def _check_axis(axis, what):
-    if axis is not None and not isinstance(axis, int):
+    if axis is not None and (not isinstance(axis, int) or isinstance(axis, bool)):
         raise TypeError(f"vmap {what} must be ints or None, got {axis!r}")
     return axis
 
@@ -82,13 +81,18 @@ def vmap(fun, in_axes=0, out_axes=0, axis_name=None, axis_size=None, spmd_axis_n
             return flat_out
 
         outs, out_dims = batch_flat(flat_fun, leaves, dims, size)
-        out_structure, out_tree = out_tree_box[0]
-        requested = broadcast_prefix(out_axes, out_structure, "out_axes")
+        _, out_tree = out_tree_box[0]
+        shape_only = tree_unflatten(out_tree, ["*"] * out_tree.num_leaves)  # for messages
+        requested = broadcast_prefix(out_axes, shape_only, "out_axes", "the results")
         moved = []
         for out, dim, want in zip(outs, out_dims, requested):
             want = _check_axis(want, "out_axes")
             if want is not None:
-                want %= aval_of(out).ndim + (0 if dim is not None else 1)
+                ndim = aval_of(out).ndim + (0 if dim is not None else 1)
+                if not -ndim <= want < ndim:
+                    raise ValueError(f"vmap out_axes {want} is out of range for an output of "
+                                     f"rank {ndim} (including the mapped axis)")
+                want %= ndim
             moved.append(move_batch_dim(out, dim, want, size))
         return tree_unflatten(out_tree, moved)
 

@@ -104,7 +104,9 @@ def batch_flat(fun, args, in_dims, axis_size):
     trace = BatchTrace(current_trace(), axis_size)
     try:
         with set_current_trace(trace):
-            outs = fun(*[trace.wrap(a if isinstance(a, Tracer) else concrete_operand(a), d)
+            # Unmapped arguments pass through as they are (functions, shapes, ...).
+            outs = fun(*[trace.wrap(a if d is None or isinstance(a, Tracer)
+                                    else concrete_operand(a), d)
                          for a, d in zip(args, in_dims)])
         pairs = [trace.lift(o) for o in outs]
     finally:
