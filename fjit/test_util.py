@@ -44,7 +44,7 @@ def _random_like(tree, rng):
 def _inner(a, b):
     la, lb = tree_flatten(a)[0], tree_flatten(b)[0]
     return sum(float(np.sum(np.asarray(x, np.float64) * np.asarray(y, np.float64)))
-               for x, y in zip(la, lb) if _is_float(x))
+               for x, y in zip(la, lb) if _is_float(x) and _is_float(y))
 
 
 def _add_scaled(args, tangents, scale):

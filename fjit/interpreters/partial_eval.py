@@ -7,6 +7,8 @@ Program is handed to a higher-order primitive).
 """
 from __future__ import annotations
 
+import inspect
+
 from ..array import concrete_operand
 from ..config import config
 from ..core import Eqn, Literal, Program, Trace, Tracer, Var
@@ -23,7 +25,7 @@ class DebugInfo:
         self.purpose = purpose
         self.short_name = getattr(fun, "__name__", None) or type(fun).__name__
         self.name = getattr(fun, "__qualname__", None) or self.short_name
-        code = getattr(fun, "__code__", None)
+        code = getattr(inspect.unwrap(fun), "__code__", None)
         self.where = f"{code.co_filename}:{code.co_firstlineno}" if code is not None else None
 
     def __str__(self):

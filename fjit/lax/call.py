@@ -81,8 +81,26 @@ def _policy(primitive, params, inherited):
 
 # --- rules ------------------------------------------------------------------------------------
 
+def _cached(program, key, compute):
+    """Transformations of a Program are cached on it, so calling a transformed jit function
+    again neither retraces nor rebuilds an executable."""
+    value = program.cache.get(key)
+    if value is None:
+        value = program.cache[key] = compute()
+    return value
+
+
+def _split(program, unknown, policy):
+    return _cached(program, ("partial_eval", tuple(unknown), policy),
+                   lambda: partial_eval_program(program, unknown, policy))
+
+
 def _dce(eqn, used_outputs):
-    program, used_inputs = dce_program(eqn.params["program"], used_outputs, prune_inputs=True)
+    if all(used_outputs):  # its Program was pruned when it was traced
+        return eqn, [True] * len(eqn.invars)
+    program = eqn.params["program"]
+    program, used_inputs = _cached(program, ("dce", tuple(used_outputs)), lambda: dce_program(
+        program, used_outputs, prune_inputs=True))
     if not program.outvars:
         return None, [False] * len(eqn.invars)
     new_eqn = Eqn(eqn.primitive, [v for v, u in zip(eqn.invars, used_inputs) if u],
@@ -129,8 +147,7 @@ def _partial_eval(primitive):
         program = params["program"]
         unknown = [trace.is_unknown(a) for a in args]
         policy = _policy(primitive, params, None)
-        known_prog, unknown_prog, out_unknown, num_res = partial_eval_program(
-            program, unknown, policy)
+        known_prog, unknown_prog, out_unknown, num_res = _split(program, unknown, policy)
         from ..core import eval_program, set_current_trace
         known_args = [a for a, u in zip(args, unknown) if not u]
         with set_current_trace(trace.parent):
@@ -153,8 +170,8 @@ def _partial_eval_program(primitive):
     def rule(eqn, unknown, policy):
         params = eqn.params
         policy = _policy(primitive, params, policy)
-        known_prog, unknown_prog, out_unknown, num_res = partial_eval_program(
-            params["program"], unknown, policy)
+        known_prog, unknown_prog, out_unknown, num_res = _split(params["program"], unknown,
+                                                                policy)
         residuals = [Var(v.aval) for v in unknown_prog.invars[:num_res]]
         known_eqn = Eqn(primitive, [a for a, u in zip(eqn.invars, unknown) if not u],
                         dict(params, program=known_prog),
