@@ -148,8 +148,12 @@ def vjp(fun, *primals, has_aux=False):
             aval = aval_of(p)
             if d:
                 ct = next(in_cts)
-                results.append(ad.zeros_like_aval(ad.tangent_aval(aval))
-                               if isinstance(ct, ad.Zero) else ct)
+                if isinstance(ct, ad.Zero):
+                    ct = ad.zeros_like_aval(ad.tangent_aval(aval))
+                elif aval_of(ct).weak_type != aval.weak_type:  # the primal's type, as in JAX
+                    from . import lax
+                    ct = lax.convert_element_type(ct, aval.dtype, weak_type=aval.weak_type)
+                results.append(ct)
             else:
                 results.append(ad.float0_zeros(aval.shape))
         return tree_unflatten(in_tree, results)
@@ -209,7 +213,8 @@ def value_and_grad(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=F
             raise TypeError(f"{name} requires a real-valued (floating point) output, got "
                             f"{out_aval.dtype.name}")
         from . import lax
-        grads = pullback(lax.full((), 1, out_aval.dtype))
+        grads = pullback(lax.convert_element_type(1, out_aval.dtype,
+                                                  weak_type=out_aval.weak_type))
         g = grads[0] if isinstance(argnums, int) else grads
         if has_aux:
             return (out, result[2]), g

@@ -86,11 +86,20 @@ class Var:
 class Literal:
     """A rank-0 constant written directly into an equation."""
 
-    __slots__ = ("value", "aval")
+    __slots__ = ("value", "aval", "_array")
 
     def __init__(self, value, aval: ShapedArray):
         self.value = np.asarray(value, dtype=aval.dtype)[()]
         self.aval = aval
+        self._array = None
+
+    def as_array(self):
+        """The literal as a concrete array with its abstract value (weak type included), for
+        re-binding equations."""
+        if self._array is None:
+            from .array import Array
+            self._array = Array(np.asarray(self.value), self.aval)
+        return self._array
 
     def __repr__(self):
         return f"Literal({self.value!r}:{self.aval.str_short()})"
@@ -378,7 +387,7 @@ def eval_program(program: Program, *args):
         env[var] = value
 
     def read(atom):
-        return atom.value if type(atom) is Literal else env[atom]
+        return atom.as_array() if type(atom) is Literal else env[atom]
 
     for eqn in program.eqns:
         with source_info_override(eqn.source_info):

@@ -60,14 +60,18 @@ custom_lin_p = _CustomLin()
 # --- shared helpers ---------------------------------------------------------------------------
 
 def _resolve_args(fun, args, kwargs):
-    if not kwargs:
+    """Positional arguments with keywords and defaults filled in (the rules see them all)."""
+    try:
+        signature = inspect.signature(fun)
+    except (TypeError, ValueError):  # no introspectable signature (a builtin)
         return args
     try:
-        bound = inspect.signature(fun).bind(*args, **kwargs)
+        bound = signature.bind(*args, **kwargs)
     except TypeError as err:
         raise TypeError(f"{getattr(fun, '__name__', 'fun')}: {err}") from None
     bound.apply_defaults()
     return bound.args
+
 
 
 def _split_nondiff(name, args, nondiff_argnums):
@@ -470,3 +474,5 @@ batching.batching_rules[custom_jvp_call_p] = _custom_jvp_batch
 ad.jvp_rules[custom_vjp_call_p] = _custom_vjp_jvp
 batching.batching_rules[custom_vjp_call_p] = _custom_vjp_batch
 ad.transpose_rules[custom_lin_p] = _custom_lin_transpose
+batching.batching_rules[custom_lin_p] = lambda axis_size, values, dims, **params: \
+    custom_lin_p.impl(**params)  # forward evaluation of custom_lin is the same error

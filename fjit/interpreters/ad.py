@@ -46,13 +46,15 @@ def is_differentiable(aval) -> bool:
 
 
 def tangent_aval(aval) -> ShapedArray:
-    """Tangents have the primal's shape and dtype, never a weak type."""
-    return ShapedArray(aval.shape, aval.dtype, False)
+    """Tangents have the primal's shape, dtype and weak type (as in JAX: the gradient of a
+    function of a Python float is weakly typed too)."""
+    return aval
 
 
 def zeros_like_aval(aval):
     from .. import lax
-    return lax.full(aval.shape, 0, aval.dtype)
+    zero = lax.convert_element_type(0, aval.dtype, weak_type=aval.weak_type)
+    return lax.broadcast_in_dim(zero, aval.shape, ())
 
 
 def instantiate(t):
@@ -112,9 +114,9 @@ class JVPTracer(Tracer):
         from ..errors import TracerIntegerConversionError
         return self._concrete_primal("operator.index()", TracerIntegerConversionError).__index__()
 
-    def __float__(self):
+    def __float__(self):  # like JAX: float() would silently drop the derivative
         from ..errors import ConcretizationTypeError
-        return float(self._concrete_primal("float()", ConcretizationTypeError))
+        self._concretization_error("float()", ConcretizationTypeError)
 
     def item(self, *args):
         from ..errors import ConcretizationTypeError
@@ -270,7 +272,7 @@ def backward_pass(program: Program, linear_inputs, args, cts_out):
             env[v] = x
 
     def read(atom):
-        return atom.value if isinstance(atom, Literal) else env[atom]
+        return atom.as_array() if isinstance(atom, Literal) else env[atom]
 
     linear_eqns = []
     for eqn in program.eqns:

@@ -382,7 +382,7 @@ Z = zero_derivative
 TABLE = [
     # unary, any numeric type
     _unary("neg", np.negative, NUM, _neg_jvp),
-    _unary("abs", np.abs, NUM, _u(lambda l, x, y: l.sign(x))),
+    _unary("abs", np.abs, NUM, _u(lambda l, x, y: l.select(l.ge(x, 0), _c(x, 1), _c(x, -1)))),
     _unary("sign", np.sign, NUM, Z),
     ElementwiseOp("integer_pow", 1, _integer_pow, same(NUM), partials(_integer_pow_dx),
                   params=("y",)),

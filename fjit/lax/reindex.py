@@ -228,18 +228,33 @@ def _reindex_reduce_jvp(primals, tangents, op, shape, index, drop_if):
         total = scatter_add(lax.mul(t, won))
         return out, lax.div(total, lax.max(counts, 1.0))
     if op == "mul":
-        is_zero = lax.eq(x, 0.0)
-        zeros_at_target = gather(scatter_add(lax.convert_element_type(is_zero, x.dtype)))
-        nonzero_product = gather(reindex_reduce_p.bind(
-            lax.select(is_zero, 1.0, x), *index_arrays, op="mul", shape=shape, index=index,
-            drop_if=drop_if), fill=1.0)
-        others = lax.select(
-            is_zero,
-            lax.select(lax.eq(zeros_at_target, 1.0), nonzero_product, 0.0),
-            lax.select(lax.eq(zeros_at_target, 0.0),
-                       lax.div(nonzero_product, lax.select(is_zero, 1.0, x)), 0.0))
-        return out, scatter_add(lax.mul(t, others))
+        return out, scatter_add(lax.mul(t, _product_of_others(x, gather, scatter_add,
+                                                              index_arrays, shape, index,
+                                                              drop_if)))
     raise NotImplementedError(f"reindex_reduce with op={op!r} has no derivative")
+
+
+def _product_of_others(x, gather, scatter_add, index_arrays, shape, index, drop_if):
+    """For each element, the product of the other elements scattered to its target, without
+    dividing by zero.  The zeros and the non-zeros of a target are multiplied separately (each
+    a scatter-multiply, so differentiable again); an element that is itself zero multiplies
+    the other zeros: none (1), one (its value: the group's zero-sum minus this one), or more
+    (0; exact to first order, which is what second derivatives need)."""
+    lax = _lax()
+
+    def scatter_mul(v):
+        return reindex_reduce_p.bind(v, *index_arrays, op="mul", shape=shape, index=index,
+                                     drop_if=drop_if)
+
+    is_zero = lax.eq(x, 0.0)
+    zeros_here = gather(scatter_add(lax.convert_element_type(is_zero, x.dtype)))
+    zero_product = gather(scatter_mul(lax.select(is_zero, x, 1.0)), fill=1.0)
+    nonzero_product = gather(scatter_mul(lax.select(is_zero, 1.0, x)), fill=1.0)
+    zero_sum = gather(scatter_add(lax.select(is_zero, x, 0.0)))
+    for_nonzero = lax.div(lax.mul(zero_product, nonzero_product), lax.select(is_zero, 1.0, x))
+    other_zeros = lax.select(lax.eq(zeros_here, 1.0), 1.0,
+                             lax.select(lax.eq(zeros_here, 2.0), lax.sub(zero_sum, x), 0.0))
+    return lax.select(is_zero, lax.mul(other_zeros, nonzero_product), for_nonzero)
 
 
 def _shift_for_batch(expr, batched_operands):

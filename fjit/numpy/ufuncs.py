@@ -402,18 +402,18 @@ def float_power(x1, x2, /):
 
 
 def fmax(x1, x2, /):
-    """Maximum that ignores NaNs (NaN only where both are NaN)."""
+    """Maximum that ignores NaNs (NaN only where both are NaN); at ties it is x2 (JAX)."""
     x1, x2 = promote_args("fmax", x1, x2)
     if not dtypes.is_float(x1.dtype):
         return lax.max(x1, x2)
-    return lax.select(lax.ne(x1, x1), x2, lax.select(lax.ne(x2, x2), x1, lax.max(x1, x2)))
+    return lax.select(lax.bitwise_or(lax.gt(x1, x2), lax.ne(x2, x2)), x1, x2)
 
 
 def fmin(x1, x2, /):
     x1, x2 = promote_args("fmin", x1, x2)
     if not dtypes.is_float(x1.dtype):
         return lax.min(x1, x2)
-    return lax.select(lax.ne(x1, x1), x2, lax.select(lax.ne(x2, x2), x1, lax.min(x1, x2)))
+    return lax.select(lax.bitwise_or(lax.lt(x1, x2), lax.ne(x2, x2)), x1, x2)
 
 
 def hypot(x1, x2, /):
