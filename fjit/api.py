@@ -12,7 +12,7 @@ from .array import Array, aval_of as abstractify, concrete_operand
 from .config import config
 from .core import ShapedArray, Tracer, current_trace
 from .interpreters.eager import EvalTrace
-from .interpreters.partial_eval import DebugInfo, StagingTrace, trace_to_program
+from .interpreters.partial_eval import DebugInfo, building_a_program, trace_to_program
 from .lax.call import jit_p
 from .runtime.backend import executable_for
 from .tree_util import tree_flatten, tree_unflatten
@@ -183,7 +183,7 @@ class JitFunction:
     def __call__(self, *args, **kwargs):
         trace = current_trace()
         eager = type(trace) is EvalTrace
-        if self.inline and not eager and _building_a_program(trace):
+        if self.inline and not eager and building_a_program(trace):
             return self.fun(*args, **kwargs)
         entry, leaves = self._lookup(args, kwargs)
         if eager and entry.cacheable:
@@ -208,17 +208,6 @@ class JitFunction:
 
     def __repr__(self):
         return f"<fjit.jit of {self._name}>"
-
-
-def _building_a_program(trace) -> bool:
-    """Whether the trace stack ends in a Program being built (make_program, jit): then
-    inline jit functions are traced straight into it.  Otherwise (eager code under grad or
-    vmap) they stay one jit equation, so their work runs as one fused Program."""
-    while trace is not None:
-        if type(trace) is StagingTrace:
-            return True
-        trace = trace.parent
-    return False
 
 
 def jit(fun=None, *, static_argnums=None, static_argnames=None, donate_argnums=None,

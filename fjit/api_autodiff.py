@@ -26,16 +26,6 @@ def _flat_fun(fun, in_tree, out_box):
     return flat
 
 
-def _lower_aux(aux):
-    """Auxiliary outputs carry no derivative: tracers of a finished jvp become their primal
-    values (JAX returns plain arrays there)."""
-    def lower(x):
-        while isinstance(x, ad.JVPTracer) and not x._trace.alive:
-            x = x.primal
-        return x
-    return tree_map(lower, aux)
-
-
 def _split_aux(fun, has_aux, aux_box):
     if not has_aux:
         return fun
@@ -90,7 +80,7 @@ def jvp(fun, primals, tangents, has_aux=False):
     out_tree = out_box[0]
     result = (tree_unflatten(out_tree, outs),
               tree_unflatten(out_tree, [_tangent_out(p, t) for p, t in zip(outs, out_tangents)]))
-    return result + (_lower_aux(aux_box[0]),) if has_aux else result
+    return result + (ad.lower_finished(aux_box[0]),) if has_aux else result
 
 
 def linearize(fun, *primals, has_aux=False):
@@ -110,7 +100,7 @@ def linearize(fun, *primals, has_aux=False):
                                          for p, nz in zip(outs, out_nonzero)])
 
     result = (tree_unflatten(out_tree, outs), f_jvp)
-    return result + (_lower_aux(aux_box[0]),) if has_aux else result
+    return result + (ad.lower_finished(aux_box[0]),) if has_aux else result
 
 
 def vjp(fun, *primals, has_aux=False):
@@ -159,7 +149,7 @@ def vjp(fun, *primals, has_aux=False):
         return tree_unflatten(in_tree, results)
 
     result = (tree_unflatten(out_tree, outs), vjp_fn)
-    return result + (_lower_aux(aux_box[0]),) if has_aux else result
+    return result + (ad.lower_finished(aux_box[0]),) if has_aux else result
 
 
 def _argnums_tuple(argnums, nargs, name):

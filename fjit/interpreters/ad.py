@@ -158,6 +158,18 @@ class JVPTrace(Trace):
         return self.wrap(primal_out, tangent_out)
 
 
+def lower_finished(tree):
+    """Values that leave a finished jvp without a derivative (auxiliary outputs): its tracers
+    become their primal values (JAX returns plain arrays there)."""
+    from ..tree_util import tree_map
+
+    def lower(x):
+        while isinstance(x, JVPTracer) and not x._trace.alive:
+            x = x.primal
+        return x
+    return tree_map(lower, tree)
+
+
 def jvp_flat(fun, primals, tangents):
     """Run `fun(*flat)` on JVP tracers; returns (flat primal outputs, flat tangent outputs),
     tangents possibly Zero.  `fun` returns a flat list of arrays."""

@@ -137,6 +137,17 @@ class PartialEvalTrace(StagingTrace):
         return isinstance(x, Tracer) and x._trace is self
 
 
+def building_a_program(trace) -> bool:
+    """Whether the trace stack ends in a Program being built (make_program, jit): then
+    inline jit functions are traced straight into it.  Otherwise (eager code under grad or
+    vmap) they stay one jit equation, so their work runs as one fused Program."""
+    while trace is not None:
+        if type(trace) is StagingTrace:
+            return True
+        trace = trace.parent
+    return False
+
+
 # primitive -> rule(trace, args, params) for higher-order primitives whose known part can run
 # now while the unknown part is staged (jit, checkpoint).
 partial_eval_rules: dict = {}
