@@ -7,10 +7,9 @@ import weakref
 
 import numpy as np
 
-from . import dtypes
 from .array import Array, aval_of as abstractify, concrete_operand
 from .config import config
-from .core import ShapedArray, Tracer, current_trace
+from .core import Tracer, current_trace
 from .interpreters.eager import EvalTrace
 from .interpreters.partial_eval import DebugInfo, building_a_program, trace_to_program
 from .lax.call import jit_p
