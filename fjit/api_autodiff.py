@@ -163,6 +163,16 @@ def _argnums_tuple(argnums, nargs, name):
     return tuple(n % nargs for n in nums)
 
 
+def _partial_over(fun, args, nums, kwargs=None):
+    """fun as a function of args[n] for n in nums only (the others fixed)."""
+    def partial_fun(*dyn):
+        full = list(args)
+        for n, value in zip(nums, dyn):
+            full[n] = value
+        return fun(*full, **(kwargs or {}))
+    return partial_fun
+
+
 def _check_differentiable_inputs(name, args, allow_int):
     for leaf in tree_flatten(args)[0]:
         aval = aval_of(leaf)
@@ -186,13 +196,7 @@ def value_and_grad(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=F
         diff_args = tuple(args[n] for n in nums)
         _check_differentiable_inputs(name, diff_args, allow_int)
 
-        def partial_fun(*dyn):
-            full = list(args)
-            for n, value in zip(nums, dyn):
-                full[n] = value
-            return fun(*full, **kwargs)
-
-        result = vjp(partial_fun, *diff_args, has_aux=has_aux)
+        result = vjp(_partial_over(fun, args, nums, kwargs), *diff_args, has_aux=has_aux)
         out, pullback = result[0], result[1]
         out_aval = aval_of(out) if not isinstance(out, (tuple, list, dict)) else None
         if out_aval is None or out_aval.shape != ():
@@ -268,11 +272,7 @@ def jacfwd(fun, argnums=0, has_aux=False, holomorphic=False):
         in_leaves, in_tree = tree_flatten(diff)
         basis, sizes = _std_basis(in_leaves)
 
-        def partial_fun(*dyn):
-            full = list(args)
-            for n, value in zip(nums, dyn):
-                full[n] = value
-            return fun(*full)
+        partial_fun = _partial_over(fun, args, nums)
 
         def pushfwd(*tangent_leaves):
             tangents = tree_unflatten(in_tree, tangent_leaves)
@@ -303,13 +303,7 @@ def jacrev(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False):
         diff = tuple(args[n] for n in nums)
         _check_differentiable_inputs("jacrev", diff, allow_int)
 
-        def partial_fun(*dyn):
-            full = list(args)
-            for n, value in zip(nums, dyn):
-                full[n] = value
-            return fun(*full)
-
-        result = vjp(partial_fun, *diff, has_aux=has_aux)
+        result = vjp(_partial_over(fun, args, nums), *diff, has_aux=has_aux)
         out, pullback = result[0], result[1]
         out_leaves, out_tree = tree_flatten(out)
         basis, sizes = _std_basis(out_leaves)

@@ -267,22 +267,13 @@ def _convert_jvp(primals, tangents, out, new_dtype, weak_type):
     return _lax().convert_element_type(tangents[0], new_dtype)
 
 
-def _max_partial(first):
-    """d max(x, y)/dx: 1 where x wins, 1/2 at ties (JAX's balanced rule), else 0."""
+def _extremum_partial(wins_if, first):
+    """d max(x, y)/dx (wins_if=gt) or d min(x, y)/dx (lt): 1 where x is chosen, 1/2 at ties
+    (JAX's balanced rule), else 0; `first` picks the operand."""
     def d(x, y, out):
         lax = _lax()
         mine, other = (x, y) if first else (y, x)
-        wins = lax.convert_element_type(lax.gt(mine, other), out.dtype)
-        ties = lax.convert_element_type(lax.eq(mine, other), out.dtype)
-        return lax.add(wins, lax.mul(ties, 0.5))
-    return d
-
-
-def _min_partial(first):
-    def d(x, y, out):
-        lax = _lax()
-        mine, other = (x, y) if first else (y, x)
-        wins = lax.convert_element_type(lax.lt(mine, other), out.dtype)
+        wins = lax.convert_element_type(getattr(lax, wins_if)(mine, other), out.dtype)
         ties = lax.convert_element_type(lax.eq(mine, other), out.dtype)
         return lax.add(wins, lax.mul(ties, 0.5))
     return d
@@ -428,8 +419,10 @@ TABLE = [
                                        lambda x, y, out: _lax().neg(_lax().div(out, y)))),
     _binary("rem", _rem, NUM, partials(lambda x, y, out: _c(x, 1), _rem_dy)),
     _binary("pow", np.power, FLOAT, partials(_pow_dx, _pow_dy)),
-    _binary("max", np.maximum, ANY, partials(_max_partial(True), _max_partial(False))),
-    _binary("min", np.minimum, ANY, partials(_min_partial(True), _min_partial(False))),
+    _binary("max", np.maximum, ANY, partials(_extremum_partial("gt", True),
+                                                   _extremum_partial("gt", False))),
+    _binary("min", np.minimum, ANY, partials(_extremum_partial("lt", True),
+                                                   _extremum_partial("lt", False))),
     _binary("atan2", np.arctan2, FLOAT, _atan2_partials()),
     _binary("nextafter", np.nextafter, FLOAT, Z),
     # comparisons
