@@ -20,6 +20,8 @@ from .errors import (ConcretizationTypeError, NonConcreteBooleanIndexError,
                      TracerIntegerConversionError, UnexpectedTracerError)
 from .interpreters.partial_eval import dce
 from .runtime import reference as _reference_backend  # registers the "reference" backend
+from .compiler import backend as _c_backend
+_c_backend.register()
 from .runtime.devices import default_device, devices
 from .typecheck import typecheck
 

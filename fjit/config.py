@@ -27,9 +27,12 @@ _OPTIONS = {
     for opt in [
         _Option("enable_x64", False, "FJIT_ENABLE_X64", bool,
                 "Use 64-bit ints and floats by default (JAX's jax_enable_x64).", True),
-        _Option("backend", "reference", "FJIT_BACKEND", str,
-                "Execution engine jit hands Programs to ('reference' is the NumPy interpreter).",
-                True),
+        _Option("backend", "c", "FJIT_BACKEND", str,
+                "Execution engine jit hands Programs to: 'c' (compiled; falls back to "
+                "'reference' with a warning when there is no C compiler) or 'reference' "
+                "(the NumPy interpreter).", True),
+        _Option("cflags", "", "FJIT_CFLAGS", str,
+                "Extra flags for the C compiler (appended to fjit's defaults).", False),
         _Option("check_programs", False, "FJIT_CHECK_PROGRAMS", bool,
                 "Typecheck every Program right after it is traced (tests turn this on).", False),
     ]

@@ -1,0 +1,202 @@
+"""The "c" backend: compile a Program into one C library and run it in one native call.
+
+Compilation: flatten -> fusion plan -> schedule + loop passes -> render -> build (or load from
+the disk cache).  Execution: a pointer per buffer (inputs, constants, outputs, one reused
+workspace for temporaries) and a single call of `fj_program`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+
+import cffi
+import numpy as np
+
+from ..core import Program
+from . import cache, codegen
+from .flatten import flatten
+from .fusion import plan_program
+from .schedule import Options, schedule_kernel
+from .toolchain import toolchain
+
+log = logging.getLogger("fjit.compile")
+
+_ffi = cffi.FFI()
+_ffi.cdef("int fj_program(void **buffers); void fj_set_blas(void *sgemm, void *dgemm);"
+          "const char *fj_key(void);")
+
+ALIGN = 64
+
+
+class Compiled:
+    """What compiling a Program produced (kept for introspection: `jit(f).lower(...)`)."""
+
+    def __init__(self, program, flat, plan, scheduled, source, key):
+        self.program, self.flat, self.plan = program, flat, plan
+        self.scheduled, self.source, self.key = scheduled, source, key
+
+
+def compile_program(program: Program, options: Options | None = None) -> Compiled:
+    tc = toolchain()
+    if tc is None:
+        raise RuntimeError("no working C compiler was found (set CC or FJIT_CC)")
+    options = options or Options.from_string(os.environ.get("FJIT_PASSES"))
+    flat = flatten(program)
+    plan = plan_program(flat, gemm_enabled=True)
+    scheduled = []
+    for k, kernel in enumerate(plan.kernels):
+        sk = schedule_kernel(kernel, f"kernel_{k}", plan, options)
+        sk.comment = ", ".join(e.primitive.name for e in kernel.eqns)
+        scheduled.append(sk)
+    name = program.name or "program"
+    source = codegen.render_program(name, plan, scheduled, tc)
+    key = cache.entry_key(source, tc.key)
+    source = source + f'\nconst char *fj_key(void) {{ return "{key}"; }}\n'
+    return Compiled(program, flat, plan, scheduled, source, key)
+
+
+_loaded_libraries = {}     # key -> library (never closed: see toolchain._load_openmp_runtime)
+_build_lock = threading.Lock()
+
+
+def load_library(compiled: Compiled):
+    """The library for `compiled`: from this process, from the disk cache, or built now."""
+    lib = _loaded_libraries.get(compiled.key)
+    if lib is not None:
+        return lib, "memory"
+    with _build_lock:
+        lib = _loaded_libraries.get(compiled.key)
+        if lib is not None:
+            return lib, "memory"
+        path = os.path.join(cache.cache_dir(), f"{compiled.key}.so")
+        lib = _open_verified(path, compiled.key)
+        how = "disk"
+        if lib is None:
+            start = time.perf_counter()
+            path = cache.build_into_cache(compiled.key, compiled.source, toolchain())
+            lib = _open_verified(path, compiled.key)
+            if lib is None:
+                raise RuntimeError(f"fjit built {path} but cannot load it")
+            how = f"built in {time.perf_counter() - start:.3f}s"
+        _set_blas(lib)
+        _loaded_libraries[compiled.key] = lib
+        return lib, how
+
+
+def _open_verified(path, key):
+    if not cache.trustworthy(path):
+        return None
+    try:
+        lib = _ffi.dlopen(path)
+        if _ffi.string(lib.fj_key()).decode() != key:
+            return None
+        return lib
+    except (OSError, AttributeError, cffi.FFIError):
+        return None
+
+
+def _set_blas(lib):
+    from .blas import gemm_pointers
+    sgemm, dgemm = gemm_pointers()
+    lib.fj_set_blas(sgemm, dgemm)
+
+
+class CExecutable:
+    """A compiled Program: call it with NumPy arrays (one per invar), get NumPy arrays."""
+
+    def __init__(self, program: Program):
+        start = time.perf_counter()
+        self.compiled = compile_program(program)
+        self.lib, how = load_library(self.compiled)
+        log.info("compile %s: %d kernels, %s (%.3fs total)", program.name or "program",
+                 len(self.compiled.scheduled), how, time.perf_counter() - start)
+        self.cache_state = how
+        plan = self.compiled.plan
+        self.num_buffers = len(plan.buffers)
+        self.inputs = plan.inputs
+        self.input_dtypes = [plan.buffers[b].dtype for b in plan.inputs]
+        self.outputs = plan.outputs
+        self.output_buffers = sorted({b for kind, b in plan.outputs if kind == "buffer"
+                                      and plan.buffers[b].role == "output"})
+        self.out_shapes = {b: (plan.buffers[b].shape, plan.buffers[b].dtype)
+                           for b in self.output_buffers}
+        self.const_arrays = []
+        self.fixed = {}
+        for b, value in plan.consts:
+            array = np.ascontiguousarray(np.asarray(value), dtype=plan.buffers[b].dtype)
+            self.const_arrays.append(array)
+            self.fixed[b] = _ffi.from_buffer(array, require_writable=False)
+        offset, self.temp_offsets = 0, {}
+        for buf in plan.buffers:
+            if buf.role == "temp":
+                self.temp_offsets[buf.id] = offset
+                offset += (buf.size * buf.dtype.itemsize + ALIGN - 1) // ALIGN * ALIGN
+        self.workspace = np.empty(max(offset, 1) + ALIGN, np.uint8)
+        base = self.workspace.ctypes.data
+        shift = (-base) % ALIGN
+        workspace_ptr = _ffi.from_buffer(self.workspace)
+        for b, off in self.temp_offsets.items():
+            self.fixed[b] = workspace_ptr + shift + off
+        self.lock = threading.Lock()
+
+    def __call__(self, args):
+        ptrs = _ffi.new("void *[]", max(self.num_buffers, 1))
+        keep = []
+        for b, value in self.fixed.items():
+            ptrs[b] = value
+        for b, value, dtype in zip(self.inputs, args, self.input_dtypes):
+            if not (isinstance(value, np.ndarray) and value.flags.c_contiguous
+                    and value.dtype == dtype):
+                value = np.ascontiguousarray(value, dtype=dtype)
+            keep.append(value)
+            ptrs[b] = _ffi.from_buffer(value, require_writable=False)
+        arrays = {}
+        for b in self.output_buffers:
+            shape, dtype = self.out_shapes[b]
+            out = np.empty(shape, dtype)
+            arrays[b] = out
+            ptrs[b] = _ffi.from_buffer(out)
+        with self.lock:  # temporaries live in one workspace per executable
+            self.lib.fj_program(ptrs)
+        results = []
+        for kind, value in self.outputs:
+            if kind == "literal":
+                results.append(np.asarray(value))
+            elif value in arrays:
+                results.append(arrays[value])
+            else:  # an input or a constant passed straight through
+                results.append(self._passthrough(value, args, keep))
+        return results
+
+    def _passthrough(self, buffer_id, args, keep):
+        if buffer_id in self.inputs:
+            return keep[self.inputs.index(buffer_id)]
+        for (b, _), array in zip(self.compiled.plan.consts, self.const_arrays):
+            if b == buffer_id:
+                return array
+        raise AssertionError("an output with no buffer")
+
+
+_warned = []
+
+
+def make_executable(program: Program):
+    """The "c" backend's factory: compiled, or the reference interpreter (with one warning)
+    where this machine has no working C compiler."""
+    if toolchain() is None:
+        from ..runtime.reference import ReferenceExecutable
+        if not _warned:
+            import warnings
+            warnings.warn("fjit found no working C compiler (set CC or FJIT_CC); jit runs "
+                          "Programs on the NumPy reference backend instead", RuntimeWarning,
+                          stacklevel=3)
+            _warned.append(True)
+        return ReferenceExecutable(program)
+    return CExecutable(program)
+
+
+def register():
+    from ..runtime.backend import register_backend
+    register_backend("c", make_executable)

@@ -1,0 +1,323 @@
+"""Render scheduled kernels as one C translation unit through templates/c/*.j2.
+
+This module turns the schedule into plain data (dicts and lists) for the templates: index
+expressions as small trees, statements with names and types.  All C syntax is in the
+templates and in the c column of the element-wise table.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import os
+
+import jinja2
+import numpy as np
+
+from .. import dtypes
+from ..lax import indexexpr as ix
+from ..lax.elementwise import OPS
+from . import ranges
+from .schedule import Accumulate, Fill, Let, ReduceStmt, Store
+
+_STORAGE = {"bool": "uint8_t", "i8": "int8_t", "i16": "int16_t", "i32": "int32_t",
+            "i64": "int64_t", "u8": "uint8_t", "u16": "uint16_t", "u32": "uint32_t",
+            "u64": "uint64_t", "f16": "_Float16", "bf16": "fj_bf16", "f32": "float",
+            "f64": "double"}
+_COMPUTE_SHORT = {"f16": "f32", "bf16": "f32"}
+_COMPUTE_TYPE = {"bool": "int", "f16": "float", "bf16": "float"}
+
+FLOATS = [("f32", "float", "f"), ("f64", "double", "")]
+INTS = [("i8", "int8_t", "uint8_t", 8, True), ("i16", "int16_t", "uint16_t", 16, True),
+        ("i32", "int32_t", "uint32_t", 32, True), ("i64", "int64_t", "uint64_t", 64, True),
+        ("u8", "uint8_t", "uint8_t", 8, False), ("u16", "uint16_t", "uint16_t", 16, False),
+        ("u32", "uint32_t", "uint32_t", 32, False), ("u64", "uint64_t", "uint64_t", 64, False)]
+INT_MIN = {"i8": "INT8_MIN", "i16": "INT16_MIN", "i32": "INT32_MIN", "i64": "INT64_MIN",
+           "u8": "0", "u16": "0", "u32": "0", "u64": "0"}
+INT_MAX = {"i8": "INT8_MAX", "i16": "INT16_MAX", "i32": "INT32_MAX", "i64": "INT64_MAX",
+           "u8": "UINT8_MAX", "u16": "UINT16_MAX", "u32": "UINT32_MAX", "u64": "UINT64_MAX"}
+
+
+def template_dir() -> str:
+    """templates/ ships inside the wheel as fjit/templates; in a checkout it is at the top."""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for candidate in (os.path.join(here, "templates"),
+                      os.path.join(os.path.dirname(here), "templates")):
+        if os.path.isdir(os.path.join(candidate, "c")):
+            return candidate
+    raise FileNotFoundError("fjit's code templates are missing (templates/c)")
+
+
+@functools.lru_cache(maxsize=None)
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(template_dir()),
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                             autoescape=False)
+    env.globals["op"] = _render_op
+    return env
+
+
+@functools.lru_cache(maxsize=None)
+def _op_template(name):
+    return environment().from_string(OPS[name].c)
+
+
+def _render_op(name, args, types):
+    names = dict(zip("xyz", args))
+    return _op_template(name).render(**names, **types)
+
+
+def short(dtype) -> str:
+    return dtypes.short_name(np.dtype(dtype))
+
+
+def compute_short(dtype) -> str:
+    s = short(dtype)
+    return _COMPUTE_SHORT.get(s, s)
+
+
+def compute_type(dtype) -> str:
+    s = short(dtype)
+    return _COMPUTE_TYPE.get(s, _STORAGE[s])
+
+
+def kind_of(dtype) -> str:
+    return dtypes.kind_name(np.dtype(dtype))
+
+
+def literal(value, dtype) -> dict:
+    """A constant for the template's literal macro."""
+    dtype = np.dtype(dtype)
+    if dtypes.is_float(dtype):
+        value = float(value)
+        if math.isnan(value):
+            return {"kind": "nan"}
+        if math.isinf(value):
+            return {"kind": "inf" if value > 0 else "-inf"}
+        return {"kind": "float", "text": repr(value), "f32": compute_short(dtype) == "f32"}
+    value = int(value)
+    s = short(dtype)
+    if s == "i64" and value == -(1 << 63):
+        return {"kind": "int", "text": "INT64_MIN", "ctype": "int64_t"}
+    suffix = "ULL" if s.startswith("u") else "LL"
+    return {"kind": "int", "text": f"{value}{suffix}", "ctype": compute_type(dtype)}
+
+
+class _Renderer:
+    """Turns one scheduled kernel into template data."""
+
+    def __init__(self, plan):
+        self.plan = plan
+
+    def buffer_name(self, buffer_id):
+        return self.plan.buffers[buffer_id].name
+
+    # index expressions -----------------------------------------------------------------------
+    def index(self, expr, extents):
+        if isinstance(expr, ix.Idx):
+            return {"k": "var", "name": f"i{expr.axis}"}
+        if isinstance(expr, ix.Const):
+            return {"k": "const", "v": f"{expr.value}LL"}
+        if isinstance(expr, ix.Where):
+            return {"k": "select", "c": self.index(expr.cond, extents),
+                    "a": self.index(expr.a, extents), "b": self.index(expr.b, extents)}
+        if isinstance(expr, ix.Load):
+            buf = self.plan.buffers[expr.operand]
+            positions = [p if ranges.within(p, n, extents) else
+                         ix.maximum(ix.minimum(p, n - 1), 0)
+                         for p, n in zip(expr.positions, buf.shape)]
+            at = ix.ZERO
+            stride = 1
+            for p, n in reversed(list(zip(positions, buf.shape))):
+                at = at + p * stride
+                stride *= n
+            return {"k": "load", "buf": buf.name, "at": self.index(at, extents)}
+        a, b = self.index(expr.a, extents), self.index(expr.b, extents)
+        op = expr.op
+        if op in ("floordiv", "mod"):
+            nonneg = ranges.bounds(expr.a, extents)[0] >= 0 and isinstance(expr.b, ix.Const) \
+                and expr.b.value > 0
+            if nonneg:
+                return {"k": "bin", "op": "/" if op == "floordiv" else "%", "a": a, "b": b}
+            return {"k": "call", "f": "fj_floordiv" if op == "floordiv" else "fj_floormod",
+                    "a": a, "b": b}
+        if op in ("min", "max"):
+            return {"k": "call", "f": "fj_i" + op, "a": a, "b": b}
+        symbol = {"add": "+", "sub": "-", "mul": "*", "lt": "<", "le": "<=", "gt": ">",
+                  "ge": ">=", "eq": "==", "ne": "!=", "and": "&&", "or": "||"}[op]
+        return {"k": "bin", "op": symbol, "a": a, "b": b}
+
+    # statements ------------------------------------------------------------------------------
+    def value(self, node, args, extents):
+        kind = node.kind
+        if kind == "load":
+            buf = self.plan.buffers[node.data[0]]
+            at = flat_index_of(node.data[1], buf.shape)
+            return {"k": "load", "buf": buf.name, "at": self.index(at, extents),
+                    "st": short(buf.dtype)}
+        if kind == "const":
+            return {"k": "const", "c": literal(node.data, node.dtype)}
+        if kind == "op":
+            name, params = node.data
+            operand = node.args[0].dtype if node.args else node.dtype
+            types = {"t": compute_type(node.dtype), "s": compute_short(operand),
+                     "r": compute_short(node.dtype), "sf": short(operand),
+                     "st": short(node.dtype), "tf": _STORAGE[short(operand)],
+                     "tt": _STORAGE[short(node.dtype)], "kf": kind_of(operand),
+                     "p": dict(params)}
+            return {"k": "op", "row": name, "args": args, "types": types}
+        if kind == "iota":
+            return {"k": "iota", "ctype": compute_type(node.dtype),
+                    "at": self.index(node.data, extents)}
+        if kind == "guard":
+            return {"k": "guard", "cond": self.index(node.data, extents), "args": args}
+        raise NotImplementedError(kind)
+
+    def statements(self, body, extents):
+        out = []
+        for stmt in body:
+            if isinstance(stmt, Let):
+                out.append({"k": "let", "name": stmt.name, "ctype": compute_type(stmt.node.dtype),
+                            "value": self.value(stmt.node, stmt.args, extents)})
+            elif isinstance(stmt, ReduceStmt):
+                out.append(self.reduce(stmt, extents))
+            elif isinstance(stmt, Store):
+                buf = self.plan.buffers[stmt.buffer]
+                out.append({"k": "store", "buf": buf.name, "at": self.index(stmt.index, extents),
+                            "value": stmt.value, "st": short(buf.dtype)})
+            elif isinstance(stmt, Accumulate):
+                buf = self.plan.buffers[stmt.buffer]
+                out.append({"k": "accumulate", "buf": buf.name,
+                            "at": self.index(stmt.index, extents), "monoid": stmt.monoid,
+                            "s": compute_short(buf.dtype), "value": stmt.value,
+                            "st": short(buf.dtype),
+                            "guard": None if stmt.guard is None else
+                            self.index(stmt.guard, extents)})
+        return out
+
+    def reduce(self, stmt, extents):
+        extents = dict(extents)
+        for loop in stmt.loops:
+            extents[loop.axis] = loop.extent
+        body = self.statements(stmt.body, extents)
+        node = stmt.node
+        if node.kind == "argreduce":
+            kind = node.data[0]
+            value_dtype = node.args[0].dtype
+            init = dtypes.lowest(value_dtype) if kind == "argmax" else dtypes.highest(value_dtype)
+            body.append({"k": "argbest", "kind": kind, "value": stmt.value, "best": stmt.name,
+                         "arg": stmt.index, "var": f"i{stmt.loops[0].axis}",
+                         "float": dtypes.is_float(value_dtype)})
+            return {"k": "reduce", "arg": stmt.index, "best": stmt.name,
+                    "ctype_value": compute_type(value_dtype),
+                    "best_init": literal(init, value_dtype),
+                    "loops": [self.loop(l, None) for l in stmt.loops], "body": body}
+        monoid = node.data[0]
+        from ..lax.reduce import MONOIDS
+        identity = MONOIDS[monoid].identity(node.dtype)
+        s = compute_short(node.dtype)
+        body.append({"k": "combine", "acc": stmt.name, "monoid": monoid, "s": s,
+                     "value": stmt.value})
+        clause = _reduction_clause(monoid, s, stmt.name)
+        loops = [self.loop(l, clause if k == len(stmt.loops) - 1 else None)
+                 for k, l in enumerate(stmt.loops)]
+        return {"k": "reduce", "arg": None, "name": stmt.name, "ctype": compute_type(node.dtype),
+                "identity": literal(identity, node.dtype), "loops": loops, "body": body}
+
+    @staticmethod
+    def loop(loop, clause):
+        return {"var": f"i{loop.axis}", "extent": f"{loop.extent}LL", "parallel": loop.parallel,
+                "simd": loop.simd, "reduction": clause if loop.simd else None}
+
+    def kernel(self, sk):
+        buffers = []
+        written = set()
+        if sk.kind == "gemm":
+            written.add(sk.gemm.c)
+        for nest in sk.nests:
+            for stmt in _walk(nest.body):
+                if isinstance(stmt, (Store, Accumulate)):
+                    written.add(stmt.buffer)
+            for fill in nest.prologue:
+                written.add(fill.buffer)
+        for b in sk.buffers:
+            buf = self.plan.buffers[b]
+            buffers.append({"id": b, "name": buf.name, "ctype": _STORAGE[short(buf.dtype)],
+                            "const": "" if b in written else "const "})
+        data = {"name": sk.name, "kind": sk.kind, "buffers": buffers, "comment": sk.comment,
+                "work": sk.work}
+        if sk.kind == "gemm":
+            g = sk.gemm
+            data.update(batch=g.batch, m=g.m, n=g.n, k=g.k, a=self.buffer_name(g.a),
+                        b=self.buffer_name(g.b), c=self.buffer_name(g.c),
+                        ta=int(g.trans_a), tb=int(g.trans_b),
+                        lda=g.m if g.trans_a else g.k, ldb=g.k if g.trans_b else g.n,
+                        a_batch=g.a_batch, b_batch=g.b_batch, suffix=compute_short(g.dtype))
+            return data
+        nests = []
+        for nest in sk.nests:
+            extents = {l.axis: l.extent for l in nest.loops}
+            fills = [{"buf": self.buffer_name(f.buffer), "size": f"{f.size}LL",
+                      "value": literal(f.value, f.dtype), "st": short(f.dtype)}
+                     for f in nest.prologue if isinstance(f, Fill)]
+            nests.append({"loops": [self.loop(l, None) for l in nest.loops],
+                          "body": self.statements(nest.body, extents), "fills": fills})
+        data["nests"] = nests
+        return data
+
+
+def _reduction_clause(monoid, s, acc):
+    """The `omp simd reduction` clause: its private copies start at the clause's identity, so
+    it must match the combine (bool max/min are or/and; float max/min propagate NaN)."""
+    if s == "bool" and monoid in ("max", "min"):
+        return ("|" if monoid == "max" else "&", acc)
+    if monoid in ("max", "min"):
+        name = f"fj{monoid}_{s}" if s in ("f32", "f64") else monoid
+        return (name, acc)
+    return ({"sum": "+", "prod": "*", "and": "&", "or": "|"}[monoid], acc)
+
+
+def _walk(body):
+    for stmt in body:
+        yield stmt
+        if isinstance(stmt, ReduceStmt):
+            yield from _walk(stmt.body)
+
+
+def flat_index_of(positions, shape):
+    at, stride = ix.ZERO, 1
+    for p, n in reversed(list(zip(positions, shape))):
+        if n != 1:
+            at = at + p * stride
+        stride *= n
+    return at
+
+
+def render_program(name, plan, scheduled, toolchain) -> str:
+    renderer = _Renderer(plan)
+    kernels = [renderer.kernel(sk) for sk in scheduled]
+    from .schedule import PARALLEL_MIN_WORK
+    used = _types_used(plan, scheduled)  # the prelude only defines helpers for these
+    return environment().get_template("c/program.c.j2").render(
+        name=name, kernels=kernels, floats=[f for f in FLOATS if f[0] in used],
+        ints=[i for i in INTS if i[0] in used], int_min=INT_MIN, int_max=INT_MAX,
+        vector_math=toolchain.vector_math and any(f[0] in used for f in FLOATS),
+        vector_functions=toolchain_vector_functions(), parallel_min_work=PARALLEL_MIN_WORK,
+        gemm=any(sk.kind == "gemm" for sk in scheduled))
+
+
+def _types_used(plan, scheduled) -> set:
+    used = {compute_short(b.dtype) for b in plan.buffers}
+    for sk in scheduled:
+        for nest in sk.nests:
+            for stmt in _walk(nest.body):
+                node = getattr(stmt, "node", None)
+                if node is not None:
+                    used.add(compute_short(node.dtype))
+                    used.update(compute_short(a.dtype) for a in node.args)
+    return used
+
+
+def toolchain_vector_functions():
+    from .toolchain import VECTOR_FUNCTIONS
+    return VECTOR_FUNCTIONS
+

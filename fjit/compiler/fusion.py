@@ -1,0 +1,535 @@
+"""Fusion: decide which values get a buffer, and build kernels computing those buffers.
+
+Every value of the (flattened) Program has a *generator*: given index expressions over some
+kernel's loop indices, it returns the scalar expression for the value's element there.  A
+value with a buffer generates a load; any other value generates its computation, inlining its
+producers' generators, so broadcasts and reindexes become index arithmetic and element-wise
+chains become one expression.
+
+A value gets a buffer (is *materialized*) when it is a Program output, an index array, a
+GEMM operand or result, a scatter (reindex_reduce) result, or when inlining it would compute
+it too many times: a reduction read more than once, or an element-wise expression whose cost
+times its extra reads exceeds a small budget (so softmax's exp(x - max) is recomputed in its
+two consumers instead of being written out and read back).
+
+Kernels:
+  MapKernel      stores expressions at every point of an iteration space (several stores
+                 when siblings over the same space are merged)
+  ScatterKernel  reindex_reduce: identity-fill, then combine values into computed targets
+  GemmKernel     a contraction routed to GEMM (BLAS where available)
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+from .. import dtypes
+from ..core import Literal, Var
+from ..lax import indexexpr as ix
+from ..lax.reduce import MONOIDS
+from ..lax.reindex import MONOID_OF_OP
+from . import ranges, scalar
+from .flatten import FlatProgram
+
+RECOMPUTE_BUDGET = 8  # extra per-element work accepted to avoid writing out a value
+
+
+class Buffer:
+    __slots__ = ("id", "shape", "dtype", "role", "name")
+
+    def __init__(self, id, shape, dtype, role):
+        self.id, self.shape, self.dtype, self.role = id, tuple(shape), np.dtype(dtype), role
+        self.name = f"b{id}"
+
+    @property
+    def size(self):
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def __repr__(self):
+        return f"{self.name}:{self.role}:{dtypes.short_name(self.dtype)}{list(self.shape)}"
+
+
+class MapKernel:
+    def __init__(self, shape, stores, eqns):
+        self.shape = tuple(shape)
+        self.stores = list(stores)   # (buffer id, SExpr)
+        self.eqns = list(eqns)       # the Program equations it computes (for introspection)
+
+    @property
+    def outputs(self):
+        return [b for b, _ in self.stores]
+
+
+class ScatterKernel:
+    def __init__(self, space, out, monoid, value, targets, conds, eqn):
+        self.shape = tuple(space)     # the iteration space: the scattered array's shape
+        self.out = out                # buffer id
+        self.monoid = monoid          # name in lax.reduce.MONOIDS
+        self.value = value            # SExpr over the space
+        self.targets = tuple(targets) # index expressions into out (bounds-checked)
+        self.conds = tuple(conds)     # extra drop conditions
+        self.eqns = [eqn]
+
+    @property
+    def outputs(self):
+        return [self.out]
+
+
+class GemmKernel:
+    def __init__(self, dtype, batch, m, n, k, a, trans_a, a_batch, b, trans_b, b_batch, c, eqns):
+        self.dtype = np.dtype(dtype)
+        self.batch, self.m, self.n, self.k = batch, m, n, k
+        self.a, self.trans_a, self.a_batch = a, trans_a, a_batch   # buffer id, bool, stride
+        self.b, self.trans_b, self.b_batch = b, trans_b, b_batch
+        self.c = c
+        self.eqns = list(eqns)
+
+    @property
+    def outputs(self):
+        return [self.c]
+
+
+class Plan:
+    """Buffers, kernels in execution order, and how Program inputs/outputs map to buffers."""
+
+    def __init__(self):
+        self.buffers: list[Buffer] = []
+        self.kernels: list = []
+        self.inputs: list[int] = []          # buffer per Program invar
+        self.consts: list[tuple] = []        # (buffer id, value)
+        self.outputs: list = []              # per outvar: ("buffer", id) | ("literal", value)
+
+    def new_buffer(self, shape, dtype, role) -> Buffer:
+        buf = Buffer(len(self.buffers), shape, dtype, role)
+        self.buffers.append(buf)
+        return buf
+
+
+class Context:
+    """The loop indices of the kernel being built: extents, and fresh reduction indices."""
+
+    def __init__(self, shape):
+        self.extents = {k: n for k, n in enumerate(shape)}
+        self.next_axis = len(shape)
+        self.memo = {}  # (var, index) -> expression: each value built once per index
+
+    def new_axis(self, extent):
+        axis = self.next_axis
+        self.next_axis += 1
+        self.extents[axis] = extent
+        return axis
+
+
+def _identity_index(shape):
+    return tuple(ix.idx(k) for k in range(len(shape)))
+
+
+# --- GEMM recognition ---------------------------------------------------------------------------
+
+class _Gemm:
+    """A reduce_sum(mul(broadcast X, broadcast Y)) eqn that maps onto batched GEMM."""
+
+    def __init__(self, reduce_eqn, mul_eqn, a_var, b_var, batch, m, n, k, trans_a, trans_b,
+                 a_has_batch, b_has_batch):
+        self.reduce_eqn, self.mul_eqn = reduce_eqn, mul_eqn
+        self.a_var, self.b_var = a_var, b_var
+        self.batch, self.m, self.n, self.k = batch, m, n, k
+        self.trans_a, self.trans_b = trans_a, trans_b
+        self.a_has_batch, self.b_has_batch = a_has_batch, b_has_batch
+
+
+def _find_gemms(flat: FlatProgram, producer, uses, gemm_enabled):
+    found = {}
+    if not gemm_enabled:
+        return found
+    for eqn in flat.eqns:
+        if eqn.primitive.name != "reduce_sum":
+            continue
+        dtype = eqn.outvars[0].aval.dtype
+        if dtype not in (dtypes.float32, dtypes.float64):
+            continue
+        mul = producer.get(eqn.invars[0])
+        if mul is None or mul.primitive.name != "mul" or uses[eqn.invars[0]] != 1:
+            continue
+        space = mul.outvars[0].aval.shape
+        operands = []
+        for a in mul.invars:
+            bc = producer.get(a) if isinstance(a, Var) else None
+            if bc is None or bc.primitive.name != "broadcast_in_dim" \
+                    or isinstance(bc.invars[0], Literal):
+                break
+            x = bc.invars[0]
+            dims = bc.params["broadcast_dimensions"]
+            if any(x.aval.shape[k] != space[d] for k, d in enumerate(dims)):
+                break  # a stretched size-1 dim: not a plain GEMM operand
+            operands.append((x, dims))
+        if len(operands) != 2:
+            continue
+        gemm = _classify(eqn, mul, operands, space)
+        if gemm is not None:
+            found[eqn] = gemm
+    return found
+
+
+def _classify(eqn, mul, operands, space):
+    axes = set(eqn.params["axes"])
+    (xa, da), (xb, db) = operands
+    sa, sb = set(da), set(db)
+    kinds = []
+    for d in range(len(space)):
+        in_a, in_b, in_out = d in sa, d in sb, d not in axes
+        if in_a and in_b and in_out:
+            kinds.append("B")
+        elif in_a and in_out:
+            kinds.append("M")
+        elif in_b and in_out:
+            kinds.append("N")
+        elif in_a and in_b:
+            kinds.append("K")
+        else:
+            return None
+    order = {"B": 0, "M": 1, "N": 2}
+    out_kinds = [k for k in kinds if k != "K"]
+    if [order[k] for k in out_kinds] != sorted(order[k] for k in out_kinds):
+        return None
+
+    def layout(dims, free):
+        """(transposed, has_batch) if the operand's dims are [B...][free...][K...] or
+        [B...][K...][free...]; None otherwise."""
+        seq = [kinds[d] for d in dims]
+        n_batch = sum(1 for k in seq if k == "B")
+        if seq[:n_batch] != ["B"] * n_batch:
+            return None
+        rest = seq[n_batch:]
+        if not rest:
+            return False, n_batch > 0
+        if rest == sorted(rest, key=lambda k: (k == "K")):        # free then K
+            return False, n_batch > 0
+        if rest == sorted(rest, key=lambda k: (k != "K")):        # K then free
+            return True, n_batch > 0
+        return None
+
+    la, lb = layout(da, "M"), layout(db, "N")
+    if la is None or lb is None:
+        return None
+    size = {k: 1 for k in "BMNK"}
+    for d, k in enumerate(kinds):
+        size[k] *= space[d]
+    # BLAS wants A as [M][K] or its transpose; our "free then K" is A = M x K (not transposed);
+    # for B the natural layout is [K][N]: "free then K" means [N][K], i.e. transposed.
+    trans_a = la[0]
+    trans_b = not lb[0]
+    return _Gemm(eqn, mul, xa, xb, size["B"], size["M"], size["N"], size["K"], trans_a,
+                 trans_b, la[1], lb[1])
+
+
+# --- the planner ---------------------------------------------------------------------------------
+
+def plan_program(flat: FlatProgram, gemm_enabled=True) -> Plan:
+    plan = Plan()
+    producer, uses, consumers = {}, defaultdict(int), defaultdict(list)
+    for eqn in flat.eqns:
+        for v in eqn.outvars:
+            producer[v] = eqn
+        for pos, a in enumerate(eqn.invars):
+            if isinstance(a, Var):
+                uses[a] += 1
+                consumers[a].append((eqn, pos))
+    outset = {v for v in flat.outvars if isinstance(v, Var)}
+    for v in outset:
+        uses[v] += 1
+
+    gemms = _find_gemms(flat, producer, uses, gemm_enabled)
+    forced = set(outset)
+    for gemm in gemms.values():
+        forced.update((gemm.a_var, gemm.b_var))
+    for eqn in flat.eqns:
+        if eqn.primitive.family in ("reindex", "reindex_reduce"):
+            forced.update(a for a in eqn.invars[1:] if isinstance(a, Var))
+    skipped = {id(g.mul_eqn) for g in gemms.values()}
+
+    gens = {}
+    buffer_of = {}
+
+    def materialize_as(var, buf):
+        buffer_of[var] = buf.id
+        gens[var] = lambda idx, ctx, b=buf: scalar.load(b.id, idx, b.dtype)
+
+    for var in flat.invars:
+        buf = plan.new_buffer(var.aval.shape, var.aval.dtype, "input")
+        plan.inputs.append(buf.id)
+        materialize_as(var, buf)
+    for var, value in zip(flat.constvars, flat.consts):
+        buf = plan.new_buffer(var.aval.shape, var.aval.dtype, "const")
+        plan.consts.append((buf.id, value))
+        materialize_as(var, buf)
+
+    builder = _GeneratorBuilder(gens, buffer_of)
+    for eqn in flat.eqns:
+        if id(eqn) in skipped:
+            continue
+        out = eqn.outvars[0]
+        role = "output" if out in outset else "temp"
+        if eqn in gemms:
+            g = gemms[eqn]
+            buf = plan.new_buffer(out.aval.shape, out.aval.dtype, role)
+            plan.kernels.append(GemmKernel(
+                out.aval.dtype, g.batch, g.m, g.n, g.k, buffer_of[g.a_var], g.trans_a,
+                g.m * g.k if g.a_has_batch else 0, buffer_of[g.b_var], g.trans_b,
+                g.k * g.n if g.b_has_batch else 0, buf.id, [g.mul_eqn, eqn]))
+            materialize_as(out, buf)
+            continue
+        if eqn.primitive.name == "reindex_reduce":
+            buf = plan.new_buffer(out.aval.shape, out.aval.dtype, role)
+            plan.kernels.append(builder.scatter_kernel(eqn, buf))
+            materialize_as(out, buf)
+            continue
+        builder.define(eqn)
+        for v in eqn.outvars:
+            if uses[v] == 0:
+                continue
+            if v in forced or _worth_materializing(v, gens, consumers[v]):
+                buf = plan.new_buffer(v.aval.shape, v.aval.dtype,
+                                      "output" if v in outset else "temp")
+                ctx = Context(v.aval.shape)
+                expr = gens[v](_identity_index(v.aval.shape), ctx)
+                plan.kernels.append(MapKernel(v.aval.shape, [(buf.id, expr)], [eqn]))
+                materialize_as(v, buf)
+
+    for v in flat.outvars:
+        if isinstance(v, Literal):
+            plan.outputs.append(("literal", v.value))
+        else:
+            plan.outputs.append(("buffer", buffer_of[v]))
+    _attribute_inlined_eqns(plan, flat, buffer_of)
+    return plan
+
+
+def _read_factor(eqn, pos, var):
+    """How many times each element of `var` is read to compute `eqn`'s output once."""
+    family = eqn.primitive.family
+    out = eqn.outvars[0].aval
+    size = max(var.aval.size, 1)
+    if family in ("elementwise", "broadcast"):
+        return max(out.size / size, 1) if out.size else 0
+    if family == "reindex":
+        return max(out.size / size, 1) if out.size else 0
+    return 1
+
+
+def _worth_materializing(var, gens, uses) -> bool:
+    reads = sum(_read_factor(eqn, pos, var) for eqn, pos in uses)
+    if reads <= 1:
+        return False
+    cost = scalar.cost(gens[var](_identity_index(var.aval.shape), Context(var.aval.shape)))
+    return cost * (reads - 1) > RECOMPUTE_BUDGET
+
+
+def _attribute_inlined_eqns(plan, flat, buffer_of):
+    """Record, for introspection, which equations each kernel computes (inlined ones
+    included): walk back from each kernel's own equations to non-materialized producers."""
+    producer = {v: e for e in flat.eqns for v in e.outvars}
+    for kernel in plan.kernels:
+        seen = {id(e) for e in kernel.eqns}
+        stack = list(kernel.eqns)
+        while stack:
+            eqn = stack.pop()
+            for a in eqn.invars:
+                if isinstance(a, Var) and a not in buffer_of and a in producer:
+                    p = producer[a]
+                    if id(p) not in seen:
+                        seen.add(id(p))
+                        kernel.eqns.append(p)
+                        stack.append(p)
+        order = {id(e): k for k, e in enumerate(flat.eqns)}
+        kernel.eqns.sort(key=lambda e: order.get(id(e), -1))
+
+
+class _GeneratorBuilder:
+    """Generators (index expressions -> scalar expression) for each primitive family."""
+
+    def __init__(self, gens, buffer_of):
+        self.gens, self.buffer_of = gens, buffer_of
+
+    def operand(self, atom):
+        if isinstance(atom, Literal):
+            return lambda idx, ctx, a=atom: scalar.const(a.value.item(), a.aval.dtype)
+        return self.gens[atom]
+
+    def define(self, eqn):
+        family = eqn.primitive.family
+        handler = getattr(self, f"_{family}")
+        handler(eqn)
+        for v in eqn.outvars:
+            self.gens[v] = _memoized(v, self.gens[v])
+
+    # element-wise: one op node over the operands at the same index (rank-0 at ())
+    def _elementwise(self, eqn):
+        out = eqn.outvars[0]
+        ins = [(self.operand(a), a.aval.shape) for a in eqn.invars]
+        name = eqn.primitive.name
+        params = tuple(sorted(eqn.params.items()))
+
+        def gen(idx, ctx):
+            args = [g(idx if shape == out.aval.shape else (), ctx) for g, shape in ins]
+            if name == "stop_gradient":
+                return args[0]
+            return scalar.op(name, args, out.aval.dtype, params)
+        self.gens[out] = gen
+
+    def _broadcast(self, eqn):
+        x = eqn.invars[0]
+        g = self.operand(x)
+        dims = eqn.params["broadcast_dimensions"]
+        shape = eqn.params["shape"]
+        in_shape = x.aval.shape
+
+        def gen(idx, ctx):
+            return g(tuple(idx[d] if in_shape[k] == shape[d] else ix.ZERO
+                           for k, d in enumerate(dims)), ctx)
+        self.gens[eqn.outvars[0]] = gen
+
+    def _reshape(self, eqn):
+        x = eqn.invars[0]
+        g = self.operand(x)
+        out_shape, in_shape = eqn.params["new_sizes"], x.aval.shape
+
+        def gen(idx, ctx):
+            flat = _ravel(idx, out_shape)
+            positions = _unravel(flat, in_shape)
+            return g(tuple(ranges.simplify(p, ctx.extents) for p in positions), ctx)
+        self.gens[eqn.outvars[0]] = gen
+
+    def _iota(self, eqn):
+        dimension = eqn.params["dimension"]
+        dtype = eqn.params["dtype"]
+        self.gens[eqn.outvars[0]] = lambda idx, ctx: scalar.iota(idx[dimension], dtype)
+
+    def _reduce(self, eqn):
+        x = eqn.invars[0]
+        g = self.operand(x)
+        axes = eqn.params["axes"]
+        monoid = eqn.primitive.name[len("reduce_"):]
+
+        def gen(idx, ctx):
+            it = iter(idx)
+            full, loops = [], []
+            for d, n in enumerate(x.aval.shape):
+                if d in axes:
+                    a = ctx.new_axis(n)
+                    loops.append((a, n))
+                    full.append(ix.idx(a))
+                else:
+                    full.append(next(it))
+            body = g(tuple(full), ctx)
+            return scalar.reduce(monoid, loops, body)
+        self.gens[eqn.outvars[0]] = gen
+
+    def _argreduce(self, eqn):
+        x = eqn.invars[0]
+        g = self.operand(x)
+        axis, index_dtype = eqn.params["axis"], eqn.params["index_dtype"]
+        kind = eqn.primitive.name
+
+        def gen(idx, ctx):
+            a = ctx.new_axis(x.aval.shape[axis])
+            full = list(idx[:axis]) + [ix.idx(a)] + list(idx[axis:])
+            return scalar.argreduce(kind, a, x.aval.shape[axis], g(tuple(full), ctx),
+                                    index_dtype)
+        self.gens[eqn.outvars[0]] = gen
+
+    def _reindex(self, eqn):
+        x, index_arrays = eqn.invars[0], eqn.invars[1:]
+        g = self.operand(x)
+        params = eqn.params
+        buffers = [self.buffer_of[a] for a in index_arrays]
+        fill = scalar.const(params["fill"], x.aval.dtype)
+
+        def gen(idx, ctx):
+            subst = dict(enumerate(idx))
+            positions = [_resolve(e, subst, buffers, ctx) for e in params["index"]]
+            conds = [_resolve(c, subst, buffers, ctx) for c in params["fill_if"]]
+            return _guarded(g, positions, x.aval.shape, conds, fill, ctx)
+        self.gens[eqn.outvars[0]] = gen
+
+    def scatter_kernel(self, eqn, buf) -> ScatterKernel:
+        x, index_arrays = eqn.invars[0], eqn.invars[1:]
+        g = self.operand(x)
+        params = eqn.params
+        buffers = [self.buffer_of[a] for a in index_arrays]
+        space = x.aval.shape
+        ctx = Context(space)
+        idx = _identity_index(space)
+        subst = dict(enumerate(idx))
+        targets = [_resolve(e, subst, buffers, ctx) for e in params["index"]]
+        conds = [_resolve(c, subst, buffers, ctx) for c in params["drop_if"]]
+        monoid = next(name for name, m in MONOIDS.items()
+                      if m is MONOID_OF_OP[params["op"]])
+        return ScatterKernel(space, buf.id, monoid, g(idx, ctx), targets, conds, eqn)
+
+
+def _memoized(var, gen):
+    """A generator that builds each (value, index) once per kernel: without this, a value
+    read twice at the same index (x * x, repeated squaring) is rebuilt exponentially often."""
+    def memo_gen(idx, ctx):
+        key = (var, idx)
+        expr = ctx.memo.get(key)
+        if expr is None:
+            expr = ctx.memo[key] = gen(idx, ctx)
+        return expr
+    return memo_gen
+
+
+def _resolve(expr, subst, buffers, ctx):
+    """An eqn's index expression in the kernel: loop indices substituted, loads from index
+    operands turned into loads from their buffers."""
+    expr = ix.renumber_loads(expr, lambda k: buffers[k - 1])  # before the substitution
+    expr = ix.substitute(expr, subst)  # brings in the caller's loads (already buffer ids)
+    return ranges.simplify(expr, ctx.extents)
+
+
+def _guarded(gen, positions, shape, conds, fill, ctx):
+    """gen at `positions`, or `fill` where a position is out of range or a condition holds.
+    Positions that may be out of range are clamped for the load (which always happens)."""
+    checks = list(conds)
+    safe = []
+    for p, n in zip(positions, shape):
+        if ranges.within(p, n, ctx.extents):
+            safe.append(p)
+            continue
+        checks.append(ix.logical_or(ix.lt(p, 0), ix.ge(p, n)))
+        safe.append(ix.maximum(ix.minimum(p, n - 1), 0) if n > 0 else ix.ZERO)
+    value = gen(tuple(safe), ctx)
+    if not checks:
+        return value
+    bad = checks[0]
+    for c in checks[1:]:
+        bad = ix.logical_or(bad, c)
+    return scalar.guard(ix.eq(bad, 0), value, fill)
+
+
+def _ravel(idx, shape):
+    flat, stride = ix.ZERO, 1
+    for i, n in reversed(list(zip(idx, shape))):
+        flat = flat + i * stride if n != 1 else flat
+        stride *= n
+    return flat
+
+
+def _unravel(flat, shape):
+    out, stride = [], 1
+    strides = []
+    for n in reversed(shape):
+        strides.append(stride)
+        stride *= n
+    strides.reverse()
+    for k, (n, s) in enumerate(zip(shape, strides)):
+        if n == 1:
+            out.append(ix.ZERO)
+            continue
+        p = flat // s if s != 1 else flat
+        if k > 0:
+            p = p % n
+        out.append(p)
+    return out

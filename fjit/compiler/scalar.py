@@ -1,0 +1,128 @@
+"""The scalar expression IR of kernel bodies.
+
+A kernel computes, at every point of its iteration space, scalar expressions over the loop
+indices (`fjit.lax.indexexpr` expressions).  Fusion builds them by inlining producers into
+consumers: a broadcast or reindex becomes a substitution in a load's index, an element-wise
+op becomes an `op` node, a reduction becomes a `reduce` node with its own loop indices.
+
+Nodes are hash-consed: building the same node twice returns the same object, so common
+subexpressions are shared when the body is scheduled.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+class SExpr:
+    """kind, dtype, args (child SExprs) and data (hashable, kind-specific):
+
+        load      data = (buffer id, index expressions)   buffer[index]
+        const     data = Python scalar
+        op        data = (element-wise op name, params)   args = operands
+        iota      data = index expression                 its value, as dtype
+        guard     data = condition (index expression)     cond ? args[0] : args[1]
+        reduce    data = (monoid name, ((axis, extent), ...))   args = (body,)
+        argreduce data = (kind, axis, extent, index dtype)       args = (body,)
+    """
+
+    __slots__ = ("kind", "dtype", "args", "data", "_hash")
+
+    def __init__(self, kind, dtype, args, data):
+        self.kind, self.dtype, self.args, self.data = kind, np.dtype(dtype), tuple(args), data
+        self._hash = hash((kind, self.dtype, self.args, data))
+
+    def __eq__(self, other):
+        return (self is other) or (isinstance(other, SExpr) and self._hash == other._hash
+                                   and self.kind == other.kind and self.dtype == other.dtype
+                                   and self.data == other.data and self.args == other.args)
+
+    def __hash__(self):
+        return self._hash
+
+    def __repr__(self):
+        if self.kind == "load":
+            return f"b{self.data[0]}[{', '.join(map(str, self.data[1]))}]"
+        if self.kind == "const":
+            return repr(self.data)
+        if self.kind == "op":
+            return f"{self.data[0]}({', '.join(map(repr, self.args))})"
+        return f"{self.kind}{self.data}({', '.join(map(repr, self.args))})"
+
+
+_interned: dict = {}
+
+
+def _make(kind, dtype, args, data) -> SExpr:
+    node = SExpr(kind, dtype, args, data)
+    found = _interned.get(node)
+    if found is None:
+        if len(_interned) > 200_000:
+            _interned.clear()
+        _interned[node] = node
+        return node
+    return found
+
+
+def load(buffer_id: int, index, dtype) -> SExpr:
+    return _make("load", dtype, (), (buffer_id, tuple(index)))
+
+
+def const(value, dtype) -> SExpr:
+    dtype = np.dtype(dtype)
+    value = np.asarray(value).astype(dtype).item() if dtype.kind != "V" else value
+    return _make("const", dtype, (), value)
+
+
+def op(name: str, args, dtype, params=()) -> SExpr:
+    return _make("op", dtype, args, (name, tuple(params)))
+
+
+def iota(index, dtype) -> SExpr:
+    return _make("iota", dtype, (), index)
+
+
+def guard(cond, value: SExpr, fill: SExpr) -> SExpr:
+    return _make("guard", value.dtype, (value, fill), cond)
+
+
+def reduce(monoid: str, loops, body: SExpr) -> SExpr:
+    return _make("reduce", body.dtype, (body,), (monoid, tuple(loops)))
+
+
+def argreduce(kind: str, axis: int, extent: int, body: SExpr, index_dtype) -> SExpr:
+    return _make("argreduce", index_dtype, (body,), (kind, axis, extent, np.dtype(index_dtype)))
+
+
+def walk(expr: SExpr):
+    """Every node once, children before parents."""
+    seen, order = set(), []
+
+    def visit(node):
+        if id(node) in seen:
+            return
+        seen.add(id(node))
+        for a in node.args:
+            visit(a)
+        order.append(node)
+
+    visit(expr)
+    return order
+
+
+def cost(expr: SExpr) -> int:
+    """A rough per-element cost: loads and constants are free, arithmetic 1, transcendental
+    functions 4, reductions effectively unbounded."""
+    total = 0
+    for node in walk(expr):
+        if node.kind == "op":
+            total += 4 if node.data[0] in _TRANSCENDENTAL else 1
+        elif node.kind in ("reduce", "argreduce"):
+            return 1 << 20
+        elif node.kind == "guard":
+            total += 1
+    return total
+
+
+_TRANSCENDENTAL = {"exp", "exp2", "log", "log1p", "expm1", "sin", "cos", "tan", "tanh", "asin",
+                   "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "logistic",
+                   "erf", "pow", "atan2", "cbrt", "sqrt", "rsqrt"}

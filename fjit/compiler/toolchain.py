@@ -1,0 +1,167 @@
+"""The system C compiler: which one, with which flags, and what it can do on this machine.
+
+Probed once per process (and remembered in the cache directory per compiler version):
+whether OpenMP works, whether glibc's vector math library (libmvec) can be called from
+`omp simd` loops, and what -march=native resolves to (part of every cache key, so a cache
+shared between different CPUs never hands out code for the wrong one).
+"""
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+
+from ..config import config
+
+# libm functions glibc (2.35+) provides SIMD variants of
+VECTOR_FUNCTIONS = ["exp", "exp2", "log", "log1p", "expm1", "sin", "cos", "tan", "tanh", "asin",
+                    "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "erf", "cbrt"]
+
+BASE_FLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-fwrapv",
+              "-fno-strict-aliasing", "-shared", "-fPIC", "-std=gnu11", "-w"]
+
+
+class Toolchain:
+    def __init__(self, cc, version, flags, libs, vector_math, march):
+        self.cc, self.version, self.flags, self.libs = cc, version, flags, libs
+        self.vector_math, self.march = vector_math, march
+
+    @property
+    def key(self) -> str:
+        """What, besides the source, decides the built code."""
+        return "\n".join([self.cc, self.version, " ".join(self.flags), " ".join(self.libs),
+                          self.march])
+
+    def compile(self, source_path, output_path):
+        cmd = [self.cc, *self.flags, source_path, "-o", output_path, *self.libs]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise CompileError(f"the C compiler failed ({' '.join(cmd)}):\n"
+                               f"{result.stderr[-4000:]}")
+
+
+class CompileError(RuntimeError):
+    """The generated C did not compile: a bug in fjit (the message has the compiler's)."""
+
+
+def find_compiler() -> str | None:
+    for name in (os.environ.get("FJIT_CC"), os.environ.get("CC"), "cc", "gcc", "clang"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def toolchain() -> Toolchain | None:
+    """The probed toolchain (for the current `cflags` option), or None if there is no working
+    C compiler."""
+    return _toolchain(config.cflags)
+
+
+@functools.lru_cache(maxsize=None)
+def _toolchain(cflags: str) -> Toolchain | None:
+    cc = find_compiler()
+    if cc is None:
+        return None
+    try:
+        version = subprocess.run([cc, "--version"], capture_output=True, text=True,
+                                 timeout=30).stdout.splitlines()[0]
+    except (OSError, subprocess.SubprocessError, IndexError):
+        return None
+    flags = BASE_FLAGS + cflags.split()
+    probe = _probe(cc, version, flags)
+    if probe is None:
+        return None
+    if not probe["openmp"]:
+        flags = [f for f in flags if f != "-fopenmp"]
+    libs = (["-lmvec"] if probe["vector_math"] else []) + ["-lm"]
+    _load_openmp_runtime()
+    return Toolchain(cc, version, flags, libs, probe["vector_math"], probe["march"])
+
+
+_PROBE_SOURCE = """
+#include <math.h>
+#include <stdint.h>
+%s
+float probe(const float *x, int64_t n) {
+  float s = 0;
+  #pragma omp simd reduction(+:s)
+  for (int64_t i = 0; i < n; i++) s += %s;
+  return s;
+}
+"""
+
+
+def _probe(cc, version, flags) -> dict | None:
+    from .cache import cache_dir
+    key = hashlib.sha256((cc + version + " ".join(flags)).encode()).hexdigest()[:16]
+    path = os.path.join(cache_dir(), f"toolchain-{key}.json")
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        pass
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "probe.c")
+
+        def builds(use_flags, decls, expr, libs):
+            with open(src, "w") as f:
+                f.write(_PROBE_SOURCE % (decls, expr))
+            cmd = [cc, *use_flags, src, "-o", os.path.join(tmp, "probe.so"), *libs]
+            return subprocess.run(cmd, capture_output=True).returncode == 0
+
+        openmp = builds(flags, "", "x[i]", ["-lm"])
+        if not openmp:
+            flags = [f for f in flags if f != "-fopenmp"]
+            if not builds(flags, "", "x[i]", ["-lm"]):
+                return None
+        decls = "\n".join(f"#pragma omp declare simd notinbranch\nextern float {f}f(float);"
+                          for f in VECTOR_FUNCTIONS)
+        calls = " + ".join(f"{f}f(x[i])" for f in VECTOR_FUNCTIONS)
+        vector_math = openmp and builds(flags, decls, calls, ["-lmvec", "-lm"]) and _loads(
+            os.path.join(tmp, "probe.so"))
+        march = subprocess.run([cc, "-march=native", "-Q", "--help=target"],
+                               capture_output=True, text=True).stdout
+        march = next((line.split()[-1] for line in march.splitlines()
+                      if line.strip().startswith("-march=")), "native")
+    result = {"openmp": openmp, "vector_math": bool(vector_math), "march": march}
+    _write_json_atomically(path, result)
+    return result
+
+
+def _loads(path) -> bool:
+    try:
+        ctypes.CDLL(path)
+        return True
+    except OSError:
+        return False
+
+
+def _write_json_atomically(path, data):
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "w") as f:
+            json.dump(data, f)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+_openmp_runtime = []
+
+
+def _load_openmp_runtime():
+    """Load libgomp once, globally, and keep it: a kernel library loaded later then shares it,
+    and it is never unloaded under live worker threads (that crashes at exit)."""
+    if _openmp_runtime:
+        return
+    for name in ("libgomp.so.1", "libgomp.so"):
+        try:
+            _openmp_runtime.append(ctypes.CDLL(name, mode=ctypes.RTLD_GLOBAL))
+            return
+        except OSError:
+            continue
