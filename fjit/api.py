@@ -199,6 +199,12 @@ class JitFunction:
         """The Program this function traces to for these arguments (with its constants)."""
         return self._lookup(args, kwargs)[0].traced
 
+    def lower(self, *args, **kwargs):
+        """What the C backend makes of this function for these arguments: the Program, the
+        kernels (with the equations each fused) and the generated C source."""
+        from .compiler.lowered import Lowered
+        return Lowered(self._lookup(args, kwargs)[0].program)
+
     def clear_cache(self):
         self._cache.clear()
 

@@ -166,7 +166,8 @@ def _find_gemms(flat: FlatProgram, producer, uses, gemm_enabled):
             operands.append((x, dims))
         if len(operands) != 2:
             continue
-        gemm = _classify(eqn, mul, operands, space)
+        gemm = _classify(eqn, mul, operands, space) or \
+            _classify(eqn, mul, operands[::-1], space)  # mul commutes: try B @ A too
         if gemm is not None:
             found[eqn] = gemm
     return found

@@ -1,0 +1,51 @@
+"""Introspection: `fjit.jit(f).lower(*args)` shows what the compiler made of a function."""
+from __future__ import annotations
+
+from ..pretty import format_eqn
+from .backend import compile_program
+
+
+class KernelInfo:
+    """One kernel: what it computes (kind, iteration space) and which equations fused in."""
+
+    def __init__(self, scheduled, kernel, plan):
+        self.name = scheduled.name
+        self.kind = {"MapKernel": "map", "ScatterKernel": "scatter",
+                     "GemmKernel": "gemm"}[type(kernel).__name__]
+        self.shape = getattr(kernel, "shape", None)
+        self.outputs = [plan.buffers[b] for b in kernel.outputs]
+        self.eqns = list(kernel.eqns)
+        self.parallel = any(l.parallel for nest in scheduled.nests for l in nest.loops)
+        self.vectorized = any(l.simd for nest in scheduled.nests for l in nest.loops)
+
+    @property
+    def primitives(self):
+        return [e.primitive.name for e in self.eqns]
+
+    def __repr__(self):
+        space = f" over {list(self.shape)}" if self.shape is not None else ""
+        flags = "".join([" parallel" if self.parallel else "",
+                         " simd" if self.vectorized else ""])
+        return (f"<{self.name}: {self.kind}{space}{flags} -> "
+                f"{', '.join(map(repr, self.outputs))}; {', '.join(self.primitives)}>")
+
+
+class Lowered:
+    def __init__(self, program):
+        self.program = program
+        self.compiled = compile_program(program)
+
+    def kernels(self) -> list:
+        plan = self.compiled.plan
+        return [KernelInfo(sk, k, plan) for sk, k in zip(self.compiled.scheduled, plan.kernels)]
+
+    def source(self) -> str:
+        return self.compiled.source
+
+    def as_text(self) -> str:
+        parts = ["# Program", str(self.program), "", "# Kernels"]
+        for info in self.kernels():
+            parts.append(repr(info))
+            parts.extend("    " + format_eqn(e) for e in info.eqns)
+        parts += ["", "# C source", self.compiled.source]
+        return "\n".join(parts)
