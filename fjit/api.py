@@ -88,7 +88,7 @@ class _Entry:
     """One traced specialisation of a function: its Program and what running it needs."""
 
     __slots__ = ("traced", "program", "consts", "const_values", "out_tree", "out_avals", "name",
-                 "cacheable")
+                 "cacheable", "executable", "single_output")
 
     def __init__(self, traced, out_tree):
         self.traced = traced
@@ -99,6 +99,8 @@ class _Entry:
         self.out_tree = out_tree
         self.out_avals = self.program.out_avals
         self.name = traced.name
+        self.executable = None
+        self.single_output = out_tree.node_type is None  # the function returns one array
 
 
 _shared_caches: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
@@ -142,18 +144,21 @@ class JitFunction:
         return functools.partial(self, obj)
 
     def _lookup(self, args, kwargs):
-        dyn_args, dyn_kwargs, statics = self._signature.split(self._name, args, kwargs)
-        if not dyn_kwargs and all(type(a) is Array for a in dyn_args):  # the common case
-            leaves, in_tree = list(dyn_args), _flat_treedef(len(dyn_args))
+        if not kwargs and not self._signature.static_argnums \
+                and all(type(a) is Array for a in args):  # the common case, kept cheap
+            leaves, in_tree, statics = args, _flat_treedef(len(args)), ()
+            avals = tuple(a.aval for a in args)
         else:
+            dyn_args, dyn_kwargs, statics = self._signature.split(self._name, args, kwargs)
             leaves, in_tree = tree_flatten((dyn_args, dyn_kwargs))
-        avals = []
-        for k, leaf in enumerate(leaves):
-            aval = getattr(leaf, "aval", None)
-            if aval is None:
-                aval = self._abstractify_arg(leaf, k)
-            avals.append(aval)
-        key = (in_tree, tuple(avals), statics, self._config_key, config.trace_state())
+            avals = []
+            for k, leaf in enumerate(leaves):
+                aval = getattr(leaf, "aval", None)
+                if aval is None:
+                    aval = self._abstractify_arg(leaf, k)
+                avals.append(aval)
+            avals = tuple(avals)
+        key = (in_tree, avals, statics, self._config_key, config.trace_state())
         entry = self._cache.get(key)
         if entry is None:
             entry = self._trace(in_tree, avals, statics)
@@ -189,10 +194,15 @@ class JitFunction:
             values = list(entry.const_values)
             for leaf in leaves:
                 values.append((leaf if type(leaf) is Array else concrete_operand(leaf))._value)
-            outs = executable_for(entry.program)(values)
+            executable = entry.executable
+            if executable is None:  # the entry belongs to one backend (it is in the key)
+                executable = entry.executable = executable_for(entry.program)
+            outs = executable(values)
             results = [Array(v, a) for v, a in zip(outs, entry.out_avals)]
         else:
             results = jit_p.bind(*entry.consts, *leaves, program=entry.program, name=entry.name)
+        if entry.single_output:
+            return results[0]
         return tree_unflatten(entry.out_tree, results)
 
     def trace(self, *args, **kwargs):

@@ -134,32 +134,33 @@ class CExecutable:
                 self.temp_offsets[buf.id] = offset
                 offset += (buf.size * buf.dtype.itemsize + ALIGN - 1) // ALIGN * ALIGN
         self.workspace = np.empty(max(offset, 1) + ALIGN, np.uint8)
+        self.pointers = _ffi.new("void *[]", max(self.num_buffers, 1))
         base = self.workspace.ctypes.data
         shift = (-base) % ALIGN
         workspace_ptr = _ffi.from_buffer(self.workspace)
         for b, off in self.temp_offsets.items():
             self.fixed[b] = workspace_ptr + shift + off
+        for b, value in self.fixed.items():
+            self.pointers[b] = value
         self.lock = threading.Lock()
+        self.program_fn = self.lib.fj_program
 
     def __call__(self, args):
-        ptrs = _ffi.new("void *[]", max(self.num_buffers, 1))
         keep = []
-        for b, value in self.fixed.items():
-            ptrs[b] = value
-        for b, value, dtype in zip(self.inputs, args, self.input_dtypes):
-            if not (isinstance(value, np.ndarray) and value.flags.c_contiguous
-                    and value.dtype == dtype):
-                value = np.ascontiguousarray(value, dtype=dtype)
-            keep.append(value)
-            ptrs[b] = _ffi.from_buffer(value, require_writable=False)
         arrays = {}
-        for b in self.output_buffers:
-            shape, dtype = self.out_shapes[b]
-            out = np.empty(shape, dtype)
-            arrays[b] = out
-            ptrs[b] = _ffi.from_buffer(out)
-        with self.lock:  # temporaries live in one workspace per executable
-            self.lib.fj_program(ptrs)
+        with self.lock:  # one pointer array and one workspace per executable
+            ptrs = self.pointers
+            for b, value, dtype in zip(self.inputs, args, self.input_dtypes):
+                if not (type(value) is np.ndarray and value.dtype == dtype
+                        and value.flags.c_contiguous):
+                    value = np.ascontiguousarray(value, dtype=dtype)
+                keep.append(value)
+                ptrs[b] = _ffi.from_buffer(value, require_writable=False)
+            for b in self.output_buffers:
+                shape, dtype = self.out_shapes[b]
+                out = arrays[b] = np.empty(shape, dtype)
+                ptrs[b] = _ffi.from_buffer(out)
+            self.program_fn(ptrs)
         results = []
         for kind, value in self.outputs:
             if kind == "literal":
