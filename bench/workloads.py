@@ -170,3 +170,122 @@ def w4_mlp_sgd_step(framework):
 
 
 WORKLOADS["W4"] = w4_mlp_sgd_step
+
+
+# Large-array workloads.  Inputs are seeded NumPy arrays, converted per framework; fjit and
+# JAX share one function body (only the imports differ).  a and b are Python floats passed as
+# arguments, so they are weakly typed float32 scalars in fjit and JAX.
+
+N_ELEMENTS = 1 << 24          # 16M float32 = 64 MB per array
+GELU_A, GELU_B = 1.5, 0.25
+
+# Bytes a call must move at least (each input read once, the output written once; no
+# write-allocate traffic counted, as in STREAM), for the fraction-of-triad columns.
+BYTES_MOVED = {
+    "W1b": 2 * 4 * N_ELEMENTS,       # read x (64 MB), write y (64 MB)
+    "W2": 2 * 4 * 4096 * 4096,       # read x (64 MB), write y (64 MB)
+}
+
+
+def _jit_lib(framework):
+    """(jit module, numpy module, device_put) for fjit or JAX."""
+    if framework == "fjit":
+        import fjit as lib
+        import fjit.numpy as jnp
+    else:
+        import jax as lib
+        import jax.numpy as jnp
+    return lib, jnp
+
+
+def _jitted(framework, make_fn, arrays, *scalars):
+    """Shared by fjit and JAX: jit make_fn(jnp), put the arrays on the device, warm up."""
+    lib, jnp = _jit_lib(framework)
+    f = lib.jit(make_fn(jnp))
+    args = [lib.device_put(a) for a in arrays] + list(scalars)
+    f(*args).block_until_ready()
+    return lambda: f(*args).block_until_ready()
+
+
+def _gelu_fn(m):
+    """gelu(x*a + b), tanh form; `m` is jax.numpy, fjit.numpy or numpy."""
+    def gelu(x, a, b):
+        v = x * a + b
+        return 0.5 * v * (1 + m.tanh(0.7978845608 * (v + 0.044715 * v ** 3)))
+    return gelu
+
+
+def w1_gelu(framework):
+    """W1: y = gelu(x*a + b) (tanh form) over 16M float32 elements; a, b Python floats."""
+    x = np.random.default_rng(1).standard_normal(N_ELEMENTS).astype(np.float32)
+    a, b = GELU_A, GELU_B
+    if framework in ("fjit", "jax"):
+        return _jitted(framework, _gelu_fn, [x], a, b)
+    if framework == "torch":
+        import torch
+        f, xs = _gelu_fn(torch), torch.from_numpy(x)
+        return lambda: f(xs, a, b)
+    if framework == "numpy":
+        f = _gelu_fn(np)
+        return lambda: f(x, a, b)
+    raise KeyError(framework)
+
+
+def w1b_axpb(framework):
+    """W1b: y = x*a + b over 16M float32 elements (memory bound); a, b Python floats."""
+    x = np.random.default_rng(1).standard_normal(N_ELEMENTS).astype(np.float32)
+    a, b = GELU_A, GELU_B
+    if framework in ("fjit", "jax"):
+        return _jitted(framework, lambda jnp: lambda x, a, b: x * a + b, [x], a, b)
+    if framework == "torch":
+        import torch
+        xs = torch.from_numpy(x)
+        return lambda: xs * a + b
+    if framework == "numpy":
+        return lambda: x * a + b
+    raise KeyError(framework)
+
+
+def _softmax_fn(m):
+    def softmax(x):
+        e = m.exp(x - m.max(x, axis=1, keepdims=True))
+        return e / m.sum(e, axis=1, keepdims=True)
+    return softmax
+
+
+def w2_softmax(framework):
+    """W2: row softmax of a 4096x4096 float32 matrix (minus the row max, exp, / row sum)."""
+    x = np.random.default_rng(2).standard_normal((4096, 4096)).astype(np.float32)
+    if framework in ("fjit", "jax"):
+        return _jitted(framework, _softmax_fn, [x])
+    if framework == "torch":
+        import torch
+        xs = torch.from_numpy(x)
+
+        def softmax():
+            e = torch.exp(xs - torch.amax(xs, dim=1, keepdim=True))
+            return e / torch.sum(e, dim=1, keepdim=True)
+        return softmax
+    if framework == "numpy":
+        f = _softmax_fn(np)
+        return lambda: f(x)
+    raise KeyError(framework)
+
+
+def w3_matmul(framework):
+    """W3: a 1024x1024 @ 1024x1024 float32 matmul (jitted in fjit and JAX)."""
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((1024, 1024)).astype(np.float32)
+    b = rng.standard_normal((1024, 1024)).astype(np.float32)
+    if framework in ("fjit", "jax"):
+        return _jitted(framework, lambda jnp: lambda a, b: a @ b, [a, b])
+    if framework == "torch":
+        import torch
+        A, B = torch.from_numpy(a), torch.from_numpy(b)
+        return lambda: A @ B
+    if framework == "numpy":
+        return lambda: a @ b
+    raise KeyError(framework)
+
+
+WORKLOADS.update({"W1": w1_gelu, "W1b": w1b_axpb, "W2": w2_softmax, "W3": w3_matmul})

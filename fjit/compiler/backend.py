@@ -22,6 +22,11 @@ from .schedule import Options, schedule_kernel
 from .toolchain import toolchain
 
 log = logging.getLogger("fjit.compile")
+if "compile" in os.environ.get("FJIT_LOG", "").split(","):  # FJIT_LOG=compile: one line each
+    _handler = logging.StreamHandler()
+    _handler.setFormatter(logging.Formatter("fjit: %(message)s"))
+    log.addHandler(_handler)
+    log.setLevel(logging.INFO)
 
 _ffi = cffi.FFI()
 _ffi.cdef("int fj_program(void **buffers); void fj_set_blas(void *sgemm, void *dgemm);"
@@ -110,8 +115,10 @@ class CExecutable:
         start = time.perf_counter()
         self.compiled = compile_program(program)
         self.lib, how = load_library(self.compiled)
-        log.info("compile %s: %d kernels, %s (%.3fs total)", program.name or "program",
-                 len(self.compiled.scheduled), how, time.perf_counter() - start)
+        log.info("compile %s: %d kernels, %s, cache %s (%.3fs)", program.name or "program",
+                 len(self.compiled.scheduled), self.compiled.key,
+                 "hit" if how in ("memory", "disk") else f"miss, {how}",
+                 time.perf_counter() - start)
         self.cache_state = how
         plan = self.compiled.plan
         self.num_buffers = len(plan.buffers)

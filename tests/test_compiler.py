@@ -1,0 +1,210 @@
+"""The C backend's structure: fusion (kernel counts), GEMM routing, loop passes, the disk
+cache across processes, introspection, and the fallback without a compiler.  Values are
+checked against NumPy; the rest of the suite checks every primitive on this backend."""
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import fjit
+import fjit.numpy as jnp
+from fjit.compiler.toolchain import toolchain
+
+pytestmark = pytest.mark.skipif(toolchain() is None, reason="no C compiler")
+
+
+@pytest.fixture(autouse=True)
+def backend():
+    """These tests are about the C backend: run them once, on it (not per backend)."""
+    previous = fjit.config.backend
+    fjit.config.update("backend", "c")
+    yield "c"
+    fjit.config.update("backend", previous)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def kinds(fn, *args):
+    return [k.kind for k in fjit.jit(fn).lower(*args).kernels()]
+
+
+def rand(*shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def gelu(x):
+    return 0.5 * x * (1 + jnp.tanh(0.7978845608 * (x + 0.044715 * x ** 3)))
+
+
+def softmax(x):
+    e = jnp.exp(x - jnp.max(x, axis=1, keepdims=True))
+    return e / jnp.sum(e, axis=1, keepdims=True)
+
+
+def test_gelu_is_one_kernel():
+    x = rand(64, 128)
+    assert kinds(gelu, x) == ["map"]
+    v = x.astype(np.float64)
+    expected = 0.5 * v * (1 + np.tanh(0.7978845608 * (v + 0.044715 * v ** 3)))
+    np.testing.assert_allclose(np.asarray(fjit.jit(gelu)(x)), expected, rtol=2e-6, atol=2e-6)
+
+
+def test_softmax_is_at_most_three_kernels():
+    x = rand(32, 50)
+    assert len(kinds(softmax, x)) <= 3
+    e = np.exp(x - x.max(1, keepdims=True))
+    np.testing.assert_allclose(np.asarray(fjit.jit(softmax)(x)), e / e.sum(1, keepdims=True),
+                               rtol=1e-5)
+
+
+def test_dense_relu_is_one_gemm_and_one_kernel():
+    x, w, b = rand(16, 64), rand(64, 32, seed=1), rand(32, seed=2)
+    fn = lambda x, w, b: jnp.maximum(x @ w + b, 0.0)  # noqa: E731
+    assert kinds(fn, x, w, b) == ["gemm", "map"]
+    np.testing.assert_allclose(np.asarray(fjit.jit(fn)(x, w, b)), np.maximum(x @ w + b, 0),
+                               rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("fn,shapes", [
+    (lambda a, b: a @ b, [(8, 5), (5, 7)]),
+    (lambda a, b: a @ b.T, [(8, 5), (7, 5)]),
+    (lambda a, b: a.T @ b, [(5, 8), (5, 7)]),
+    (lambda a, b: a @ b, [(3, 8, 5), (3, 5, 7)]),           # batched
+    (lambda a, b: a @ b, [(3, 8, 5), (5, 7)]),              # one operand shared
+    (lambda a, b: jnp.einsum("ij,kj->ik", a, b), [(8, 5), (7, 5)]),
+    (lambda a, b: jnp.einsum("bij,bjk->bik", a, b), [(2, 4, 5), (2, 5, 3)]),
+    (lambda a, b: jnp.tensordot(a, b, 2), [(4, 3, 5), (3, 5, 6)]),
+])
+def test_contractions_go_to_gemm(fn, shapes):
+    args = [rand(*s, seed=k) for k, s in enumerate(shapes)]
+    assert "gemm" in kinds(fn, *args)
+    expected = fn(*[jnp.asarray(a) for a in args])  # eager: the NumPy reference
+    np.testing.assert_allclose(np.asarray(fjit.jit(fn)(*args)), np.asarray(expected),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_integer_matmul_is_not_gemm_but_exact():
+    a = np.arange(12, dtype=np.int32).reshape(3, 4)
+    b = np.arange(8, dtype=np.int32).reshape(4, 2)
+    assert "gemm" not in kinds(lambda a, b: a @ b, a, b)
+    np.testing.assert_array_equal(np.asarray(fjit.jit(lambda a, b: a @ b)(a, b)), a @ b)
+
+
+def test_gradient_matmuls_go_to_gemm():
+    x, w = rand(16, 32), rand(32, 8, seed=1)
+    grads = lambda w, x: fjit.grad(lambda w: jnp.sum(jnp.tanh(x @ w)))(w)  # noqa: E731
+    assert kinds(grads, w, x).count("gemm") == 2
+
+
+def test_reduction_over_a_strided_axis_is_reordered():
+    x = rand(300, 129)
+    lowered = fjit.jit(lambda x: jnp.sum(x, axis=0)).lower(x)
+    (kernel,) = lowered.compiled.scheduled
+    assert kernel.nests[0].prologue, "expected the output to be identity-filled first"
+    np.testing.assert_allclose(np.asarray(fjit.jit(lambda x: jnp.sum(x, axis=0))(x)),
+                               x.sum(0), rtol=1e-4, atol=1e-4)
+
+
+def test_loop_passes_can_be_switched_off(monkeypatch):
+    from fjit.compiler.backend import compile_program
+    from fjit.compiler.schedule import Options
+    program = fjit.jit(gelu).trace(rand(64, 1024))
+    on = compile_program(program).source
+    off = compile_program(program, Options.from_string("-vectorize,-parallelize")).source
+    assert "#pragma omp simd" in on and "#pragma omp parallel for" in on
+    assert "#pragma omp simd\n" not in off.split("int fj_program")[0].split("kernel_0")[1]
+    assert "parallel for" not in off.split("kernel_0")[1]
+
+
+def test_lower_shows_program_kernels_and_source():
+    lowered = fjit.jit(softmax).lower(rand(4, 5))
+    text = lowered.as_text()
+    assert "# Program" in text and "# Kernels" in text and "int fj_program(void **B)" in text
+    assert "reduce_max" in text and "kernel_0" in text
+    kernels = lowered.kernels()
+    assert all(k.eqns for k in kernels)
+    assert any("exp" in k.primitives for k in kernels)
+
+
+def _run(code, cache_dir, **env):
+    full_env = dict(os.environ, FJIT_CACHE_DIR=str(cache_dir), FJIT_LOG="compile",
+                    PYTHONPATH=ROOT, **env)
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                          text=True, env=full_env, timeout=120)
+
+
+_PROGRAM = """
+    import numpy as np, fjit, fjit.numpy as jnp
+    f = fjit.jit(lambda x: jnp.sum(jnp.tanh(x) * 3.0 + 1.0))
+    print(float(f(np.arange(10, dtype=np.float32) / 10)))
+"""
+_EXPECTED = float(np.sum(np.tanh(np.arange(10, dtype=np.float32) / 10) * 3 + 1))
+
+
+def test_second_process_compiles_nothing(tmp_path):
+    first = _run(_PROGRAM, tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "cache miss" in first.stderr
+    second = _run(_PROGRAM, tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert "cache hit" in second.stderr and "cache miss" not in second.stderr
+    assert abs(float(second.stdout) - _EXPECTED) < 1e-4
+
+
+def test_corrupted_or_untrusted_entries_are_rebuilt(tmp_path):
+    assert _run(_PROGRAM, tmp_path).returncode == 0
+    (entry,) = [p for p in tmp_path.iterdir() if p.suffix == ".so"]
+    entry.write_bytes(entry.read_bytes()[:100])  # truncated
+    again = _run(_PROGRAM, tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "cache miss" in again.stderr and abs(float(again.stdout) - _EXPECTED) < 1e-4
+    os.chmod(entry, os.stat(entry).st_mode | stat.S_IWOTH)  # writable by others
+    third = _run(_PROGRAM, tmp_path)
+    assert "cache miss" in third.stderr and abs(float(third.stdout) - _EXPECTED) < 1e-4
+
+
+def test_cache_directory_is_private(tmp_path):
+    target = tmp_path / "fresh"
+    assert _run(_PROGRAM, target).returncode == 0
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o700
+
+
+def test_processes_racing_on_one_program_both_succeed(tmp_path):
+    env = dict(os.environ, FJIT_CACHE_DIR=str(tmp_path), PYTHONPATH=ROOT)
+    procs = [subprocess.Popen([sys.executable, "-c", textwrap.dedent(_PROGRAM)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+             for _ in range(3)]
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        assert abs(float(out) - _EXPECTED) < 1e-4
+    assert len([p for p in tmp_path.iterdir() if p.suffix == ".so"]) == 1
+
+
+def test_without_a_compiler_jit_falls_back_with_one_warning(tmp_path):
+    code = """
+        import warnings, numpy as np, fjit, fjit.numpy as jnp
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            a = fjit.jit(lambda x: x * 2)(np.ones(3, np.float32))
+            b = fjit.jit(lambda x: x + 1)(np.ones(3, np.float32))
+        print(len([w for w in caught if "no working C compiler" in str(w.message)]),
+              a.tolist(), b.tolist())
+    """
+    result = _run(code, tmp_path, FJIT_CC="/bin/false", CC="/bin/false",
+                  PATH="/nonexistent")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[0] == "1"
+    assert "[2.0, 2.0, 2.0]" in result.stdout and "[2.0, 2.0, 2.0]" in result.stdout
+
+
+def test_float16_and_bfloat16_round_per_operation():
+    x = (np.arange(16, dtype=np.float32) / 7).astype(np.float16)
+    fn = lambda x: (x * x + x) * 3  # noqa: E731
+    got = np.asarray(fjit.jit(fn)(x))
+    assert got.dtype == np.float16
+    np.testing.assert_array_equal(got, ((x * x + x) * np.float16(3)))
