@@ -208,3 +208,21 @@ def test_float16_and_bfloat16_round_per_operation():
     got = np.asarray(fjit.jit(fn)(x))
     assert got.dtype == np.float16
     np.testing.assert_array_equal(got, ((x * x + x) * np.float16(3)))
+
+
+def test_pooled_output_memory_outlives_every_view():
+    import gc
+    from fjit.runtime.memory import MIN_POOLED_BYTES
+    n = MIN_POOLED_BYTES  # large enough to come from the pool
+    f = fjit.jit(lambda x: x * 2)
+    first = f(np.ones(n, np.float32))
+    view = np.asarray(first)[::2]
+    del first
+    gc.collect()
+    for k in range(3):  # later outputs of the same size must not land in `view`'s memory
+        f(np.full(n, 10.0 + k, np.float32))
+    assert (view == 2).all()
+    del view
+    gc.collect()
+    again = f(np.full(n, 3.0, np.float32))  # now the block may be reused
+    assert (np.asarray(again) == 6).all()

@@ -15,6 +15,7 @@ import cffi
 import numpy as np
 
 from ..core import Program
+from ..runtime.memory import pool
 from . import cache, codegen
 from .flatten import flatten
 from .fusion import plan_program
@@ -165,7 +166,7 @@ class CExecutable:
                 ptrs[b] = _ffi.from_buffer(value, require_writable=False)
             for b in self.output_buffers:
                 shape, dtype = self.out_shapes[b]
-                out = arrays[b] = np.empty(shape, dtype)
+                out = arrays[b] = pool.empty(shape, dtype)
                 ptrs[b] = _ffi.from_buffer(out)
             self.program_fn(ptrs)
         results = []
