@@ -1,7 +1,14 @@
-"""Times one workload in one framework, in this process only; prints one JSON line."""
+"""Times one workload in one framework, in this process only; prints one JSON line.
+
+Besides the time, "check" is the root-sum-of-squares of the step's result (computed once,
+outside the timing; null for steps that return nothing), which run.py compares across
+frameworks.
+"""
 import json
 import sys
 import time
+
+import numpy as np
 
 from workloads import WORKLOADS
 
@@ -33,7 +40,12 @@ def measure(step, min_time=0.2, repeats=5):
 def main():
     framework, workload = sys.argv[1], sys.argv[2]
     step = WORKLOADS[workload](framework)
-    print(json.dumps({"framework": framework, "workload": workload, "seconds": measure(step)}))
+    out = step()
+    check = None if out is None else float(np.sqrt(np.sum(np.square(
+        np.asarray(out, dtype=np.float64)))))
+    del out
+    print(json.dumps({"framework": framework, "workload": workload, "seconds": measure(step),
+                      "check": check}))
 
 
 if __name__ == "__main__":

@@ -188,7 +188,7 @@ BYTES_MOVED = {
 
 
 def _jit_lib(framework):
-    """(jit module, numpy module, device_put) for fjit or JAX."""
+    """(the jit module, its numpy module) for fjit or JAX."""
     if framework == "fjit":
         import fjit as lib
         import fjit.numpy as jnp

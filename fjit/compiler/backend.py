@@ -6,6 +6,7 @@ workspace for temporaries) and a single call of `fj_program`.
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import threading
@@ -19,7 +20,7 @@ from ..runtime.memory import pool
 from . import cache, codegen
 from .flatten import flatten
 from .fusion import plan_program
-from .schedule import Options, schedule_kernel
+from .schedule import Options, fuse_rows, schedule_kernel
 from .toolchain import toolchain
 
 log = logging.getLogger("fjit.compile")
@@ -52,10 +53,13 @@ def compile_program(program: Program, options: Options | None = None) -> Compile
     flat = flatten(program)
     plan = plan_program(flat, gemm_enabled=True)
     scheduled = []
+    counter = itertools.count(1)  # statement names unique in the whole Program
     for k, kernel in enumerate(plan.kernels):
-        sk = schedule_kernel(kernel, f"kernel_{k}", plan, options)
+        sk = schedule_kernel(kernel, f"kernel_{k}", plan, options, counter)
         sk.comment = ", ".join(e.primitive.name for e in kernel.eqns)
+        sk.members = [k]
         scheduled.append(sk)
+    scheduled = fuse_rows(scheduled, options)
     name = program.name or "program"
     source = codegen.render_program(name, plan, scheduled, tc)
     key = cache.entry_key(source, tc.key)

@@ -17,7 +17,7 @@ from .. import dtypes
 from ..lax import indexexpr as ix
 from ..lax.elementwise import OPS
 from . import ranges
-from .schedule import Accumulate, Fill, Let, ReduceStmt, Store
+from .schedule import Accumulate, Fill, Let, ReduceStmt, Store, SubNest, walk_statements
 
 _STORAGE = {"bool": "uint8_t", "i8": "int8_t", "i16": "int16_t", "i32": "int32_t",
             "i64": "int64_t", "u8": "uint8_t", "u16": "uint16_t", "u32": "uint32_t",
@@ -184,6 +184,8 @@ class _Renderer:
                 buf = self.plan.buffers[stmt.buffer]
                 out.append({"k": "store", "buf": buf.name, "at": self.index(stmt.index, extents),
                             "value": stmt.value, "st": short(buf.dtype)})
+            elif isinstance(stmt, SubNest):
+                out.append(self.subnest(stmt, extents))
             elif isinstance(stmt, Accumulate):
                 buf = self.plan.buffers[stmt.buffer]
                 out.append({"k": "accumulate", "buf": buf.name,
@@ -193,6 +195,12 @@ class _Renderer:
                             "guard": None if stmt.guard is None else
                             self.index(stmt.guard, extents)})
         return out
+
+    def subnest(self, nest, extents):
+        inner = dict(extents)
+        inner.update({l.axis: l.extent for l in nest.loops})
+        return {"k": "sub", "loops": [self.loop(l, None) for l in nest.loops],
+                "levels": [self.statements(level, inner) for level in nest.levels]}
 
     def reduce(self, stmt, extents):
         extents = dict(extents)
@@ -234,7 +242,7 @@ class _Renderer:
         if sk.kind == "gemm":
             written.add(sk.gemm.c)
         for nest in sk.nests:
-            for stmt in _walk(nest.body):
+            for stmt in walk_statements(nest.levels):
                 if isinstance(stmt, (Store, Accumulate)):
                     written.add(stmt.buffer)
             for fill in nest.prologue:
@@ -255,12 +263,12 @@ class _Renderer:
             return data
         nests = []
         for nest in sk.nests:
-            extents = {l.axis: l.extent for l in nest.loops}
             fills = [{"buf": self.buffer_name(f.buffer), "size": f"{f.size}LL",
                       "value": literal(f.value, f.dtype), "st": short(f.dtype)}
                      for f in nest.prologue if isinstance(f, Fill)]
-            nests.append({"loops": [self.loop(l, None) for l in nest.loops],
-                          "body": self.statements(nest.body, extents), "fills": fills})
+            data_nest = self.subnest(nest, {})
+            data_nest["fills"] = fills
+            nests.append(data_nest)
         data["nests"] = nests
         return data
 
@@ -274,13 +282,6 @@ def _reduction_clause(monoid, s, acc):
         name = f"fj{monoid}_{s}" if s in ("f32", "f64") else monoid
         return (name, acc)
     return ({"sum": "+", "prod": "*", "and": "&", "or": "|"}[monoid], acc)
-
-
-def _walk(body):
-    for stmt in body:
-        yield stmt
-        if isinstance(stmt, ReduceStmt):
-            yield from _walk(stmt.body)
 
 
 def flat_index_of(positions, shape):
@@ -309,7 +310,7 @@ def _types_used(plan, scheduled) -> set:
     used = {compute_short(b.dtype) for b in plan.buffers}
     for sk in scheduled:
         for nest in sk.nests:
-            for stmt in _walk(nest.body):
+            for stmt in walk_statements(nest.levels):
                 node = getattr(stmt, "node", None)
                 if node is not None:
                     used.add(compute_short(node.dtype))

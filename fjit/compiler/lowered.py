@@ -6,15 +6,17 @@ from .backend import compile_program
 
 
 class KernelInfo:
-    """One kernel: what it computes (kind, iteration space) and which equations fused in."""
+    """One generated function: what it computes (kind, iteration space) and which equations
+    fused into it (row fusion can put several of the plan's kernels into one function)."""
 
-    def __init__(self, scheduled, kernel, plan):
+    def __init__(self, scheduled, plan):
+        kernels = [plan.kernels[k] for k in scheduled.members]
         self.name = scheduled.name
-        self.kind = {"MapKernel": "map", "ScatterKernel": "scatter",
-                     "GemmKernel": "gemm"}[type(kernel).__name__]
-        self.shape = getattr(kernel, "shape", None)
-        self.outputs = [plan.buffers[b] for b in kernel.outputs]
-        self.eqns = list(kernel.eqns)
+        kinds = {"MapKernel": "map", "ScatterKernel": "scatter", "GemmKernel": "gemm"}
+        self.kind = kinds[type(kernels[0]).__name__]
+        self.shape = getattr(kernels[-1], "shape", None)
+        self.outputs = [plan.buffers[b] for k in kernels for b in k.outputs]
+        self.eqns = [e for k in kernels for e in k.eqns]
         self.parallel = any(l.parallel for nest in scheduled.nests for l in nest.loops)
         self.vectorized = any(l.simd for nest in scheduled.nests for l in nest.loops)
 
@@ -37,7 +39,7 @@ class Lowered:
 
     def kernels(self) -> list:
         plan = self.compiled.plan
-        return [KernelInfo(sk, k, plan) for sk, k in zip(self.compiled.scheduled, plan.kernels)]
+        return [KernelInfo(sk, plan) for sk in self.compiled.scheduled]
 
     def source(self) -> str:
         return self.compiled.source

@@ -1,37 +1,40 @@
-"""Scheduling: a kernel becomes a loop nest and a body of statements, then loop passes run.
+"""Scheduling: a kernel becomes a loop nest with statements at each loop level, then loop
+passes run.
 
-A MapKernel's body is its stores' expression DAG in SSA form: each node once (common
-subexpressions shared), reductions as inner loops with an accumulator.  The passes, each a
-small function over the schedule that can be switched off (`options`):
+A kernel's expressions become SSA statements (each node once: common subexpressions are
+shared), each placed at the outermost loop level where all the loop indices it reads are
+bound: constants before all loops, a row's max next to the row loop, so invariant work is
+hoisted out of inner loops.  Reductions become inner loops with an accumulator.  Loop passes,
+each small and each possible to switch off (FJIT_PASSES=-vectorize,-parallelize, ...):
 
-  reorder      a reduction over a strided axis is turned inside out: accumulate into the
-               output along the unit-stride axis instead of striding through memory
+  reorder      a reduction over an axis that is strided in memory is turned inside out:
+               accumulate into the output along the unit-stride axis
   parallelize  the outermost loop runs on OpenMP threads when the work is large
-  vectorize    the innermost loop gets `omp simd` (and reductions `simd reduction`)
-  unroll       short constant-extent reduction loops are unrolled fully
+  vectorize    the innermost loop gets `omp simd` (reductions `simd reduction`)
+  fuse_rows    consecutive kernels sharing their outer loops, reading each other's results
+               only at the same outer index, run in one outer loop (softmax, layer norm:
+               one pass per row while the row is in cache)
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..lax import indexexpr as ix
 from . import scalar
-from .fusion import GemmKernel, MapKernel, ScatterKernel
+from .fusion import GemmKernel, ScatterKernel
 
 PARALLEL_MIN_WORK = 1 << 15     # elements x body cost below which threads cost more
-UNROLL_MAX = 8
 
 
 @dataclass
 class Options:
-    """Which loop passes run (all on by default); FJIT_PASSES=-vectorize,-parallelize
-    switches some off."""
     reorder: bool = True
     parallelize: bool = True
     vectorize: bool = True
-    unroll: bool = True
+    fuse_rows: bool = True
 
     @classmethod
     def from_string(cls, text: str | None):
@@ -60,12 +63,12 @@ class Let:
 
 @dataclass
 class ReduceStmt:
-    name: str             # the accumulator, holding the result after the loops
+    name: str             # the accumulator (argreduce: the best value so far)
     node: scalar.SExpr
     loops: list           # Loop per reduction axis
     body: list
     value: str            # the body's value, combined into the accumulator
-    index: str = ""       # argreduce: the running index of the best value
+    index: str = ""       # argreduce: the position of the best value
 
 
 @dataclass
@@ -94,10 +97,16 @@ class Fill:
 
 
 @dataclass
-class LoopNest:
+class SubNest:
+    """Loops with statements at each level: levels[0] runs before the loops, levels[d + 1]
+    inside loop d (before loop d + 1)."""
     loops: list
-    body: list
-    prologue: list = field(default_factory=list)   # statements before the loops (fills)
+    levels: list
+
+
+@dataclass
+class LoopNest(SubNest):
+    prologue: list = field(default_factory=list)   # identity fills before everything
 
 
 @dataclass
@@ -109,6 +118,7 @@ class ScheduledKernel:
     buffers: list = field(default_factory=list)    # buffer ids it touches
     work: int = 0
     comment: str = ""
+    members: list = field(default_factory=list)    # the plan's kernels it computes
 
 
 def flat_index(shape, axes=None) -> ix.Expr:
@@ -122,73 +132,120 @@ def flat_index(shape, axes=None) -> ix.Expr:
     return expr
 
 
-class _Emitter:
-    """SSA statements for expression DAGs; names are shared across a block and its inner
-    blocks, never from an inner block out."""
+# --- emitting statements at the right loop level ----------------------------------------------
+
+class _Scope:
+    def __init__(self, axes):
+        self.axes = frozenset(axes)
+        self.stmts = []
+
+
+class Emitter:
+    """SSA statements for expression DAGs, each placed at the outermost scope binding all the
+    loop indices it reads.  Names are unique in the whole Program (row fusion merges
+    kernels' scopes)."""
 
     def __init__(self, counter):
         self.counter = counter
+        self.names = {}
+        self._axes = {}
 
     def fresh(self, prefix="t"):
-        self.counter[0] += 1
-        return f"{prefix}{self.counter[0]}"
+        return f"{prefix}{next(self.counter)}"
 
-    def emit(self, node, stmts, names, unroll):
-        if node in names:
-            return names[node]
-        if node.kind in ("reduce", "argreduce"):
-            inner_names = dict(names)
-            body = []
-            value = self.emit(node.args[0], body, inner_names, unroll)
+    def axes_of(self, node) -> frozenset:
+        found = self._axes.get(node)
+        if found is None:
+            axes = set()
+            if node.kind == "load":
+                for e in node.data[1]:
+                    axes |= ix.indices_used(e)
+            elif node.kind in ("iota", "guard"):
+                axes |= ix.indices_used(node.data)
+            for a in node.args:
+                axes |= self.axes_of(a)
             if node.kind == "reduce":
-                loops = [Loop(a, n) for a, n in node.data[1]]
-            else:
-                loops = [Loop(node.data[1], node.data[2])]
-            name = self.fresh("acc")
-            stmt = ReduceStmt(name, node, loops, body, value)
+                axes -= {a for a, _ in node.data[1]}
+            elif node.kind == "argreduce":
+                axes -= {node.data[1]}
+            found = self._axes[node] = frozenset(axes)
+        return found
+
+    def emit(self, node, chain) -> str:
+        if node in self.names:
+            return self.names[node]
+        needed = self.axes_of(node)
+        bound, level = set(), len(chain) - 1
+        for k, scope in enumerate(chain):
+            bound |= scope.axes
+            if needed <= bound:
+                level = k
+                break
+        if node.kind in ("reduce", "argreduce"):
+            loops = ([Loop(a, n) for a, n in node.data[1]] if node.kind == "reduce"
+                     else [Loop(node.data[1], node.data[2])])
+            inner = _Scope([l.axis for l in loops])
+            value = self.emit(node.args[0], chain[:level + 1] + [inner])
+            stmt = ReduceStmt(self.fresh("acc"), node, loops, inner.stmts, value)
             if node.kind == "argreduce":
                 stmt.index = self.fresh("arg")
-            stmts.append(stmt)
-            names[node] = stmt.index if node.kind == "argreduce" else name
-            return names[node]
-        args = [self.emit(a, stmts, names, unroll) for a in node.args]
-        name = self.fresh()
-        stmts.append(Let(name, node, args))
-        names[node] = name
+            chain[level].stmts.append(stmt)
+            name = stmt.index or stmt.name
+        else:
+            args = [self.emit(a, chain) for a in node.args]
+            name = self.fresh()
+            chain[level].stmts.append(Let(name, node, args))
+        self.names[node] = name
         return name
 
 
-def schedule_kernel(kernel, name, plan, options: Options) -> ScheduledKernel:
+def _nest(loops, emit_body, counter, prologue=()):
+    """A LoopNest over `loops` whose innermost statements come from emit_body(emitter,
+    chain), which returns the final statement (a Store or Accumulate)."""
+    emitter = Emitter(counter)
+    chain = [_Scope(())] + [_Scope([l.axis]) for l in loops]
+    final = emit_body(emitter, chain)
+    chain[-1].stmts.append(final)
+    return LoopNest(loops, [s.stmts for s in chain], list(prologue))
+
+
+# --- kernels ----------------------------------------------------------------------------------
+
+def schedule_kernel(kernel, name, plan, options: Options, counter=None) -> ScheduledKernel:
+    counter = counter if counter is not None else itertools.count(1)
     if isinstance(kernel, GemmKernel):
         return ScheduledKernel(name, "gemm", gemm=kernel,
                                buffers=[kernel.a, kernel.b, kernel.c],
                                work=kernel.batch * kernel.m * kernel.n * kernel.k)
-    counter = [0]
-    emitter = _Emitter(counter)
-    shape = kernel.shape
-    size = int(np.prod(shape, dtype=np.int64))
     if isinstance(kernel, ScatterKernel):
-        return _schedule_scatter(kernel, name, plan, emitter, shape, size, options)
-
+        return _schedule_scatter(kernel, name, plan, counter)
     if options.reorder:
-        reordered = _reordered_reduction(kernel, name, plan, emitter, options)
+        reordered = _reordered_reduction(kernel, name, plan, options, counter)
         if reordered is not None:
             return reordered
-    body, names = [], {}
-    for buffer, expr in kernel.stores:
-        value = emitter.emit(expr, body, names, options.unroll)
-        body.append(Store(buffer, flat_index(shape), value))
+    shape = kernel.shape
+    size = int(np.prod(shape, dtype=np.int64))
     loops = [Loop(k, n) for k, n in enumerate(shape)]
-    cost = max(sum(scalar.cost(e) for _, e in kernel.stores), 1)
-    _mark(loops, body, size * min(cost, 1 << 10), options)
-    buffers = sorted({b for b, _ in kernel.stores} | _loaded(kernel.stores))
-    return ScheduledKernel(name, "loops", [LoopNest(loops, body)], buffers=buffers,
-                           work=size * min(cost, 1 << 10))
+    stores = list(kernel.stores)
+
+    def body(emitter, chain):
+        values = [emitter.emit(expr, chain) for _, expr in stores]
+        finals = [Store(b, flat_index(shape), v) for (b, _), v in zip(stores, values)]
+        for extra in finals[:-1]:
+            chain[-1].stmts.append(extra)
+        return finals[-1]
+
+    nest = _nest(loops, body, counter)
+    cost = max(sum(scalar.cost(e) for _, e in stores), 1)
+    work = size * min(cost, 1 << 10)
+    _mark(nest, work, options)
+    buffers = sorted({b for b, _ in stores} | _loaded([e for _, e in stores]))
+    return ScheduledKernel(name, "loops", [nest], buffers=buffers, work=work)
 
 
-def _loaded(stores):
+def _loaded(exprs):
     out = set()
-    for _, expr in stores:
+    for expr in exprs:
         for node in scalar.walk(expr):
             if node.kind == "load":
                 out.add(node.data[0])
@@ -199,77 +256,31 @@ def _loaded(stores):
     return out
 
 
-def _mark(loops, body, work, options):
-    """parallelize the outermost loop, vectorize the innermost, unroll short reductions."""
+def _innermost_statements(nest):
+    return nest.levels[-1]
+
+
+def _mark(nest, work, options):
+    """parallelize the outermost loop, vectorize the innermost (unless reductions inside it
+    have their own vector loops), and the innermost loop of each reduction."""
+    loops = nest.loops
     if loops and options.parallelize and work >= PARALLEL_MIN_WORK and loops[0].extent > 1:
         loops[0].parallel = True
-    if loops and options.vectorize and loops[-1].extent > 1:
+    has_inner_loops = any(isinstance(s, ReduceStmt) for s in _innermost_statements(nest))
+    if loops and options.vectorize and loops[-1].extent > 1 and not has_inner_loops:
         loops[-1].simd = True
-    for stmt in _all_reduces(body):
-        if options.vectorize and stmt.loops and stmt.node.kind == "reduce" \
-                and stmt.node.data[0] in ("sum", "prod", "max", "min", "and", "or"):
-            stmt.loops[-1].simd = True
-
-
-def _all_reduces(body):
-    for stmt in body:
-        if isinstance(stmt, ReduceStmt):
-            yield stmt
-            yield from _all_reduces(stmt.body)
-
-
-def _reordered_reduction(kernel, name, plan, emitter, options):
-    """A single store of a sum/max/min/prod over axes that are strided in memory, while the
-    kernel's own innermost index is unit-stride: loop over the reduced axes outside and
-    accumulate into the output, so the inner loop walks memory contiguously."""
-    if len(kernel.stores) != 1 or not kernel.shape:
-        return None
-    buffer, expr = kernel.stores[0]
-    if expr.kind != "reduce" or expr.data[0] not in ("sum", "prod", "max", "min"):
-        return None
-    inner = len(kernel.shape) - 1
-    red_axes = [a for a, _ in expr.data[1]]
-    if not red_axes:
-        return None
-    loads = [n for n in scalar.walk(expr.args[0]) if n.kind == "load"]
-    if not loads:
-        return None
-
-    def stride_of(load, axis):
-        buf = plan.buffers[load.data[0]]
-        coeff = 0
-        stride = 1
-        for e, n in reversed(list(zip(load.data[1], buf.shape))):
-            c = _coefficient(e, axis)
-            if c is None:
-                return None
-            coeff += c * stride
-            stride *= n
-        return coeff
-
-    unit_inner = all(stride_of(ld, inner) in (0, 1) for ld in loads)
-    red_strided = any(abs(stride_of(ld, red_axes[-1]) or 0) > 1 for ld in loads)
-    if not (unit_inner and red_strided and kernel.shape[inner] > 1):
-        return None
-    monoid = expr.data[0]
-    from ..lax.reduce import MONOIDS
-    out_buf = plan.buffers[buffer]
-    identity = MONOIDS[monoid].identity(out_buf.dtype)
-    body, names = [], {}
-    value = emitter.emit(expr.args[0], body, names, options.unroll)
-    body.append(Accumulate(buffer, flat_index(kernel.shape), monoid, value))
-    outer = [Loop(k, n) for k, n in enumerate(kernel.shape[:-1])]
-    loops = outer + [Loop(a, n) for a, n in expr.data[1]] + [Loop(inner, kernel.shape[inner])]
-    size = int(np.prod(kernel.shape, dtype=np.int64)) * int(
-        np.prod([n for _, n in expr.data[1]], dtype=np.int64))
     if options.vectorize:
-        loops[-1].simd = True
-    if options.parallelize and outer and size >= PARALLEL_MIN_WORK and outer[0].extent > 1:
-        outer[0].parallel = True
-    nest = LoopNest(loops, body, prologue=[Fill(buffer, out_buf.size, identity,
-                                                out_buf.dtype)])
-    return ScheduledKernel(name, "loops", [nest],
-                           buffers=sorted({buffer} | _loaded(kernel.stores)), work=size)
+        for stmt in _all_reduces(nest.levels):
+            if stmt.node.kind == "reduce" and stmt.loops:
+                stmt.loops[-1].simd = True
+
+
+def _all_reduces(levels):
+    for stmts in levels:
+        for stmt in stmts:
+            if isinstance(stmt, ReduceStmt):
+                yield stmt
+                yield from _all_reduces([stmt.body])
 
 
 def _coefficient(expr, axis):
@@ -290,12 +301,62 @@ def _coefficient(expr, axis):
     return None
 
 
-def _schedule_scatter(kernel, name, plan, emitter, shape, size, options):
+def _stride(plan, load, axis):
+    """Elements moved in load's buffer per step of loop index `axis` (None: not affine)."""
+    buf = plan.buffers[load.data[0]]
+    total, stride = 0, 1
+    for e, n in reversed(list(zip(load.data[1], buf.shape))):
+        c = _coefficient(e, axis)
+        if c is None:
+            return None
+        total += c * stride
+        stride *= n
+    return total
+
+
+def _reordered_reduction(kernel, name, plan, options, counter):
+    """A single store of a sum/max/min/prod whose reduced axis is strided in memory while the
+    kernel's innermost index is unit-stride: loop over the reduced axes outside and
+    accumulate into the output, so the innermost loop walks memory contiguously."""
+    if len(kernel.stores) != 1 or not kernel.shape:
+        return None
+    buffer, expr = kernel.stores[0]
+    if expr.kind != "reduce" or expr.data[0] not in ("sum", "prod", "max", "min"):
+        return None
+    red_axes = [a for a, _ in expr.data[1]]
+    inner = len(kernel.shape) - 1
+    loads = [n for n in scalar.walk(expr.args[0]) if n.kind == "load"]
+    if not red_axes or not loads or kernel.shape[inner] < 2:
+        return None
+    unit_inner = all(_stride(plan, ld, inner) in (0, 1) for ld in loads)
+    red_strided = any(abs(_stride(plan, ld, red_axes[-1]) or 0) > 1 for ld in loads)
+    if not (unit_inner and red_strided):
+        return None
+    from ..lax.reduce import MONOIDS
+    monoid = expr.data[0]
+    out_buf = plan.buffers[buffer]
+    outer = [Loop(k, n) for k, n in enumerate(kernel.shape[:-1])]
+    loops = outer + [Loop(a, n) for a, n in expr.data[1]] + [Loop(inner, kernel.shape[inner])]
+
+    def body(emitter, chain):
+        value = emitter.emit(expr.args[0], chain)
+        return Accumulate(buffer, flat_index(kernel.shape), monoid, value)
+
+    fill = Fill(buffer, out_buf.size, MONOIDS[monoid].identity(out_buf.dtype), out_buf.dtype)
+    nest = _nest(loops, body, counter, [fill])
+    size = int(np.prod(kernel.shape, dtype=np.int64)) * int(
+        np.prod([n for _, n in expr.data[1]], dtype=np.int64))
+    if options.vectorize:
+        loops[-1].simd = True
+    if options.parallelize and outer and size >= PARALLEL_MIN_WORK and outer[0].extent > 1:
+        outer[0].parallel = True
+    return ScheduledKernel(name, "loops", [nest],
+                           buffers=sorted({buffer} | _loaded([expr])), work=size)
+
+
+def _schedule_scatter(kernel, name, plan, counter):
     from ..lax.reduce import MONOIDS
     out_buf = plan.buffers[kernel.out]
-    identity = MONOIDS[kernel.monoid].identity(out_buf.dtype)
-    body, names = [], {}
-    value = emitter.emit(kernel.value, body, names, options.unroll)
     bad = list(kernel.conds)
     for t, n in zip(kernel.targets, out_buf.shape):
         bad.append(ix.logical_or(ix.lt(t, 0), ix.ge(t, n)))
@@ -305,15 +366,110 @@ def _schedule_scatter(kernel, name, plan, emitter, shape, size, options):
         for c in bad[1:]:
             guard = ix.logical_or(guard, c)
         guard = ix.eq(guard, 0)
-    target = ix.ZERO
-    stride = 1
+    target, stride = ix.ZERO, 1
     for t, n in reversed(list(zip(kernel.targets, out_buf.shape))):
         target = target + t * stride
         stride *= n
-    body.append(Accumulate(kernel.out, target, kernel.monoid, value, guard))
-    loops = [Loop(k, n) for k, n in enumerate(shape)]  # serial: targets may collide
-    nest = LoopNest(loops, body, prologue=[Fill(kernel.out, out_buf.size, identity,
-                                                out_buf.dtype)])
-    buffers = sorted({kernel.out} | _loaded([(kernel.out, kernel.value)]) |
+
+    def body(emitter, chain):
+        value = emitter.emit(kernel.value, chain)
+        return Accumulate(kernel.out, target, kernel.monoid, value, guard)
+
+    loops = [Loop(k, n) for k, n in enumerate(kernel.shape)]  # serial: targets may collide
+    fill = Fill(kernel.out, out_buf.size, MONOIDS[kernel.monoid].identity(out_buf.dtype),
+                out_buf.dtype)
+    nest = _nest(loops, body, counter, [fill])
+    buffers = sorted({kernel.out} | _loaded([kernel.value]) |
                      {load.operand for t in kernel.targets for load in ix.loads_used(t)})
-    return ScheduledKernel(name, "loops", [nest], buffers=buffers, work=size)
+    return ScheduledKernel(name, "loops", [nest], buffers=buffers,
+                           work=int(np.prod(kernel.shape, dtype=np.int64)))
+
+
+# --- row fusion -------------------------------------------------------------------------------
+
+def walk_statements(levels):
+    for stmts in levels:
+        for stmt in stmts:
+            yield stmt
+            if isinstance(stmt, ReduceStmt):
+                yield from walk_statements([stmt.body])
+            elif isinstance(stmt, SubNest):
+                yield from walk_statements(stmt.levels)
+
+
+def _reads(nest):
+    """(buffer, positions) of every load, and buffers read through index expressions."""
+    loads, indirect = [], set()
+    for stmt in walk_statements(nest.levels):
+        if isinstance(stmt, Let):
+            node = stmt.node
+            if node.kind == "load":
+                loads.append(node.data)
+                for e in node.data[1]:
+                    indirect.update(l.operand for l in ix.loads_used(e))
+            elif node.kind in ("iota", "guard"):
+                indirect.update(l.operand for l in ix.loads_used(node.data))
+        elif isinstance(stmt, (Store, Accumulate)):
+            indirect.update(l.operand for l in ix.loads_used(stmt.index))
+    return loads, indirect
+
+
+def _written(sk):
+    return {s.buffer for nest in sk.nests for s in walk_statements(nest.levels)
+            if isinstance(s, (Store, Accumulate))}
+
+
+def _fusable(sk):
+    return (sk.kind == "loops" and len(sk.nests) == 1 and not sk.nests[0].prologue
+            and not any(isinstance(s, Accumulate) for s in walk_statements(sk.nests[0].levels)))
+
+
+def fuse_rows(scheduled, options):
+    """Merge runs of kernels that share their outer loops (see the module docstring)."""
+    if not options.fuse_rows:
+        return scheduled
+    out = []
+    for sk in scheduled:
+        prefix = _shared_prefix(out[-1], sk) if out else 0
+        if prefix:
+            out[-1] = _merge(out[-1], sk, prefix)
+        else:
+            out.append(sk)
+    return out
+
+
+def _shared_prefix(group, sk) -> int:
+    if not (_fusable(group) and _fusable(sk)):
+        return 0
+    a, b = group.nests[0].loops, sk.nests[0].loops
+    p = 0
+    while p < min(len(a), len(b)) and a[p].extent == b[p].extent and a[p].axis == p \
+            and b[p].axis == p:
+        p += 1
+    if p == 0 or a[0].extent < 2:
+        return 0
+    written = _written(group)
+    loads, indirect = _reads(sk.nests[0])
+    if written & indirect:
+        return 0
+    for depth in range(p, 0, -1):  # the deepest prefix at which every read is row-local
+        want = tuple(ix.idx(k) for k in range(depth))
+        if all(tuple(positions[:depth]) == want for buffer, positions in loads
+               if buffer in written):
+            return depth
+    return 0
+
+
+def _merge(group, sk, p):
+    """The shared outer loops once; inside them, each kernel's remaining loops in turn.  A
+    statement of the later kernel above level p cannot read the earlier one's results (those
+    reads use all p outer indices), so outer levels simply concatenate."""
+    a, b = group.nests[0], sk.nests[0]
+    levels = [a.levels[d] + b.levels[d] for d in range(p)]
+    levels.append([SubNest(a.loops[p:], a.levels[p:]), SubNest(b.loops[p:], b.levels[p:])])
+    loops = [Loop(x.axis, x.extent, x.parallel or y.parallel, False)
+             for x, y in zip(a.loops[:p], b.loops[:p])]
+    return ScheduledKernel(group.name, "loops", [LoopNest(loops, levels)],
+                           buffers=sorted(set(group.buffers) | set(sk.buffers)),
+                           work=group.work + sk.work, comment=f"{group.comment}; {sk.comment}",
+                           members=group.members + sk.members)
