@@ -13,7 +13,7 @@ Prints
   the output written once) and as a fraction of the faster triad median;
 - when W9 is among the workloads: first_call.py's cold/warm first-call table of W4's step,
   `--rounds` new processes per framework and cache state.
-Frameworks that are not installed are skipped.  All workloads take about 3 minutes on the
+Frameworks that are not installed are skipped.  All workloads take about 3.5 minutes on the
 2-vCPU CPU machine.
 """
 from __future__ import annotations

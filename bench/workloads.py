@@ -1,8 +1,9 @@
 """Benchmark workloads, each written once per framework.
 
 A workload is `setup(framework) -> step`, where calling `step()` runs the work once and
-blocks until it is done.  Only the framework being measured is imported, so each worker
-process holds one framework (their thread pools fight otherwise).
+blocks until it is done; a step may return its result (run.py checks it against NumPy's).
+Only the framework being measured is imported, so each worker process holds one framework
+(their thread pools fight otherwise).  W9 (W4's first call) lives in first_call.py.
 """
 from __future__ import annotations
 
@@ -187,20 +188,14 @@ BYTES_MOVED = {
 }
 
 
-def _jit_lib(framework):
-    """(the jit module, its numpy module) for fjit or JAX."""
+def _jitted(framework, make_fn, arrays, *scalars):
+    """fjit or JAX: jit make_fn(jnp), put the arrays on the device, warm up; the step."""
     if framework == "fjit":
         import fjit as lib
         import fjit.numpy as jnp
     else:
         import jax as lib
         import jax.numpy as jnp
-    return lib, jnp
-
-
-def _jitted(framework, make_fn, arrays, *scalars):
-    """Shared by fjit and JAX: jit make_fn(jnp), put the arrays on the device, warm up."""
-    lib, jnp = _jit_lib(framework)
     f = lib.jit(make_fn(jnp))
     args = [lib.device_put(a) for a in arrays] + list(scalars)
     f(*args).block_until_ready()
