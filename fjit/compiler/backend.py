@@ -16,7 +16,7 @@ import cffi
 import numpy as np
 
 from ..core import Program
-from ..runtime.memory import pool
+from ..runtime.memory import MIN_POOLED_BYTES, pool
 from . import cache, codegen
 from .flatten import flatten
 from .fusion import plan_program
@@ -132,7 +132,8 @@ class CExecutable:
         self.outputs = plan.outputs
         self.output_buffers = sorted({b for kind, b in plan.outputs if kind == "buffer"
                                       and plan.buffers[b].role == "output"})
-        self.out_shapes = {b: (plan.buffers[b].shape, plan.buffers[b].dtype)
+        self.out_shapes = {b: (plan.buffers[b].shape, plan.buffers[b].dtype,
+                               plan.buffers[b].size * plan.buffers[b].dtype.itemsize)
                            for b in self.output_buffers}
         self.const_arrays = []
         self.fixed = {}
@@ -169,8 +170,9 @@ class CExecutable:
                 keep.append(value)
                 ptrs[b] = _ffi.from_buffer(value, require_writable=False)
             for b in self.output_buffers:
-                shape, dtype = self.out_shapes[b]
-                out = arrays[b] = pool.empty(shape, dtype)
+                shape, dtype, nbytes = self.out_shapes[b]
+                out = arrays[b] = (np.empty(shape, dtype) if nbytes < MIN_POOLED_BYTES
+                                   else pool.empty(shape, dtype, nbytes))
                 ptrs[b] = _ffi.from_buffer(out)
             self.program_fn(ptrs)
         results = []

@@ -27,10 +27,12 @@ class BufferPool:
         self._cached = 0
         self._lock = threading.Lock()
 
-    def empty(self, shape, dtype) -> np.ndarray:
-        """An uninitialised array: pooled memory for large sizes, np.empty for small."""
+    def empty(self, shape, dtype, nbytes=None) -> np.ndarray:
+        """An uninitialised array: pooled memory for large sizes, np.empty for small (pass
+        `nbytes` when it is known, to keep small allocations cheap)."""
         dtype = np.dtype(dtype)
-        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        if nbytes is None:
+            nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         if nbytes < MIN_POOLED_BYTES:
             return np.empty(shape, dtype)
         with self._lock:
