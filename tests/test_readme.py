@@ -34,3 +34,10 @@ def test_readme_gradient_program_is_what_fjit_prints():
     with contextlib.redirect_stdout(out):
         exec(compile("import fjit\n" + code, "README.md", "exec"), {})
     assert out.getvalue().strip() == shown
+
+
+def test_readme_compiler_example_runs():
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(_blocks("python")[2], "README.md", "exec"), {})
+    assert "# Kernels" in out.getvalue() and "kernel_0" in out.getvalue()

@@ -234,7 +234,8 @@ class _Renderer:
     @staticmethod
     def loop(loop, clause):
         return {"var": f"i{loop.axis}", "extent": f"{loop.extent}LL", "parallel": loop.parallel,
-                "simd": loop.simd, "reduction": clause if loop.simd else None}
+                "simd": loop.simd, "reduction": clause if loop.simd else None,
+                "unroll": loop.extent if loop.unroll else None}
 
     def kernel(self, sk):
         buffers = []

@@ -11,6 +11,8 @@ each small and each possible to switch off (FJIT_PASSES=-vectorize,-parallelize,
                accumulate into the output along the unit-stride axis
   parallelize  the outermost loop runs on OpenMP threads when the work is large
   vectorize    the innermost loop gets `omp simd` (reductions `simd reduction`)
+  unroll       reduction loops of at most UNROLL_MAX iterations (3x3 windows, small
+               contractions) are unrolled completely instead
   fuse_rows    consecutive kernels sharing their outer loops, reading each other's results
                only at the same outer index, run in one outer loop (softmax, layer norm:
                one pass per row while the row is in cache)
@@ -27,6 +29,7 @@ from . import scalar
 from .fusion import GemmKernel, ScatterKernel
 
 PARALLEL_MIN_WORK = 1 << 15     # elements x body cost below which threads cost more
+UNROLL_MAX = 16
 
 
 @dataclass
@@ -34,6 +37,7 @@ class Options:
     reorder: bool = True
     parallelize: bool = True
     vectorize: bool = True
+    unroll: bool = True
     fuse_rows: bool = True
 
     @classmethod
@@ -52,6 +56,7 @@ class Loop:
     extent: int
     parallel: bool = False
     simd: bool = False
+    unroll: bool = False
 
 
 @dataclass
@@ -261,18 +266,23 @@ def _innermost_statements(nest):
 
 
 def _mark(nest, work, options):
-    """parallelize the outermost loop, vectorize the innermost (unless reductions inside it
-    have their own vector loops), and the innermost loop of each reduction."""
+    """unroll short reduction loops; vectorize each remaining reduction's innermost loop, or
+    the kernel's innermost loop when no rolled loop sits inside it; parallelize the
+    outermost loop when the work is large."""
     loops = nest.loops
     if loops and options.parallelize and work >= PARALLEL_MIN_WORK and loops[0].extent > 1:
         loops[0].parallel = True
-    has_inner_loops = any(isinstance(s, ReduceStmt) for s in _innermost_statements(nest))
-    if loops and options.vectorize and loops[-1].extent > 1 and not has_inner_loops:
+    for stmt in _all_reduces(nest.levels):
+        for loop in stmt.loops:
+            if options.unroll and loop.extent <= UNROLL_MAX:
+                loop.unroll = True
+        if options.vectorize and stmt.node.kind == "reduce" and stmt.loops \
+                and not stmt.loops[-1].unroll:
+            stmt.loops[-1].simd = True
+    rolled_inside = any(not all(l.unroll for l in s.loops) or s.node.kind == "argreduce"
+                        for s in _all_reduces([_innermost_statements(nest)]))
+    if loops and options.vectorize and loops[-1].extent > 1 and not rolled_inside:
         loops[-1].simd = True
-    if options.vectorize:
-        for stmt in _all_reduces(nest.levels):
-            if stmt.node.kind == "reduce" and stmt.loops:
-                stmt.loops[-1].simd = True
 
 
 def _all_reduces(levels):
