@@ -233,8 +233,17 @@ class _Renderer:
 
     @staticmethod
     def loop(loop, clause):
-        return {"var": f"i{loop.axis}", "extent": f"{loop.extent}LL", "parallel": loop.parallel,
-                "simd": loop.simd, "reduction": clause if loop.simd else None,
+        var, extent = f"i{loop.axis}", f"{loop.extent}LL"
+        start, stop, step = "0", extent, 1
+        if loop.block:
+            var, step = f"i{loop.axis}b", loop.block
+        elif loop.tile:
+            start, stop = f"i{loop.axis}b", f"i{loop.axis}b + {loop.tile}"
+            if loop.extent % loop.tile:
+                stop = f"({stop} < {extent} ? {stop} : {extent})"
+        return {"var": var, "extent": extent, "start": start, "stop": stop, "step": step,
+                "parallel": loop.parallel, "simd": loop.simd,
+                "reduction": clause if loop.simd else None,
                 "unroll": loop.extent if loop.unroll else None}
 
     def kernel(self, sk):

@@ -9,6 +9,9 @@ each small and each possible to switch off (FJIT_PASSES=-vectorize,-parallelize,
 
   reorder      a reduction over an axis that is strided in memory is turned inside out:
                accumulate into the output along the unit-stride axis
+  tile         a map that reads some operand transposed (unit stride along an outer axis,
+               strided along the innermost) walks both axes in TILE x TILE blocks, so each
+               cache line read is used TILE times while it is still in cache
   parallelize  the outermost loop runs on OpenMP threads when the work is large
   vectorize    the innermost loop gets `omp simd` (reductions `simd reduction`)
   unroll       reduction loops of at most UNROLL_MAX iterations (3x3 windows, small
@@ -30,11 +33,13 @@ from .fusion import GemmKernel, ScatterKernel
 
 PARALLEL_MIN_WORK = 1 << 15     # elements x body cost below which threads cost more
 UNROLL_MAX = 16
+TILE = 16                       # 32 x 32 float32 = 4 KiB per operand block: well inside L1
 
 
 @dataclass
 class Options:
     reorder: bool = True
+    tile: bool = True
     parallelize: bool = True
     vectorize: bool = True
     unroll: bool = True
@@ -52,11 +57,16 @@ class Options:
 
 @dataclass
 class Loop:
+    """for i<axis> in range(extent); split by the tile pass into a loop over blocks
+    (block=size: its variable steps through block starts) and a loop within one block
+    (tile=size: i<axis> runs from the block's start for at most `size` steps)."""
     axis: int
     extent: int
     parallel: bool = False
     simd: bool = False
     unroll: bool = False
+    block: int = 0
+    tile: int = 0
 
 
 @dataclass
@@ -206,9 +216,10 @@ class Emitter:
 
 def _nest(loops, emit_body, counter, prologue=()):
     """A LoopNest over `loops` whose innermost statements come from emit_body(emitter,
-    chain), which returns the final statement (a Store or Accumulate)."""
+    chain), which returns the final statement (a Store or Accumulate).  A loop over blocks
+    binds no index: statements reading its axis go inside the loop within the block."""
     emitter = Emitter(counter)
-    chain = [_Scope(())] + [_Scope([l.axis]) for l in loops]
+    chain = [_Scope(())] + [_Scope([] if l.block else [l.axis]) for l in loops]
     final = emit_body(emitter, chain)
     chain[-1].stmts.append(final)
     return LoopNest(loops, [s.stmts for s in chain], list(prologue))
@@ -232,6 +243,8 @@ def schedule_kernel(kernel, name, plan, options: Options, counter=None) -> Sched
     size = int(np.prod(shape, dtype=np.int64))
     loops = [Loop(k, n) for k, n in enumerate(shape)]
     stores = list(kernel.stores)
+    if options.tile:
+        loops = _tiled(loops, [e for _, e in stores], plan)
 
     def body(emitter, chain):
         values = [emitter.emit(expr, chain) for _, expr in stores]
@@ -246,6 +259,30 @@ def schedule_kernel(kernel, name, plan, options: Options, counter=None) -> Sched
     _mark(nest, work, options)
     buffers = sorted({b for b, _ in stores} | _loaded([e for _, e in stores]))
     return ScheduledKernel(name, "loops", [nest], buffers=buffers, work=work)
+
+
+def _tiled(loops, exprs, plan):
+    """The tile pass (module docstring): loops p and q (the innermost) become
+    [.., p-blocks, .., q-blocks, p within a block, q within a block] when a load is unit
+    stride along p but strided along q.  Only for maps: a value computed once per row
+    outside q would be recomputed once per block."""
+    q = len(loops) - 1
+    if q < 1 or loops[q].extent < 2 * TILE:
+        return loops
+    nodes = [n for e in exprs for n in scalar.walk(e)]
+    if any(n.kind in ("reduce", "argreduce") for n in nodes):
+        return loops
+    for load in (n for n in nodes if n.kind == "load"):
+        along_q = _stride(plan, load, q)
+        if along_q is None or abs(along_q) <= 1:
+            continue
+        for p in range(q):
+            if loops[p].extent >= 2 * TILE and _stride(plan, load, p) == 1:
+                lp, lq = loops[p], loops[q]
+                return (loops[:p] + [Loop(p, lp.extent, block=TILE)] + loops[p + 1:q] +
+                        [Loop(q, lq.extent, block=TILE), Loop(p, lp.extent, tile=TILE),
+                         Loop(q, lq.extent, tile=TILE)])
+    return loops
 
 
 def _loaded(exprs):
@@ -454,7 +491,7 @@ def _shared_prefix(group, sk) -> int:
     a, b = group.nests[0].loops, sk.nests[0].loops
     p = 0
     while p < min(len(a), len(b)) and a[p].extent == b[p].extent and a[p].axis == p \
-            and b[p].axis == p:
+            and b[p].axis == p and not (a[p].block or a[p].tile or b[p].block or b[p].tile):
         p += 1
     if p == 0 or a[0].extent < 2:
         return 0
