@@ -94,6 +94,17 @@ def test_integer_matmul_is_not_gemm_but_exact():
     np.testing.assert_array_equal(np.asarray(fjit.jit(lambda a, b: a @ b)(a, b)), a @ b)
 
 
+@pytest.mark.parametrize("fn, expected", [
+    (lambda a, b: a @ b.T, ["gemm"]),                          # GEMM reads b transposed
+    (lambda a, b: jnp.einsum("ij,kj->ik", a, b), ["gemm"]),
+    (lambda a, b: b[:40].T @ a[:, :40].T, ["gemm", "map"]),    # a slice is not a transpose
+])
+def test_transposed_operands_are_read_by_gemm_in_place(fn, expected):
+    a, b = rand(40, 70), rand(50, 70, seed=1)
+    assert sorted(kinds(fn, a, b)) == expected
+    np.testing.assert_allclose(np.asarray(fjit.jit(fn)(a, b)), fn(a, b), rtol=1e-4, atol=1e-4)
+
+
 def test_gradient_matmuls_go_to_gemm():
     x, w = rand(16, 32), rand(32, 8, seed=1)
     grads = lambda w, x: fjit.grad(lambda w: jnp.sum(jnp.tanh(x @ w)))(w)  # noqa: E731
@@ -109,12 +120,47 @@ def test_reduction_over_a_strided_axis_is_reordered():
                                x.sum(0), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("shape, fn", [
+    ((100, 70), lambda x: x.T * 2.0 + 1.0),                       # extents not multiples of 16
+    ((3, 64, 48), lambda x: jnp.swapaxes(x, 1, 2) - x.mean()),    # batched, scalar outside
+    ((40, 5, 33), lambda x: jnp.transpose(x, (2, 1, 0)) ** 2),    # a loop between the pair
+])
+def test_transposing_maps_are_tiled(shape, fn):
+    x = rand(*shape)
+    lowered = fjit.jit(fn).lower(x)
+    tiled = [l for k in lowered.compiled.scheduled for n in k.nests for l in n.loops
+             if l.block or l.tile]
+    assert len(tiled) == 4, lowered.source()
+    np.testing.assert_allclose(np.asarray(fjit.jit(fn)(x)), fn(x), rtol=1e-5, atol=1e-5)
+
+
+def _tiled_loops(nests):
+    return [l for n in nests for l in n.loops if l.block or l.tile]
+
+
+def test_tiling_leaves_contiguous_maps_and_reductions_alone():
+    from fjit.compiler.schedule import ReduceStmt, walk_statements
+    x = rand(128, 128)
+    contiguous = fjit.jit(lambda x: x * 2.0).lower(x).compiled.scheduled
+    assert not _tiled_loops([n for k in contiguous for n in k.nests])
+    for fn in (lambda x: jnp.exp(x.T - jnp.max(x, axis=0)[:, None]),
+               lambda x: jnp.sum(x.T * x, axis=1)):
+        nests = [n for k in fjit.jit(fn).lower(x).compiled.scheduled for n in k.nests]
+        reducing = [n for n in nests
+                    if any(isinstance(s, ReduceStmt) for s in walk_statements(n.levels))]
+        assert reducing and not _tiled_loops(reducing)
+        np.testing.assert_allclose(np.asarray(fjit.jit(fn)(x)), fn(x), rtol=1e-4, atol=1e-4)
+
+
 def test_loop_passes_can_be_switched_off(monkeypatch):
     from fjit.compiler.backend import compile_program
     from fjit.compiler.schedule import Options
     program = fjit.jit(gelu).trace(rand(64, 1024))
     on = compile_program(program).source
     off = compile_program(program, Options.from_string("-vectorize,-parallelize")).source
+    transpose = fjit.jit(lambda x: x.T + 1.0).trace(rand(64, 64))
+    assert "i0b += 16" in compile_program(transpose).source
+    assert "i0b" not in compile_program(transpose, Options.from_string("-tile")).source
     assert "#pragma omp simd" in on and "#pragma omp parallel for" in on
     assert "#pragma omp simd\n" not in off.split("int fj_program")[0].split("kernel_0")[1]
     assert "parallel for" not in off.split("kernel_0")[1]

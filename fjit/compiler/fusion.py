@@ -166,11 +166,32 @@ def _find_gemms(flat: FlatProgram, producer, uses, gemm_enabled):
             operands.append((x, dims))
         if len(operands) != 2:
             continue
-        gemm = _classify(eqn, mul, operands, space) or \
-            _classify(eqn, mul, operands[::-1], space)  # mul commutes: try B @ A too
-        if gemm is not None:
-            found[eqn] = gemm
+        seen = [_through_transpose(x, dims, producer) for x, dims in operands]
+        for ops in (seen, operands):   # transposes read in place if the layouts allow
+            gemm = _classify(eqn, mul, ops, space) or \
+                _classify(eqn, mul, ops[::-1], space)  # mul commutes: try B @ A too
+            if gemm is not None:
+                found[eqn] = gemm
+                break
     return found
+
+
+def _through_transpose(x, dims, producer):
+    """(source, dims) for an operand that is a pure transpose of another value: GEMM reads
+    the source with a transposed layout instead of a kernel materialising the transpose
+    (`a @ b.T`).  Otherwise (x, dims) unchanged."""
+    eqn = producer.get(x)
+    if eqn is None or eqn.primitive.name != "reindex" or len(eqn.invars) != 1 \
+            or eqn.params["fill_if"]:
+        return x, dims
+    index, source = eqn.params["index"], eqn.invars[0]
+    if not isinstance(source, Var) or len(index) != len(source.aval.shape) or \
+            not all(isinstance(e, ix.Idx) for e in index) or \
+            sorted(e.axis for e in index) != list(range(len(index))) or \
+            any(n != x.aval.shape[e.axis] for e, n in zip(index, source.aval.shape)):
+        return x, dims  # not a permutation (a slice also reads i_k, from a bigger source)
+    # source axis k is read by output axis index[k].axis, which the broadcast puts at dims[..]
+    return source, tuple(dims[e.axis] for e in index)
 
 
 def _classify(eqn, mul, operands, space):
@@ -199,6 +220,10 @@ def _classify(eqn, mul, operands, space):
         """(transposed, has_batch) if the operand's dims are [B...][free...][K...] or
         [B...][K...][free...]; None otherwise."""
         seq = [kinds[d] for d in dims]
+        for kind in set(seq):  # flattened B/M/N/K positions must agree with the output's
+            same = [d for d in dims if kinds[d] == kind]
+            if same != sorted(same):
+                return None
         n_batch = sum(1 for k in seq if k == "B")
         if seq[:n_batch] != ["B"] * n_batch:
             return None
