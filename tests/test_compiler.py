@@ -143,13 +143,24 @@ def test_tiling_leaves_contiguous_maps_and_reductions_alone():
     x = rand(128, 128)
     contiguous = fjit.jit(lambda x: x * 2.0).lower(x).compiled.scheduled
     assert not _tiled_loops([n for k in contiguous for n in k.nests])
-    for fn in (lambda x: jnp.exp(x.T - jnp.max(x, axis=0)[:, None]),
+    for fn in (lambda x: jnp.max(x.T.reshape(128, 64, 2), axis=2),  # pairs, read transposed
                lambda x: jnp.sum(x.T * x, axis=1)):
         nests = [n for k in fjit.jit(fn).lower(x).compiled.scheduled for n in k.nests]
         reducing = [n for n in nests
                     if any(isinstance(s, ReduceStmt) for s in walk_statements(n.levels))]
         assert reducing and not _tiled_loops(reducing)
         np.testing.assert_allclose(np.asarray(fjit.jit(fn)(x)), fn(x), rtol=1e-4, atol=1e-4)
+
+
+def test_column_sums_inside_a_map_are_reordered():
+    """A bias gradient (sum over the batch) feeding an update: the sum gets its own kernel,
+    accumulating whole rows, instead of walking each column down memory."""
+    g, b = rand(256, 96), rand(96, seed=1)
+    fn = lambda g, b: b - 0.1 * jnp.sum(jnp.maximum(g, 0.0), axis=0)  # noqa: E731
+    lowered = fjit.jit(fn).lower(g, b)
+    assert len(lowered.kernels()) == 2
+    assert lowered.compiled.scheduled[0].nests[0].prologue, "expected an accumulating kernel"
+    np.testing.assert_allclose(np.asarray(fjit.jit(fn)(g, b)), fn(g, b), rtol=1e-4, atol=1e-4)
 
 
 def test_loop_passes_can_be_switched_off(monkeypatch):

@@ -315,7 +315,8 @@ def plan_program(flat: FlatProgram, gemm_enabled=True) -> Plan:
         for v in eqn.outvars:
             if uses[v] == 0:
                 continue
-            if v in forced or _worth_materializing(v, gens, consumers[v]):
+            if v in forced or _worth_materializing(v, gens, consumers[v]) or \
+                    _strided_reduction(eqn):
                 buf = plan.new_buffer(v.aval.shape, v.aval.dtype,
                                       "output" if v in outset else "temp")
                 ctx = Context(v.aval.shape)
@@ -342,6 +343,18 @@ def _read_factor(eqn, pos, var):
     if family == "reindex":
         return max(out.size / size, 1) if out.size else 0
     return 1
+
+
+def _strided_reduction(eqn) -> bool:
+    """A sum/max/min/prod that keeps its operand's last (contiguous) axis, e.g. a bias
+    gradient summed over the batch: its own kernel, so the schedule can reorder it to
+    accumulate whole rows (unit stride) instead of walking each column down memory."""
+    if eqn.primitive.family != "reduce" or eqn.primitive.name not in (
+            "reduce_sum", "reduce_max", "reduce_min", "reduce_prod"):
+        return False
+    shape, axes = eqn.invars[0].aval.shape, eqn.params["axes"]
+    return bool(axes) and (len(shape) - 1) not in axes and shape[-1] >= 2 and \
+        eqn.outvars[0].aval.size >= 2 and all(shape[a] >= 2 for a in axes)
 
 
 def _worth_materializing(var, gens, uses) -> bool:
