@@ -9,7 +9,7 @@ Prints
   measured once per round, median over rounds;
 - the median time per call and fjit's ratio to each framework (ratio > 1: fjit slower);
   a result that differs from NumPy's (worker.py's "check") is flagged below the table;
-- W1b and W2 as GB/s moved (bytes per call in workloads.BYTES_MOVED: the input read once and
+- W1b, W2 and T1 as GB/s moved (bytes per call in workloads.BYTES_MOVED: the input read once and
   the output written once) and as a fraction of the faster triad median;
 - when W9 is among the workloads: first_call.py's cold/warm first-call table of W4's step,
   `--rounds` new processes per framework and cache state.

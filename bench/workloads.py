@@ -185,6 +185,7 @@ GELU_A, GELU_B = 1.5, 0.25
 BYTES_MOVED = {
     "W1b": 2 * 4 * N_ELEMENTS,       # read x (64 MB), write y (64 MB)
     "W2": 2 * 4 * 4096 * 4096,       # read x (64 MB), write y (64 MB)
+    "T1": 2 * 4 * 4000 * 4000,       # read x (61 MB), write y (61 MB)
 }
 
 
@@ -283,4 +284,23 @@ def w3_matmul(framework):
     raise KeyError(framework)
 
 
-WORKLOADS.update({"W1": w1_gelu, "W1b": w1b_axpb, "W2": w2_softmax, "W3": w3_matmul})
+def t1_transpose(framework):
+    """T1: y = x.T + 1 for a 4000x4000 float32 matrix, y row-major (the tile pass's case; not
+    4096, whose power-of-two rows alias in the caches and punish every framework unevenly).
+    NumPy and PyTorch write into a preallocated row-major output: left alone they return a
+    transposed view's layout and never transpose at all."""
+    x = np.random.default_rng(4).standard_normal((4000, 4000)).astype(np.float32)
+    if framework in ("fjit", "jax"):
+        return _jitted(framework, lambda jnp: lambda x: x.T + 1.0, [x])
+    if framework == "torch":
+        import torch
+        xs, out = torch.from_numpy(x), torch.empty(4000, 4000)
+        return lambda: torch.add(xs.T, 1.0, out=out)
+    if framework == "numpy":
+        out = np.empty((4000, 4000), np.float32)
+        return lambda: np.add(x.T, np.float32(1.0), out=out)
+    raise KeyError(framework)
+
+
+WORKLOADS.update({"W1": w1_gelu, "W1b": w1b_axpb, "W2": w2_softmax, "W3": w3_matmul,
+                  "T1": t1_transpose})
