@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import fjit
+import fjit.numpy as jnp
 from fjit import lax
 from fjit.lax import indexexpr as ix
 from fjit.lax.elementwise import PRIMITIVES, TABLE
@@ -1165,6 +1166,35 @@ def test_index_expression_substitute():
     sub = ix.substitute(ix.where(ix.lt(i0, 2), i0, i1), {0: i1 + 1, 1: i0})
     n0, n1 = np.indices((3, 4))
     np.testing.assert_array_equal(ix.evaluate(sub, (3, 4)), np.where(n1 + 1 < 2, n1 + 1, n0))
+
+
+def test_substitution_is_simultaneous_even_when_a_node_folds_away():
+    """(i1 + i2) with i1 -> 0 and i2 -> i4 folds to i4, which must not then become i6."""
+    i = [ix.idx(k) for k in range(7)]
+    assert ix.substitute(i[1] + i[2], {1: 0, 2: i[4], 4: i[6]}) == i[4]
+    assert ix.substitute(ix.where(1, i[0], i[1]), {0: i[1], 1: i[0]}) == i[1]
+
+
+def test_gather_over_a_unit_dim_next_to_a_reduced_one():
+    """A convolution with one input channel: the channel index folds to a reduction index
+    (regression: the C backend checked the wrong loop index against the channel bound)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 1, 6, 6)).astype(np.float32)
+    w = rng.standard_normal((3, 1, 3, 3)).astype(np.float32)
+    i = [ix.idx(k) for k in range(7)]  # n g c kh kw oh ow
+
+    def conv(x, w):
+        p = lax.reindex(x, (2, 1, 1, 3, 3, 6, 6), (i[0], i[1] + i[2], i[5] + i[3] - 1,
+                                                  i[6] + i[4] - 1))
+        y = jnp.einsum("ngcklhw,gockl->ngohw", p, w.reshape(1, 3, 1, 3, 3))
+        return y.reshape(2, 3, 6, 6)
+
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    want = np.zeros((2, 3, 6, 6))
+    for a in range(6):
+        for b in range(6):
+            want[:, :, a, b] = np.einsum("nckl,ockl->no", xp[:, :, a:a + 3, b:b + 3], w)
+    np.testing.assert_allclose(fjit.jit(conv)(x, w), want, rtol=1e-5, atol=1e-5)
 
 
 def test_index_expression_renumber_loads_and_analysis():

@@ -394,12 +394,19 @@ def load(operand: int, positions) -> Load:
 # --- rewriting and analysis -------------------------------------------------------------------
 
 def transform(expr: Expr, fn) -> Expr:
-    """Rebuild `expr` bottom-up, replacing each node `n` by `fn(n)` (return `n` to keep it)."""
+    """Rebuild `expr` bottom-up, replacing each node `n` by `fn(n)` (return `n` to keep it).
+
+    fn sees each node once, rebuilt over its transformed children.  Rebuilding folds
+    constants, and when it folds a node down to one of its (already transformed) children,
+    that child is returned as it is: `(i1 + i2)` with i1 -> 0, i2 -> i4 is `i4`, which must
+    not be substituted a second time."""
     kids = expr.children()
     if kids:
         new_kids = tuple(transform(k, fn) for k in kids)
         if any(n is not o for n, o in zip(new_kids, kids)):
             expr = expr.with_children(new_kids)
+            if any(expr is k for k in new_kids):
+                return expr
     return fn(expr)
 
 
