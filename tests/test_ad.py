@@ -2010,3 +2010,9 @@ def test_readme_gradient_program():
     (got,) = eval_program(program, jnp.asarray(x))
     _close(got, want)
     _close(fjit.jit(f)(jnp.asarray(x)), want)
+
+
+def test_logaddexp_splits_the_derivative_at_a_tie():
+    """d/dx logaddexp(x, y) = sigmoid(x - y): 1/2 each at x == y (was 0 and 1)."""
+    gx, gy = fjit.grad(lambda x, y: jnp.logaddexp(x, y), argnums=(0, 1))(0.0, 0.0)
+    assert float(gx) == 0.5 and float(gy) == 0.5

@@ -434,7 +434,9 @@ def logaddexp(x1, x2, /):
     x1, x2 = promote_args_inexact("logaddexp", x1, x2)
     big = lax.max(x1, x2)
     delta = lax.sub(x1, x2)
-    stable = lax.add(big, lax.log1p(lax.exp(lax.neg(lax.abs(delta)))))
+    # min - big rather than -|x1 - x2|: at a tie both derivatives are 1/2 (max splits ties,
+    # and so does min), where abs'(0) = 1 would give 0 and 1.
+    stable = lax.add(big, lax.log1p(lax.exp(lax.sub(lax.min(x1, x2), big))))
     return lax.select(lax.ne(delta, delta), lax.add(x1, x2), stable)
 
 

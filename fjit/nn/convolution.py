@@ -1,0 +1,202 @@
+"""Convolution and pooling as meta-ops: one reindex gathers the windows (im2col as index
+expressions, with padding, stride, dilation and input dilation), then a contraction
+(convolution) or a reduction (pooling) over the window axes.  Their gradients are what
+autodiff makes of reindex: a reindex_reduce (scatter-add) of the same index expressions.
+
+Layouts are PyTorch's (and Jittor's): x is (N, C, *spatial), a convolution's weight is
+(O, C // groups, *kernel), a transposed convolution's weight is (C, O // groups, *kernel).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import lax
+from .. import numpy as jnp
+from ..lax import indexexpr as ix
+
+
+def _tuple(name, value, n, what):
+    if isinstance(value, (int, np.integer)):
+        return (int(value),) * n
+    value = tuple(int(v) for v in value)
+    if len(value) != n:
+        raise TypeError(f"{name}: {what} {value} needs one entry per spatial dim ({n})")
+    return value
+
+
+def _check_positive(name, **values):
+    for what, value in values.items():
+        if any(v < 1 for v in value):
+            raise ValueError(f"{name}: {what} must be positive, got {value}")
+
+
+def normalize_padding(name, padding, in_sizes, kernel, strides, dilation):
+    """Padding as one (low, high) pair per spatial dim, from an int, ints, pairs,
+    "VALID" or "SAME" (JAX's rule: output size ceil(in / stride), the odd pixel high)."""
+    n = len(in_sizes)
+    if isinstance(padding, str):
+        mode = padding.upper()
+        if mode == "VALID":
+            return ((0, 0),) * n
+        if mode != "SAME":
+            raise ValueError(f"{name}: padding must be 'VALID', 'SAME', an int or pairs, "
+                             f"got {padding!r}")
+        pairs = []
+        for size, k, s, d in zip(in_sizes, kernel, strides, dilation):
+            out = -(-size // s)
+            total = max((out - 1) * s + (k - 1) * d + 1 - size, 0)
+            pairs.append((total // 2, total - total // 2))
+        return tuple(pairs)
+    if isinstance(padding, (int, np.integer)):
+        return ((int(padding), int(padding)),) * n
+    padding = tuple(padding)
+    if len(padding) != n:
+        raise TypeError(f"{name}: padding {padding} needs one entry per spatial dim ({n})")
+    return tuple((int(p), int(p)) if isinstance(p, (int, np.integer))
+                 else (int(p[0]), int(p[1])) for p in padding)
+
+
+def _window_gather(name, x, lead_shape, lead_index, kernel, strides, padding, dilation,
+                   lhs_dilation, fill):
+    """y[lead..., k..., o...] = x[lead_index..., o*stride + k*dilation - low] (positions in
+    the input dilated by lhs_dilation; holes and padding read `fill`)."""
+    spatial = x.shape[2:]
+    n_lead, n = len(lead_shape), len(spatial)
+    outs, positions, holes = [], [], []
+    for j, (size, k, s, d, (lo, hi), ld) in enumerate(zip(spatial, kernel, strides, dilation,
+                                                         padding, lhs_dilation)):
+        dilated = (size - 1) * ld + 1 if size else 0
+        out = (dilated + lo + hi - ((k - 1) * d + 1)) // s + 1
+        if out < 1:
+            raise ValueError(f"{name}: input {x.shape} is too small for kernel {kernel} with "
+                             f"stride {strides}, padding {padding} and dilation {dilation}")
+        outs.append(out)
+        p = ix.idx(n_lead + n + j) * s + ix.idx(n_lead + j) * d - lo
+        if ld == 1:
+            positions.append(p)
+        else:
+            positions.append(p // ld)
+            holes.append(ix.ne(p % ld, 0))
+    shape = tuple(lead_shape) + tuple(kernel) + tuple(outs)
+    return lax.reindex(x, shape, tuple(lead_index) + tuple(positions), fill=fill,
+                       fill_if=tuple(holes)), tuple(outs)
+
+
+def conv(x, w, stride=1, padding=0, dilation=1, groups=1, lhs_dilation=1):
+    """N-d convolution (cross-correlation, as in PyTorch and lax.conv_general_dilated):
+    x (N, C, *spatial), w (O, C // groups, *kernel) -> (N, O, *out)."""
+    x, w = jnp.asarray(x), jnp.asarray(w)
+    n = x.ndim - 2
+    if n < 1 or w.ndim != x.ndim:
+        raise TypeError(f"conv: input {x.shape} must be (N, C, *spatial) and weight "
+                        f"{w.shape} (O, C // groups, *kernel) of the same rank")
+    N, C = x.shape[:2]
+    O, Cg = w.shape[:2]
+    kernel = w.shape[2:]
+    if groups < 1 or C % groups or O % groups or Cg * groups != C:
+        raise TypeError(f"conv: input {x.shape} with {groups} groups needs a weight with "
+                        f"{C // max(groups, 1)} input channels and output channels divisible "
+                        f"by {groups}, got weight {w.shape}")
+    strides = _tuple("conv", stride, n, "stride")
+    dilation = _tuple("conv", dilation, n, "dilation")
+    lhs_dilation = _tuple("conv", lhs_dilation, n, "lhs_dilation")
+    _check_positive("conv", stride=strides, dilation=dilation, lhs_dilation=lhs_dilation)
+    pads = normalize_padding("conv", padding, x.shape[2:], kernel, strides, dilation)
+    G = groups
+    i = ix.idx
+    patches, outs = _window_gather("conv", x, (N, G, Cg), (i(0), i(1) * Cg + i(2)), kernel,
+                                   strides, pads, dilation, lhs_dilation, 0)
+    free = "abdefhijklmpqrstuvwxyz"  # einsum letters other than n, g, c, o
+    letters, spatial = free[:n], free[n:2 * n]
+    if G == 1:  # out[n] = W @ patches[n]: one GEMM per example, the weight shared
+        patches = patches.reshape(patches.shape[:1] + patches.shape[2:])
+        return jnp.einsum(f"nc{letters}{spatial},oc{letters}->no{spatial}", patches, w)
+    wg = w.reshape((G, O // G, Cg) + tuple(kernel))
+    y = jnp.einsum(f"ngc{letters}{spatial},goc{letters}->ngo{spatial}", patches, wg)
+    return y.reshape((N, O) + outs)
+
+
+def conv_transpose(x, w, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """The gradient of `conv` with respect to its input, as a layer (PyTorch's
+    ConvTranspose): x (N, C, *spatial), w (C, O // groups, *kernel) -> (N, O, *out) with
+    out = (in - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1."""
+    x, w = jnp.asarray(x), jnp.asarray(w)
+    n = x.ndim - 2
+    if n < 1 or w.ndim != x.ndim:
+        raise TypeError(f"conv_transpose: input {x.shape} must be (N, C, *spatial) and "
+                        f"weight {w.shape} (C, O // groups, *kernel) of the same rank")
+    C, Og = w.shape[:2]
+    kernel = w.shape[2:]
+    if groups < 1 or x.shape[1] != C or C % groups:
+        raise TypeError(f"conv_transpose: input {x.shape} and weight {w.shape} with {groups} "
+                        f"groups: the weight's first dim must be the input channels, divisible "
+                        "by groups")
+    strides = _tuple("conv_transpose", stride, n, "stride")
+    dilation = _tuple("conv_transpose", dilation, n, "dilation")
+    pad = _tuple("conv_transpose", padding, n, "padding")
+    out_pad = _tuple("conv_transpose", output_padding, n, "output_padding")
+    _check_positive("conv_transpose", stride=strides, dilation=dilation)
+    for op, s, d in zip(out_pad, strides, dilation):
+        if not 0 <= op < max(s, d):
+            raise ValueError(f"conv_transpose: output_padding {out_pad} must be smaller than "
+                             f"stride {strides} or dilation {dilation}")
+    G, Cg = groups, C // groups
+    # (G, Cg, Og, *K) -> (G, Og, Cg, *K) -> (O, Cg, *K), spatially flipped.
+    wt = w.reshape((G, Cg, Og) + tuple(kernel))
+    wt = jnp.swapaxes(wt, 1, 2).reshape((G * Og, Cg) + tuple(kernel))
+    wt = jnp.flip(wt, axis=tuple(range(2, 2 + n)))
+    pads = tuple((d * (k - 1) - p, d * (k - 1) - p + op)
+                 for k, p, op, d in zip(kernel, pad, out_pad, dilation))
+    return conv(x, wt, 1, pads, dilation, groups, lhs_dilation=strides)
+
+
+def _pool_args(name, x, window, stride, padding, dilation=1):
+    x = jnp.asarray(x)
+    n = x.ndim - 2
+    if n < 1:
+        raise TypeError(f"{name}: input {x.shape} must be (N, C, *spatial)")
+    window = _tuple(name, window, n, "window")
+    strides = window if stride is None else _tuple(name, stride, n, "stride")
+    dilation = _tuple(name, dilation, n, "dilation")
+    _check_positive(name, window=window, stride=strides, dilation=dilation)
+    pads = normalize_padding(name, padding, x.shape[2:], window, strides, dilation)
+    for (lo, hi), k in zip(pads, window):
+        if not isinstance(padding, str) and max(lo, hi) > k // 2:
+            raise ValueError(f"{name}: padding {padding} must be at most half the window "
+                             f"{window}")
+    return x, n, window, strides, pads, dilation
+
+
+def _windows(name, x, n, window, strides, pads, dilation, fill):
+    i = ix.idx
+    N, C = x.shape[:2]
+    patches, _ = _window_gather(name, x, (N, C), (i(0), i(1)), window, strides, pads,
+                                dilation, (1,) * n, fill)
+    return patches  # (N, C, *window, *out)
+
+
+def max_pool(x, window, stride=None, padding=0, dilation=1):
+    """Max over windows (stride defaults to the window, like PyTorch); padding never wins."""
+    x, n, window, strides, pads, dilation = _pool_args("max_pool", x, window, stride,
+                                                        padding, dilation)
+    lowest = -math.inf if jnp.issubdtype(x.dtype, jnp.floating) else \
+        int(jnp.iinfo(x.dtype).min)
+    patches = _windows("max_pool", x, n, window, strides, pads, dilation, lowest)
+    return patches.max(axis=tuple(range(2, 2 + n)))
+
+
+def avg_pool(x, window, stride=None, padding=0, count_include_pad=True):
+    """Mean over windows; with count_include_pad=False the padding is left out of the count
+    (PyTorch's option; JAX's avg_pool counts it)."""
+    x, n, window, strides, pads, dilation = _pool_args("avg_pool", x, window, stride, padding)
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise TypeError(f"avg_pool: needs a floating-point input, got {x.dtype}")
+    axes = tuple(range(2, 2 + n))
+    sums = _windows("avg_pool", x, n, window, strides, pads, dilation, 0).sum(axis=axes)
+    if count_include_pad or all(p == (0, 0) for p in pads):
+        return sums / math.prod(window)
+    ones = jnp.ones((1, 1) + x.shape[2:], x.dtype)
+    counts = _windows("avg_pool", ones, n, window, strides, pads, dilation, 0).sum(axis=axes)
+    return sums / counts

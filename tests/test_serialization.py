@@ -1,0 +1,290 @@
+"""Checkpoints: round trips of trees and dtypes, and files that must be refused without
+running anything (pickles, unknown types, truncated or garbage bytes)."""
+import collections
+import dataclasses
+import json
+import os
+import typing
+import zipfile
+
+import numpy as np
+import pytest
+
+import fjit
+import fjit.numpy as jnp
+from fjit import dtypes, serialization
+from fjit.tree_util import register_dataclass
+
+
+class Params(typing.NamedTuple):
+    w: object
+    b: object
+
+
+@register_dataclass
+@dataclasses.dataclass
+class Layer:
+    kernel: object
+    bias: object
+    name: str = dataclasses.field(default="dense", metadata={"static": True})
+
+
+def _assert_same(got, want):
+    """Equal trees: same container types, same leaves (arrays: dtype, shape and bits)."""
+    assert type(got) is type(want), (got, want)
+    if isinstance(want, fjit.Array):
+        assert got.dtype == want.dtype and got.shape == want.shape
+        assert np.asarray(got).tobytes() == np.asarray(want).tobytes()
+    elif isinstance(want, dict):
+        assert list(got) == list(want)
+        for k in want:
+            _assert_same(got[k], want[k])
+    elif isinstance(want, (list, tuple)):
+        assert len(got) == len(want)
+        for g, w in zip(got, want):
+            _assert_same(g, w)
+    elif dataclasses.is_dataclass(want):
+        for f in dataclasses.fields(want):
+            _assert_same(getattr(got, f.name), getattr(want, f.name))
+    elif isinstance(want, float) and np.isnan(want):
+        assert np.isnan(got)
+    else:
+        assert got == want
+
+
+def test_round_trip_nested(tmp_path):
+    tree = {
+        "params": {"dense": {"w": jnp.ones((3, 2)), "b": jnp.zeros(2)},
+                   "list": [jnp.arange(4), (jnp.array(2.5), None)]},
+        "step": 7, "lr": 1e-3, "flag": True, "name": "mlp", "nothing": None,
+        "specials": [float("inf"), float("-inf"), float("nan"), -0.0, 10 ** 30],
+        "empty": jnp.zeros((0, 3)), "scalar": jnp.array(1, jnp.int8),
+        "empties": ([], (), {}),
+        "odict": collections.OrderedDict([("z", jnp.ones(1)), ("a", 1)]),
+        "unsorted": {"b": 1, "a": 2},
+    }
+    path = tmp_path / "ckpt.npz"
+    serialization.save(path, tree)
+    loaded = serialization.load(path)
+    _assert_same(loaded, tree)
+    assert str(loaded["specials"][3]) == "-0.0"
+    # the structure matches for tree_util too (so the result can feed jit/grad directly)
+    assert fjit.tree_util.tree_structure(loaded) == fjit.tree_util.tree_structure(tree)
+
+
+DTYPES = ["bool_", "int8", "int16", "int32", "uint8", "uint16", "uint32", "float16",
+          "float32"] + (["bfloat16"] if dtypes.bfloat16 is not None else [])
+
+
+@pytest.mark.parametrize("shape", [(), (0,), (2, 3), (1, 0, 2)])
+def test_round_trip_dtypes(tmp_path, shape):
+    rng = np.random.default_rng(0)
+    tree = {}
+    for name in DTYPES:
+        dtype = getattr(jnp, name)
+        values = rng.standard_normal(shape) * 50
+        tree[name] = jnp.asarray(values.astype(np.float32)).astype(dtype)
+    serialization.save(tmp_path / "d.npz", tree)
+    _assert_same(serialization.load(tmp_path / "d.npz"), tree)
+
+
+def test_round_trip_64_bit(tmp_path, x64):
+    tree = [jnp.arange(3, dtype=jnp.int64), jnp.ones(2, jnp.float64),
+            jnp.array(2**40, jnp.uint64)]
+    serialization.save(tmp_path / "x64.npz", tree)
+    _assert_same(serialization.load(tmp_path / "x64.npz"), tree)
+
+
+def test_numpy_leaves_come_back_as_fjit_arrays(tmp_path):
+    serialization.save(tmp_path / "n.npz", {"a": np.arange(3, dtype=np.int32),
+                                             "s": np.float32(2)})
+    out = serialization.load(tmp_path / "n.npz")
+    assert isinstance(out["a"], fjit.Array) and out["a"].dtype == jnp.int32
+    assert isinstance(out["s"], fjit.Array) and out["s"].shape == ()
+
+
+def test_namedtuple_and_dataclass_need_their_types(tmp_path):
+    tree = {"p": Params(jnp.ones(2), jnp.zeros(1)),
+            "layer": Layer(jnp.ones((2, 2)), jnp.zeros(2), name="head")}
+    path = tmp_path / "t.npz"
+    serialization.save(path, tree)
+    with pytest.raises(serialization.CheckpointError, match=r"Params.*unknown type.*types="):
+        serialization.load(path)
+    loaded = serialization.load(path, types=[Params, Layer])
+    _assert_same(loaded, tree)
+    assert loaded["layer"].name == "head"
+
+
+def test_save_rejects_what_it_cannot_describe(tmp_path):
+    with pytest.raises(TypeError, match=r"dict keys must be str.*tree\['a'\]"):
+        serialization.save(tmp_path / "x.npz", {"a": {1: jnp.ones(1)}})
+    with pytest.raises(TypeError, match=r"cannot save the object at tree\[0\]"):
+        serialization.save(tmp_path / "x.npz", [object()])
+    with pytest.raises(TypeError, match="dtype complex64"):
+        serialization.save(tmp_path / "x.npz", np.ones(2, np.complex64))
+    with pytest.raises(TypeError, match="traced value"):
+        fjit.jit(lambda x: serialization.save(tmp_path / "x.npz", x))(jnp.ones(1))
+    assert not os.listdir(tmp_path)  # nothing half-written left behind
+
+
+def test_save_is_atomic_and_overwrites(tmp_path):
+    path = tmp_path / "c.npz"
+    serialization.save(path, {"v": jnp.ones(2)})
+    serialization.save(path, {"v": jnp.zeros(3)})
+    assert os.listdir(tmp_path) == ["c.npz"]
+    _assert_same(serialization.load(path), {"v": jnp.zeros(3)})
+
+
+# --- refusing unsafe and broken files ---------------------------------------------------------
+
+class _Evil:
+    """Unpickling this would create the marker file."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _header(tree):
+    text = json.dumps({"format": "fjit-checkpoint", "version": 1, "tree": tree})
+    return np.frombuffer(text.encode(), np.uint8)
+
+
+def test_pickled_object_array_is_never_loaded(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.npz"
+    evil = np.array([_Evil(str(marker))], dtype=object)
+    np.savez(path, __fjit_tree__=_header({"t": "array", "leaf": 0, "dtype": "float32",
+                                          "shape": [1]}), leaf_0=evil)
+    with pytest.raises(serialization.CheckpointError, match="object array"):
+        serialization.load(path)
+    with pytest.raises(serialization.CheckpointError, match="object array"):
+        serialization.load_state_dict(path)
+    assert not marker.exists()
+
+
+def test_raw_pickle_file_is_never_loaded(tmp_path):
+    import pickle
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pkl"
+    path.write_bytes(pickle.dumps(_Evil(str(marker))))
+    for loader in (serialization.load, serialization.load_state_dict):
+        with pytest.raises(serialization.CheckpointError, match="not an .npz archive"):
+            loader(path)
+    assert not marker.exists()
+
+
+def test_unknown_types_are_never_imported(tmp_path):
+    path = tmp_path / "t.npz"
+    for name in ("os.system", "builtins.eval", f"{Params.__module__}.Params"):
+        node = {"t": "node", "type": name, "aux": {"t": "str", "v": "touch pwned"},
+                "v": [{"t": "str", "v": "echo"}]}
+        np.savez(path, __fjit_tree__=_header({"t": "list", "v": [node]}))
+        with pytest.raises(serialization.CheckpointError, match=f"{name}.*unknown type"):
+            serialization.load(path)
+    np.savez(path, __fjit_tree__=_header({"t": "pickle", "v": "gASV"}))
+    with pytest.raises(serialization.CheckpointError, match="unknown node kind 'pickle'"):
+        serialization.load(path)
+    # a class passed in `types` but not registered as a pytree node is not called either
+    np.savez(path, __fjit_tree__=_header({"t": "node", "type": f"{_Evil.__module__}._Evil",
+                                          "aux": {"t": "none"}, "v": []}))
+    with pytest.raises(serialization.CheckpointError, match="not a registered pytree node"):
+        serialization.load(path, types=[_Evil])
+
+
+def test_garbage_and_truncated_files(tmp_path):
+    good = tmp_path / "good.npz"
+    serialization.save(good, {"w": jnp.arange(100.0), "b": [jnp.ones(3), 1]})
+    data = good.read_bytes()
+    bad = tmp_path / "bad.npz"
+    for n in (0, 4, 40, len(data) // 2, len(data) - 10):
+        bad.write_bytes(data[:n])
+        with pytest.raises(serialization.CheckpointError, match="bad.npz"):
+            serialization.load(bad)
+    bad.write_bytes(b"\x00garbage" * 100)
+    with pytest.raises(serialization.CheckpointError, match="not an .npz archive"):
+        serialization.load(bad)
+    # a flipped byte inside an array: the zip checksum catches it
+    flipped = bytearray(data)
+    flipped[data.index(b"leaf_0.npy") + 200] ^= 0xFF
+    bad.write_bytes(bytes(flipped))
+    with pytest.raises(serialization.CheckpointError, match="corrupt"):
+        serialization.load(bad)
+    np.save(tmp_path / "one.npy", np.ones(3))
+    with pytest.raises(serialization.CheckpointError, match="single .npy array"):
+        serialization.load(tmp_path / "one.npy")
+    with pytest.raises(FileNotFoundError):
+        serialization.load(tmp_path / "missing.npz")
+
+
+@pytest.mark.parametrize("tree, message", [
+    ({"t": "array", "leaf": 1, "dtype": "float32", "shape": [3]}, "missing entry"),
+    ({"t": "array", "leaf": 0, "dtype": "object", "shape": [3]}, "dtype 'object'"),
+    ({"t": "array", "leaf": 0, "dtype": "float32", "shape": [4]}, "description says"),
+    ({"t": "array", "leaf": 0, "dtype": "int32", "shape": [3]}, "description says"),
+    ({"t": "list", "v": [{"t": "array", "leaf": 0, "dtype": "float32", "shape": [3]}] * 2},
+     "used twice"),
+    ({"t": "dict", "keys": ["a", "a"], "v": [{"t": "none"}] * 2}, "malformed keys"),
+    ({"t": "int", "v": "7"}, "int node"),
+    ({"t": "list"}, "no child list"),
+    ({"t": "none"}, "unexpected entries"),
+])
+def test_inconsistent_descriptions(tmp_path, tree, message):
+    path = tmp_path / "c.npz"
+    np.savez(path, __fjit_tree__=_header(tree), leaf_0=np.ones(3, np.float32))
+    with pytest.raises(serialization.CheckpointError, match=message):
+        serialization.load(path)
+
+
+def test_foreign_headers(tmp_path):
+    path = tmp_path / "c.npz"
+    np.savez(path, __fjit_tree__=np.frombuffer(b"{not json", np.uint8))
+    with pytest.raises(serialization.CheckpointError, match="not valid JSON"):
+        serialization.load(path)
+    np.savez(path, __fjit_tree__=np.frombuffer(b'{"format": "x"}', np.uint8))
+    with pytest.raises(serialization.CheckpointError, match="not an fjit checkpoint"):
+        serialization.load(path)
+    text = json.dumps({"format": "fjit-checkpoint", "version": 99, "tree": {"t": "none"}})
+    np.savez(path, __fjit_tree__=np.frombuffer(text.encode(), np.uint8))
+    with pytest.raises(serialization.CheckpointError, match="version 99"):
+        serialization.load(path)
+    deep = ('{"format": "fjit-checkpoint", "version": 1, "tree": ' + "[" * 100000
+            + "]" * 100000 + "}")
+    np.savez(path, __fjit_tree__=np.frombuffer(deep.encode(), np.uint8))
+    with pytest.raises(serialization.CheckpointError):
+        serialization.load(path)
+
+
+# --- PyTorch state_dicts ----------------------------------------------------------------------
+
+def test_load_state_dict(tmp_path):
+    state = {"layer.0.weight": np.arange(6, dtype=np.float32).reshape(2, 3),
+             "layer.0.bias": np.zeros(2, np.float32),
+             "bn.num_batches_tracked": np.array(3, np.int64)}
+    path = tmp_path / "sd.npz"
+    np.savez(path, **state)
+    for loaded in (serialization.load_state_dict(path),
+                   serialization.load_state_dict(str(path)),
+                   serialization.load_state_dict(state)):
+        assert list(loaded) == list(state)
+        for k, v in state.items():
+            assert isinstance(loaded[k], np.ndarray) and loaded[k].dtype == v.dtype
+            np.testing.assert_array_equal(loaded[k], v)
+    with pytest.raises(TypeError, match="keys must be str"):
+        serialization.load_state_dict({1: np.ones(1)})
+    with pytest.raises(TypeError, match="'x'.*not a numeric array"):
+        serialization.load_state_dict({"x": object()})
+    with pytest.raises(TypeError, match="expected a path or a mapping"):
+        serialization.load_state_dict([np.ones(1)])
+
+
+def test_torch_save_file_is_refused(tmp_path):
+    """torch.save writes a zip holding a pickle (data.pkl): refused, with how to re-save."""
+    path = tmp_path / "model.pt"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("archive/data.pkl", b"\x80\x02}q\x00.")
+        z.writestr("archive/version", b"3\n")
+    with pytest.raises(serialization.CheckpointError, match="torch.save.*np.savez"):
+        serialization.load_state_dict(path)
