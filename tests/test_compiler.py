@@ -111,6 +111,42 @@ def test_gradient_matmuls_go_to_gemm():
     assert kinds(grads, w, x).count("gemm") == 2
 
 
+def test_convolution_forward_is_one_gemm_per_example_with_the_weight_shared():
+    from fjit.nn import conv
+    x, w = rand(4, 3, 10, 10), rand(5, 3, 3, 3, seed=1)
+    assert kinds(lambda x, w: conv(x, w, 1, 1), x, w).count("gemm") == 1
+    want = np.asarray(conv(x, w, 1, 1))  # eager (reference) value
+    np.testing.assert_allclose(np.asarray(fjit.jit(lambda x, w: conv(x, w, 1, 1))(x, w)),
+                               want, rtol=1e-4, atol=1e-4)
+
+
+def test_contractions_over_scattered_axes_become_gemms_over_transposed_copies():
+    """dW[o, c] = sum_{n, s} dY[n, o, s] P[n, c, s]: the contracted dims are not contiguous
+    in either operand, so both are copied to [free][contracted] and one GEMM does the work;
+    below the arithmetic-per-copy threshold the loop nest stays."""
+    def weight_grad(dy, p):
+        return jnp.einsum("nos,ncs->oc", dy, p)
+    dy, p = rand(16, 8, 196), rand(16, 36, 196, seed=1)
+    assert kinds(weight_grad, dy, p).count("gemm") == 1
+    np.testing.assert_allclose(np.asarray(fjit.jit(weight_grad)(dy, p)),
+                               np.einsum("nos,ncs->oc", dy, p), rtol=1e-4, atol=1e-3)
+    small_dy, small_p = rand(2, 3, 4), rand(2, 5, 4, seed=1)
+    assert "gemm" not in kinds(weight_grad, small_dy, small_p)
+    # output order differs from [M][N]: the GEMM result is transposed back
+    back = lambda dy, p: jnp.einsum("nos,ncs->co", dy, p)  # noqa: E731
+    np.testing.assert_allclose(np.asarray(fjit.jit(back)(dy, p)),
+                               np.einsum("nos,ncs->co", dy, p), rtol=1e-4, atol=1e-3)
+
+
+def test_convolution_weight_gradient_is_a_gemm():
+    from fjit.nn import conv
+    x, w = rand(16, 4, 16, 16), rand(8, 4, 3, 3, seed=1)
+    grad_w = lambda w, x: fjit.grad(lambda w: jnp.sum(conv(x, w, 1, 1) ** 2))(w)  # noqa: E731
+    assert kinds(grad_w, w, x).count("gemm") == 2  # the forward pass and the weight gradient
+    np.testing.assert_allclose(np.asarray(fjit.jit(grad_w)(w, x)), np.asarray(grad_w(w, x)),
+                               rtol=1e-3, atol=1e-3)
+
+
 def test_reduction_over_a_strided_axis_is_reordered():
     x = rand(300, 129)
     lowered = fjit.jit(lambda x: jnp.sum(x, axis=0)).lower(x)

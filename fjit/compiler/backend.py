@@ -19,6 +19,7 @@ from ..core import Program
 from ..runtime.memory import MIN_POOLED_BYTES, pool
 from . import cache, codegen
 from .flatten import flatten
+from . import contractions
 from .fusion import plan_program
 from .schedule import Options, fuse_rows, schedule_kernel
 from .toolchain import toolchain
@@ -50,7 +51,7 @@ def compile_program(program: Program, options: Options | None = None) -> Compile
     if tc is None:
         raise RuntimeError("no working C compiler was found (set CC or FJIT_CC)")
     options = options or Options.from_string(os.environ.get("FJIT_PASSES"))
-    flat = flatten(program)
+    flat = contractions.canonicalize(flatten(program))
     plan = plan_program(flat, gemm_enabled=True)
     scheduled = []
     counter = itertools.count(1)  # statement names unique in the whole Program

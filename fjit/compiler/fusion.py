@@ -194,6 +194,27 @@ def _through_transpose(x, dims, producer):
     return source, tuple(dims[e.axis] for e in index)
 
 
+def _one_sided_batch(kinds):
+    """Leading output dims that only one operand has (a convolution's batch dim: out[n] =
+    W @ patches[n]) become batch dims of a GEMM whose other operand is shared (batch stride
+    0).  Only when there are no two-sided batch dims, and the rest is then M before N."""
+    if "B" in kinds:
+        return None
+    out = [d for d, k in enumerate(kinds) if k != "K"]
+    if not out:
+        return None
+    side = kinds[out[0]]
+    kinds = list(kinds)
+    for d in out:
+        if kinds[d] != side:
+            break
+        kinds[d] = "B"
+    rest = [k for k in kinds if k not in ("K", "B")]
+    if not rest or rest != sorted(rest):
+        return None
+    return kinds
+
+
 def _classify(eqn, mul, operands, space):
     axes = set(eqn.params["axes"])
     (xa, da), (xb, db) = operands
@@ -214,7 +235,9 @@ def _classify(eqn, mul, operands, space):
     order = {"B": 0, "M": 1, "N": 2}
     out_kinds = [k for k in kinds if k != "K"]
     if [order[k] for k in out_kinds] != sorted(order[k] for k in out_kinds):
-        return None
+        kinds = _one_sided_batch(kinds)
+        if kinds is None:
+            return None
 
     def layout(dims, free):
         """(transposed, has_batch) if the operand's dims are [B...][free...][K...] or
