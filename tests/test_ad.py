@@ -443,6 +443,7 @@ NUMPY_ROWS = [
     R("cumprod", lambda x: jnp.cumprod(x, axis=1), rnd(M)),
     R("cumprod:with_zero", lambda x: jnp.cumprod(x), np.array([1.5, 0.0, -2.0, 0.7])),
     R("cummax", lambda x: jnp.cummax(x, axis=1), _D),
+    R("sort", None, _D), R("sort:axis0", lambda x: jnp.sort(x, axis=0), _D),
     R("cummin", lambda x: jnp.cummin(x, axis=0), _D),
     R("cumulative_sum", lambda x: jnp.cumulative_sum(x, axis=1, include_initial=True), rnd(M)),
     R("cumulative_prod", lambda x: jnp.cumulative_prod(x, axis=0), rnd(M)),
@@ -579,6 +580,7 @@ NON_DIFFERENTIABLE = {
     "nextafter": lambda x: jnp.nextafter(x, 10.0),
     # bool or integer results of floats
     "argmax": jnp.argmax, "argmin": jnp.argmin, "isfinite": jnp.isfinite, "isinf": jnp.isinf,
+    "argsort": jnp.argsort,
     "isnan": jnp.isnan, "isposinf": jnp.isposinf, "isneginf": jnp.isneginf,
     "signbit": jnp.signbit, "equal": lambda x: jnp.equal(x, 0.4),
     "not_equal": lambda x: jnp.not_equal(x, 0.4), "less": lambda x: jnp.less(x, 0.4),

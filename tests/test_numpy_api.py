@@ -948,6 +948,11 @@ EMPTY_AND_SCALAR_REDUCTIONS = [
     C("cumsum-scalar", "cumsum", np.cumsum, A(())),
     C("any-scalar", "any", np.any, A((), I8)),
     C("count_nonzero-scalar", "count_nonzero", np.count_nonzero, A((), BOOL)),
+    # sort/argsort (more in tests/test_sorting.py); NumPy's stable kind is JAX's order.
+    C("sort-axis0", "sort", lambda a, **k: np.sort(a, kind="stable", **k), A((5, 3)), axis=0,
+      jit=False),
+    C("argsort-int8", "argsort", lambda a, **k: np.argsort(a, kind="stable", **k),
+      A((3, 6), I8), jit=False),
 ]
 
 

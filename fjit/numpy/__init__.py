@@ -20,6 +20,7 @@ from .manipulation import (array_split, atleast_1d, atleast_2d, atleast_3d, broa
 from .reductions import (all, amax, amin, any, argmax, argmin, count_nonzero, cummax, cummin,
                          cumprod, cumsum, cumulative_prod, cumulative_sum, max, mean, min,
                          nanmax, nanmean, nanmin, nanprod, nansum, prod, ptp, std, sum, var)
+from .sorting import argsort, sort
 from .scalar_types import (bool_, float16, float32, float64, int8, int16, int32, int64, uint8,
                            uint16, uint32, uint64)
 from .ufuncs import (abs, absolute, acos, acosh, add, allclose, arccos, arccosh, arcsin,
