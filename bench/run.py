@@ -48,11 +48,17 @@ def run_one(framework, workload):
 
 
 def format_time(seconds):
+    if seconds is None:
+        return "n/a"
     if math.isnan(seconds):
         return "failed"
     if seconds < 1e-3:
         return f"{seconds * 1e6:9.2f} us"
     return f"{seconds * 1e3:9.2f} ms"
+
+
+def ratio(a, b):
+    return "n/a" if a is None or b is None else f"{a / b:.2f}"
 
 
 def main():
@@ -86,14 +92,15 @@ def main():
     print("# STREAM triad a = b + s*c, float32, 3 x 64 MB, median of rounds: " +
           ", ".join(f"{gbs:.1f} GB/s ({label})" for label, gbs in triad.items()))
 
-    medians = {k: statistics.median(r["seconds"] for r in v) for k, v in results.items()}
+    medians = {k: None if any(r["seconds"] is None for r in v) else
+               statistics.median(r["seconds"] for r in v) for k, v in results.items()}
     if workloads:
         print(f"{'workload':10}" + "".join(f"{f:>14}" for f in frameworks) +
               "".join(f"{'fjit/' + f:>12}" for f in frameworks if f != "fjit"))
     for w in workloads:
         row = f"{w:10}" + "".join(f"{format_time(medians[(w, f)]):>14}" for f in frameworks)
         if "fjit" in frameworks:
-            row += "".join(f"{medians[(w, 'fjit')] / medians[(w, f)]:12.2f}"
+            row += "".join(f"{ratio(medians[(w, 'fjit')], medians[(w, f)]):>12}"
                            for f in frameworks if f != "fjit")
         print(row)
     for (w, f), runs in results.items():       # every result against NumPy's

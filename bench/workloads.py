@@ -304,3 +304,7 @@ def t1_transpose(framework):
 
 WORKLOADS.update({"W1": w1_gelu, "W1b": w1b_axpb, "W2": w2_softmax, "W3": w3_matmul,
                   "T1": t1_transpose})
+
+from workloads_nn import NN_WORKLOADS  # noqa: E402  (W5, W8: the model library's workloads)
+
+WORKLOADS.update(NN_WORKLOADS)

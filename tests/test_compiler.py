@@ -70,14 +70,14 @@ def test_dense_relu_is_one_gemm_and_one_kernel():
 
 
 @pytest.mark.parametrize("fn,shapes", [
-    (lambda a, b: a @ b, [(8, 5), (5, 7)]),
-    (lambda a, b: a @ b.T, [(8, 5), (7, 5)]),
-    (lambda a, b: a.T @ b, [(5, 8), (5, 7)]),
-    (lambda a, b: a @ b, [(3, 8, 5), (3, 5, 7)]),           # batched
-    (lambda a, b: a @ b, [(3, 8, 5), (5, 7)]),              # one operand shared
-    (lambda a, b: jnp.einsum("ij,kj->ik", a, b), [(8, 5), (7, 5)]),
-    (lambda a, b: jnp.einsum("bij,bjk->bik", a, b), [(2, 4, 5), (2, 5, 3)]),
-    (lambda a, b: jnp.tensordot(a, b, 2), [(4, 3, 5), (3, 5, 6)]),
+    (lambda a, b: a @ b, [(8, 9), (9, 7)]),
+    (lambda a, b: a @ b.T, [(8, 9), (7, 9)]),
+    (lambda a, b: a.T @ b, [(9, 8), (9, 7)]),
+    (lambda a, b: a @ b, [(3, 8, 9), (3, 9, 7)]),           # batched
+    (lambda a, b: a @ b, [(3, 8, 9), (9, 7)]),              # one operand shared
+    (lambda a, b: jnp.einsum("ij,kj->ik", a, b), [(8, 9), (7, 9)]),
+    (lambda a, b: jnp.einsum("bij,bjk->bik", a, b), [(2, 4, 9), (2, 9, 3)]),
+    (lambda a, b: jnp.tensordot(a, b, 2), [(4, 3, 9), (3, 9, 6)]),
 ])
 def test_contractions_go_to_gemm(fn, shapes):
     args = [rand(*s, seed=k) for k, s in enumerate(shapes)]
@@ -103,6 +103,31 @@ def test_transposed_operands_are_read_by_gemm_in_place(fn, expected):
     a, b = rand(40, 70), rand(50, 70, seed=1)
     assert sorted(kinds(fn, a, b)) == expected
     np.testing.assert_allclose(np.asarray(fjit.jit(fn)(a, b)), fn(a, b), rtol=1e-4, atol=1e-4)
+
+
+def test_short_contractions_and_outer_products_stay_maps():
+    """K < GEMM_MIN_K: a GEMM call would cost more than the one pass of a map kernel
+    (vmap(grad) of a linear model made a K=1 batched GEMM: 850 us, now 34 us)."""
+    a, b = rand(64, 3), rand(3, 40, seed=1)
+    assert kinds(lambda a, b: a @ b, a, b) == ["map"]
+    np.testing.assert_allclose(np.asarray(fjit.jit(lambda a, b: a @ b)(a, b)), a @ b,
+                               rtol=1e-5, atol=1e-5)
+    outer = lambda r, x: jnp.einsum("n,nf->nf", r, x)  # noqa: E731
+    assert "gemm" not in kinds(outer, rand(16), rand(16, 64, seed=1))
+
+
+@pytest.mark.parametrize("m, n, k", [(6, 25, 50176), (12, 32, 4096), (1, 3, 9000)])
+def test_gemms_with_few_output_tiles_split_the_contraction(m, n, k):
+    """C too small to share between threads (a convolution's weight gradient): the threads
+    split K and add their partial products."""
+    a, b = rand(m, k), rand(k, n, seed=1)
+    assert kinds(lambda a, b: a @ b, a, b) == ["gemm"]
+    want = a.astype(np.float64) @ b
+    np.testing.assert_allclose(np.asarray(fjit.jit(lambda a, b: a @ b)(a, b)), want,
+                               rtol=1e-4, atol=2e-3 * np.sqrt(k))
+    at, bt = np.ascontiguousarray(a.T), np.ascontiguousarray(b.T)   # GEMM reads them transposed
+    np.testing.assert_allclose(np.asarray(fjit.jit(lambda at, bt: at.T @ bt.T)(at, bt)), want,
+                               rtol=1e-4, atol=2e-3 * np.sqrt(k))
 
 
 def test_gradient_matmuls_go_to_gemm():

@@ -41,3 +41,20 @@ def test_readme_compiler_example_runs():
     with contextlib.redirect_stdout(out):
         exec(compile(_blocks("python")[2], "README.md", "exec"), {})
     assert "# Kernels" in out.getvalue() and "kernel_0" in out.getvalue()
+
+
+def test_readme_model_example_runs_and_trains(tmp_path, monkeypatch):
+    import numpy as np
+    code = next(b for b in _blocks("python") if "nn.Sequential" in b)
+    monkeypatch.chdir(tmp_path)   # it writes checkpoint.npz
+    scope = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    rng = np.random.default_rng(0)
+    x = rng.random((16, 1, 8, 8), dtype=np.float32)
+    y = rng.integers(0, 10, 16).astype(np.int32)
+    params, opt_state = scope["params"], scope["opt_state"]
+    losses = []
+    for _ in range(5):
+        params, opt_state, value = scope["train_step"](params, opt_state, x, y)
+        losses.append(float(value))
+    assert losses[-1] < losses[0]

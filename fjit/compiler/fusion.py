@@ -127,6 +127,9 @@ def _identity_index(shape):
 
 # --- GEMM recognition ---------------------------------------------------------------------------
 
+GEMM_MIN_K = 8  # shorter contractions are maps with an unrolled inner loop
+
+
 class _Gemm:
     """A reduce_sum(mul(broadcast X, broadcast Y)) eqn that maps onto batched GEMM."""
 
@@ -265,6 +268,8 @@ def _classify(eqn, mul, operands, space):
     size = {k: 1 for k in "BMNK"}
     for d, k in enumerate(kinds):
         size[k] *= space[d]
+    if size["K"] < GEMM_MIN_K:
+        return None  # an outer product or nearly: a map kernel does it in one pass
     # BLAS wants A as [M][K] or its transpose; our "free then K" is A = M x K (not transposed);
     # for B the natural layout is [K][N]: "free then K" means [N][K], i.e. transposed.
     trans_a = la[0]

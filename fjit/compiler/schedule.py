@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..lax import indexexpr as ix
-from . import scalar
+from . import ranges, scalar
 from .fusion import GemmKernel, ScatterKernel
 
 PARALLEL_MIN_WORK = 1 << 15     # elements x body cost below which threads cost more
@@ -234,7 +234,7 @@ def schedule_kernel(kernel, name, plan, options: Options, counter=None) -> Sched
                                buffers=[kernel.a, kernel.b, kernel.c],
                                work=kernel.batch * kernel.m * kernel.n * kernel.k)
     if isinstance(kernel, ScatterKernel):
-        return _schedule_scatter(kernel, name, plan, counter)
+        return _schedule_scatter(kernel, name, plan, options, counter)
     if options.reorder:
         reordered = _reordered_reduction(kernel, name, plan, options, counter)
         if reordered is not None:
@@ -401,12 +401,14 @@ def _reordered_reduction(kernel, name, plan, options, counter):
                            buffers=sorted({buffer} | _loaded([expr])), work=size)
 
 
-def _schedule_scatter(kernel, name, plan, counter):
+def _schedule_scatter(kernel, name, plan, options, counter):
     from ..lax.reduce import MONOIDS
     out_buf = plan.buffers[kernel.out]
     bad = list(kernel.conds)
+    extents = dict(enumerate(kernel.shape))
     for t, n in zip(kernel.targets, out_buf.shape):
-        bad.append(ix.logical_or(ix.lt(t, 0), ix.ge(t, n)))
+        if not ranges.within(t, n, extents):  # most scatters never leave their output
+            bad.append(ix.logical_or(ix.lt(t, 0), ix.ge(t, n)))
     guard = None
     if bad:
         guard = bad[0]
@@ -422,14 +424,20 @@ def _schedule_scatter(kernel, name, plan, counter):
         value = emitter.emit(kernel.value, chain)
         return Accumulate(kernel.out, target, kernel.monoid, value, guard)
 
-    loops = [Loop(k, n) for k, n in enumerate(kernel.shape)]  # serial: targets may collide
+    loops = [Loop(k, n) for k, n in enumerate(kernel.shape)]
+    # Serial in general (targets may collide), but when one target coordinate is the outer
+    # loop index itself, different outer iterations write disjoint slices (a convolution's
+    # input gradient: each example scatters into its own image).
+    size = int(np.prod(kernel.shape, dtype=np.int64))
+    if options.parallelize and loops and loops[0].extent > 1 and size >= PARALLEL_MIN_WORK \
+            and any(t == ix.idx(0) for t in kernel.targets):
+        loops[0].parallel = True
     fill = Fill(kernel.out, out_buf.size, MONOIDS[kernel.monoid].identity(out_buf.dtype),
                 out_buf.dtype)
     nest = _nest(loops, body, counter, [fill])
     buffers = sorted({kernel.out} | _loaded([kernel.value]) |
                      {load.operand for t in kernel.targets for load in ix.loads_used(t)})
-    return ScheduledKernel(name, "loops", [nest], buffers=buffers,
-                           work=int(np.prod(kernel.shape, dtype=np.int64)))
+    return ScheduledKernel(name, "loops", [nest], buffers=buffers, work=size)
 
 
 # --- row fusion -------------------------------------------------------------------------------
