@@ -183,6 +183,44 @@ def _flatten(tree, leaves, is_leaf):
     return PyTreeDef(type(tree), data, [_flatten(c, leaves, is_leaf) for c in children])
 
 
+def tree_leaves_with_path(tree, is_leaf=None):
+    """[(path, leaf)]: each path a tuple of keys (dict keys, sequence indices, namedtuple
+    field names, registered nodes' child positions); `keystr(path)` prints it like
+    `['params'][0].weight`, for error messages that name a leaf."""
+    out = []
+    _with_path(tree, (), out, is_leaf)
+    return out
+
+
+def tree_flatten_with_path(tree, is_leaf=None):
+    return tree_leaves_with_path(tree, is_leaf), tree_structure(tree, is_leaf)
+
+
+def _with_path(tree, path, out, is_leaf):
+    node = None if is_leaf is not None and is_leaf(tree) else _node_of(tree)
+    if node is None:
+        out.append((path, tree))
+        return
+    children, data = node[0](tree)
+    if isinstance(tree, dict):
+        keys = [("key", k) for k in (data[1] if isinstance(tree, collections.defaultdict)
+                                     else data)]
+    elif isinstance(tree, tuple) and hasattr(type(tree), "_fields"):
+        keys = [("attr", f) for f in type(tree)._fields]
+    else:
+        keys = [("index", i) for i in range(len(children))]
+    for key, child in zip(keys, children):
+        _with_path(child, path + (key,), out, is_leaf)
+
+
+def keystr(path) -> str:
+    """A path from tree_leaves_with_path as text: `['a'][0].b` ('' for the root)."""
+    parts = []
+    for kind, key in path:
+        parts.append(f".{key}" if kind == "attr" else f"[{key!r}]")
+    return "".join(parts)
+
+
 def tree_unflatten(treedef: PyTreeDef, leaves):
     leaves = iter(leaves)
     out = _unflatten(treedef, leaves)

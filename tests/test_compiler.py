@@ -344,3 +344,12 @@ def test_pooled_output_memory_outlives_every_view():
     gc.collect()
     again = f(np.full(n, 3.0, np.float32))  # now the block may be reused
     assert (np.asarray(again) == 6).all()
+
+
+def test_rank_zero_inputs_passed_straight_through_keep_their_rank():
+    """An output that is an input (a scan body's pass-through) comes back with rank 0, not
+    as the 1-element array numpy.ascontiguousarray would make of it."""
+    from fjit.runtime.backend import executable_for
+    program = fjit.make_program(lambda x, y: (x, y * 2))(np.float32(1), np.float32(2))
+    outs = executable_for(program, "c")([np.float32(1), np.float32(2)])
+    assert [o.shape for o in outs] == [(), ()]

@@ -46,12 +46,20 @@ class Compiled:
         self.scheduled, self.source, self.key = scheduled, source, key
 
 
+class NotNative(Exception):
+    """The Program holds primitives this backend does not generate code for (yet)."""
+
+
 def compile_program(program: Program, options: Options | None = None) -> Compiled:
     tc = toolchain()
     if tc is None:
         raise RuntimeError("no working C compiler was found (set CC or FJIT_CC)")
     options = options or Options.from_string(os.environ.get("FJIT_PASSES"))
-    flat = contractions.canonicalize(flatten(program))
+    flat = flatten(program)
+    hosted = sorted({e.primitive.name for e in flat.eqns if e.primitive.family == "control"})
+    if hosted:
+        raise NotNative(f"{', '.join(hosted)} run as host loops over compiled bodies")
+    flat = contractions.canonicalize(flat)
     plan = plan_program(flat, gemm_enabled=True)
     scheduled = []
     counter = itertools.count(1)  # statement names unique in the whole Program
@@ -139,7 +147,7 @@ class CExecutable:
         self.const_arrays = []
         self.fixed = {}
         for b, value in plan.consts:
-            array = np.ascontiguousarray(np.asarray(value), dtype=plan.buffers[b].dtype)
+            array = np.asarray(value, dtype=plan.buffers[b].dtype, order="C")  # keeps rank 0
             self.const_arrays.append(array)
             self.fixed[b] = _ffi.from_buffer(array, require_writable=False)
         offset, self.temp_offsets = 0, {}
@@ -167,7 +175,7 @@ class CExecutable:
             for b, value, dtype in zip(self.inputs, args, self.input_dtypes):
                 if not (type(value) is np.ndarray and value.dtype == dtype
                         and value.flags.c_contiguous):
-                    value = np.ascontiguousarray(value, dtype=dtype)
+                    value = np.asarray(value, dtype=dtype, order="C")  # keeps rank 0
                 keep.append(value)
                 ptrs[b] = _ffi.from_buffer(value, require_writable=False)
             for b in self.output_buffers:
@@ -210,7 +218,14 @@ def make_executable(program: Program):
                           stacklevel=3)
             _warned.append(True)
         return ReferenceExecutable(program)
-    return CExecutable(program)
+    try:
+        return CExecutable(program)
+    except NotNative as why:
+        # Control flow: the reference interpreter runs the loop, and each body is a
+        # compiled Program of its own (executable_for on this backend).
+        from ..runtime.reference import ReferenceExecutable
+        log.info("compile %s: not native (%s)", program.name or "program", why)
+        return ReferenceExecutable(program)
 
 
 def register():

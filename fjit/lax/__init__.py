@@ -274,3 +274,4 @@ def stop_gradient(x):
 
 from .views import (concatenate, dynamic_slice, dynamic_update_slice, pad,  # noqa: E402
                     rev, slice, slice_in_dim, transpose, windows)
+from .loops import fori_loop, map, scan  # noqa: E402
