@@ -46,6 +46,20 @@ class Compiled:
         self.scheduled, self.source, self.key = scheduled, source, key
 
 
+NATIVE_CONTROL = {"scan"}  # control-flow primitives the C code runs as native loops
+
+
+def _hosted_primitives(flat):
+    names = set()
+    for e in flat.eqns:
+        if e.primitive.family == "control":
+            if e.primitive.name in NATIVE_CONTROL:
+                names |= _hosted_primitives(flatten(e.params["program"]))
+            else:
+                names.add(e.primitive.name)
+    return names
+
+
 class NotNative(Exception):
     """The Program holds primitives this backend does not generate code for (yet)."""
 
@@ -56,7 +70,7 @@ def compile_program(program: Program, options: Options | None = None) -> Compile
         raise RuntimeError("no working C compiler was found (set CC or FJIT_CC)")
     options = options or Options.from_string(os.environ.get("FJIT_PASSES"))
     flat = flatten(program)
-    hosted = sorted({e.primitive.name for e in flat.eqns if e.primitive.family == "control"})
+    hosted = sorted(_hosted_primitives(flat))
     if hosted:
         raise NotNative(f"{', '.join(hosted)} run as host loops over compiled bodies")
     flat = contractions.canonicalize(flat)

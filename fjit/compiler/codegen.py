@@ -263,6 +263,10 @@ class _Renderer:
                             "const": "" if b in written else "const "})
         data = {"name": sk.name, "kind": sk.kind, "buffers": buffers, "comment": sk.comment,
                 "work": sk.work}
+        if sk.kind == "loop":
+            data.update(_loop_data(sk, self.plan))
+            data["buffers"] = []
+            return data
         if sk.kind == "gemm":
             g = sk.gemm
             data.update(batch=g.batch, m=g.m, n=g.n, k=g.k, a=self.buffer_name(g.a),
@@ -281,6 +285,25 @@ class _Renderer:
             nests.append(data_nest)
         data["nests"] = nests
         return data
+
+
+def _loop_data(sk, plan):
+    """What the template needs to render a scan's loop (see fusion.LoopKernel)."""
+    loop = sk.loop
+    carries = []
+    for k, (view_in, view_out, init, first, second) in enumerate(loop.carries):
+        buf = plan.buffers[first]
+        carries.append({"k": k, "view_in": view_in, "view_out": view_out, "init": init,
+                        "first": first, "second": second,
+                        "nbytes": f"{buf.size * buf.dtype.itemsize}LL"})
+    copies = []
+    for (kind, where), source, nbytes in loop.copies:
+        dst = f"nxt{where}" if kind == "carry" else f"(char *)B[{where}] + i * {nbytes}LL"
+        copies.append({"dst": dst, "src": source, "n": f"{nbytes}LL"})
+    return {"length": loop.length, "reverse": loop.reverse, "carries": carries,
+            "const_binds": loop.const_binds, "xs_binds": loop.xs_binds,
+            "ys_binds": loop.ys_binds, "copies": copies,
+            "calls": [b.name for b in sk.body]}
 
 
 def _reduction_clause(monoid, s, acc):
@@ -303,22 +326,31 @@ def flat_index_of(positions, shape):
     return at
 
 
+def all_kernels(scheduled):
+    """Every scheduled kernel, loop bodies before their loops (the order C needs)."""
+    for sk in scheduled:
+        if sk.kind == "loop":
+            yield from all_kernels(sk.body)
+        yield sk
+
+
 def render_program(name, plan, scheduled, toolchain) -> str:
     renderer = _Renderer(plan)
-    kernels = [renderer.kernel(sk) for sk in scheduled]
+    kernels = [renderer.kernel(sk) for sk in all_kernels(scheduled)]
+    top = [sk.name for sk in scheduled]
     from .schedule import PARALLEL_MIN_WORK
     used = _types_used(plan, scheduled)  # the prelude only defines helpers for these
     return environment().get_template("c/program.c.j2").render(
-        name=name, kernels=kernels, floats=[f for f in FLOATS if f[0] in used],
+        name=name, kernels=kernels, top=top, floats=[f for f in FLOATS if f[0] in used],
         ints=[i for i in INTS if i[0] in used], int_min=INT_MIN, int_max=INT_MAX,
         vector_math=toolchain.vector_math and any(f[0] in used for f in FLOATS),
         vector_functions=toolchain_vector_functions(), parallel_min_work=PARALLEL_MIN_WORK,
-        gemm=any(sk.kind == "gemm" for sk in scheduled))
+        gemm=any(sk.kind == "gemm" for sk in all_kernels(scheduled)))
 
 
 def _types_used(plan, scheduled) -> set:
     used = {compute_short(b.dtype) for b in plan.buffers}
-    for sk in scheduled:
+    for sk in all_kernels(scheduled):
         for nest in sk.nests:
             for stmt in walk_statements(nest.levels):
                 node = getattr(stmt, "node", None)

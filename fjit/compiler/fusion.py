@@ -282,6 +282,18 @@ def _classify(eqn, mul, operands, space):
 
 def plan_program(flat: FlatProgram, gemm_enabled=True) -> Plan:
     plan = Plan()
+    in_buffers = []
+    for var in flat.invars:
+        buf = plan.new_buffer(var.aval.shape, var.aval.dtype, "input")
+        plan.inputs.append(buf.id)
+        in_buffers.append(buf.id)
+    plan.outputs = _plan_block(plan, flat, in_buffers, plan.kernels, gemm_enabled, "output")
+    return plan
+
+
+def _plan_block(plan, flat, in_buffers, kernels, gemm_enabled, out_role):
+    """Plan `flat`'s equations into `kernels` (the Program's, or a loop body's), its invars
+    already in `in_buffers`.  Returns, per outvar, ("buffer", id) or ("literal", value)."""
     producer, uses, consumers = {}, defaultdict(int), defaultdict(list)
     for eqn in flat.eqns:
         for v in eqn.outvars:
@@ -301,6 +313,8 @@ def plan_program(flat: FlatProgram, gemm_enabled=True) -> Plan:
     for eqn in flat.eqns:
         if eqn.primitive.family in ("reindex", "reindex_reduce"):
             forced.update(a for a in eqn.invars[1:] if isinstance(a, Var))
+        if eqn.primitive.name == "scan":  # loops read their operands from memory
+            forced.update(a for a in eqn.invars if isinstance(a, Var))
     skipped = {id(g.mul_eqn) for g in gemms.values()}
 
     gens = {}
@@ -310,10 +324,8 @@ def plan_program(flat: FlatProgram, gemm_enabled=True) -> Plan:
         buffer_of[var] = buf.id
         gens[var] = lambda idx, ctx, b=buf: scalar.load(b.id, idx, b.dtype)
 
-    for var in flat.invars:
-        buf = plan.new_buffer(var.aval.shape, var.aval.dtype, "input")
-        plan.inputs.append(buf.id)
-        materialize_as(var, buf)
+    for var, b in zip(flat.invars, in_buffers):
+        materialize_as(var, plan.buffers[b])
     for var, value in zip(flat.constvars, flat.consts):
         buf = plan.new_buffer(var.aval.shape, var.aval.dtype, "const")
         plan.consts.append((buf.id, value))
@@ -324,11 +336,11 @@ def plan_program(flat: FlatProgram, gemm_enabled=True) -> Plan:
         if id(eqn) in skipped:
             continue
         out = eqn.outvars[0]
-        role = "output" if out in outset else "temp"
+        role = out_role if out in outset else "temp"
         if eqn in gemms:
             g = gemms[eqn]
             buf = plan.new_buffer(out.aval.shape, out.aval.dtype, role)
-            plan.kernels.append(GemmKernel(
+            kernels.append(GemmKernel(
                 out.aval.dtype, g.batch, g.m, g.n, g.k, buffer_of[g.a_var], g.trans_a,
                 g.m * g.k if g.a_has_batch else 0, buffer_of[g.b_var], g.trans_b,
                 g.k * g.n if g.b_has_batch else 0, buf.id, [g.mul_eqn, eqn]))
@@ -336,8 +348,16 @@ def plan_program(flat: FlatProgram, gemm_enabled=True) -> Plan:
             continue
         if eqn.primitive.name == "reindex_reduce":
             buf = plan.new_buffer(out.aval.shape, out.aval.dtype, role)
-            plan.kernels.append(builder.scatter_kernel(eqn, buf))
+            kernels.append(builder.scatter_kernel(eqn, buf))
             materialize_as(out, buf)
+            continue
+        if eqn.primitive.name == "scan":
+            roles = [out_role if v in outset else "temp" for v in eqn.outvars]
+            loop = _plan_scan(plan, eqn, [_operand_buffer(plan, a, buffer_of)
+                                          for a in eqn.invars], roles, gemm_enabled)
+            kernels.append(loop)
+            for v, b in zip(eqn.outvars, loop.outputs):
+                materialize_as(v, plan.buffers[b])
             continue
         builder.define(eqn)
         for v in eqn.outvars:
@@ -346,19 +366,112 @@ def plan_program(flat: FlatProgram, gemm_enabled=True) -> Plan:
             if v in forced or _worth_materializing(v, gens, consumers[v]) or \
                     _strided_reduction(eqn):
                 buf = plan.new_buffer(v.aval.shape, v.aval.dtype,
-                                      "output" if v in outset else "temp")
+                                      out_role if v in outset else "temp")
                 ctx = Context(v.aval.shape)
                 expr = gens[v](_identity_index(v.aval.shape), ctx)
-                plan.kernels.append(MapKernel(v.aval.shape, [(buf.id, expr)], [eqn]))
+                kernels.append(MapKernel(v.aval.shape, [(buf.id, expr)], [eqn]))
                 materialize_as(v, buf)
 
-    for v in flat.outvars:
-        if isinstance(v, Literal):
-            plan.outputs.append(("literal", v.value))
+    outputs = [("literal", v.value) if isinstance(v, Literal) else ("buffer", buffer_of[v])
+               for v in flat.outvars]
+    _attribute_inlined_eqns(kernels, flat, buffer_of)
+    return outputs
+
+
+def _operand_buffer(plan, atom, buffer_of):
+    """The buffer holding an operand (a literal gets a constant buffer of its own)."""
+    if isinstance(atom, Literal):
+        buf = plan.new_buffer((), atom.aval.dtype, "const")
+        plan.consts.append((buf.id, atom.value))
+        return buf.id
+    return buffer_of[atom]
+
+
+class LoopKernel:
+    """A scan as a native loop.  The body's kernels run once per iteration over buffers that
+    are views: per iteration the loop points them at the carries (double-buffered, so a body
+    reads this iteration's carry while writing the next), at slice i of each xs, and at
+    slot i of each ys, so results are written where they belong instead of copied.  Body
+    outputs that no body kernel writes (an input passed through, a literal, an output listed
+    twice) are copied into place after the kernels."""
+
+    def __init__(self, eqn, length, reverse, body, const_binds, carries, xs_binds, ys_binds,
+                 copies, outputs):
+        self.eqns = [eqn]
+        self.length, self.reverse = length, reverse
+        self.body = body                # kernels of the body, in order
+        self.const_binds = const_binds  # (view, outer buffer): set once
+        self.carries = carries          # (view_in, view_out | None, init, first, second)
+        self.xs_binds = xs_binds        # (view, stacked buffer, bytes per slice)
+        self.ys_binds = ys_binds        # (view, stacked buffer, bytes per slot)
+        self.copies = copies            # (destination, source buffer, bytes) after the body
+        self.outputs = outputs          # the scan's outer output buffers
+        self.shape = (length,)
+
+    def __repr__(self):
+        return f"LoopKernel(length={self.length}, {len(self.body)} body kernels)"
+
+
+def _plan_scan(plan, eqn, operand_buffers, roles, gemm_enabled):
+    from .contractions import canonicalize
+    from .flatten import flatten
+    params = eqn.params
+    nc, nk, length = params["num_consts"], params["num_carry"], params["length"]
+    body = canonicalize(flatten(params["program"])) if gemm_enabled else \
+        flatten(params["program"])
+    views = [plan.new_buffer(v.aval.shape, v.aval.dtype, "view").id for v in body.invars]
+    body_kernels = []
+    body_outs = _plan_block(plan, body, views, body_kernels, gemm_enabled, "temp")
+    written = {b for k in body_kernels for b in k.outputs}
+
+    outer_outs = [plan.new_buffer(v.aval.shape, v.aval.dtype, role).id
+                  for v, role in zip(eqn.outvars, roles)]
+    claimed, copies = set(), []
+
+    def destination(k):
+        """The body buffer of output k, now a view, if a body kernel writes it; else None
+        and a copy from its source."""
+        kind, b = body_outs[k]
+        if kind == "buffer" and b in written and b not in claimed:
+            claimed.add(b)
+            plan.buffers[b].role = "view"
+            return b, None
+        if kind == "literal":
+            const = plan.new_buffer(eqn.outvars[k].aval.shape[1 if k >= nk else 0:] or (),
+                                    plan.buffers[outer_outs[k]].dtype, "const")
+            plan.consts.append((const.id, np.asarray(b)))
+            return None, const.id
+        return None, b
+
+    carries = []
+    for k in range(nk):
+        out = outer_outs[k]
+        scratch = plan.new_buffer(plan.buffers[out].shape, plan.buffers[out].dtype, "temp").id
+        # after `length` swaps the last write is in `second` for odd lengths: make the
+        # buffer the loop ends in the output itself
+        first, second = (scratch, out) if length % 2 else (out, scratch)
+        view_out, source = destination(k)
+        carries.append((views[nc + k], view_out, operand_buffers[nc + k], first, second))
+        if view_out is None:
+            copies.append((("carry", k), source, _nbytes(plan.buffers[out])))
+    ys_binds = []
+    for j, k in enumerate(range(nk, len(eqn.outvars))):
+        slot = _nbytes(plan.buffers[outer_outs[k]]) // max(length, 1)
+        view_out, source = destination(k)
+        if view_out is not None:
+            ys_binds.append((view_out, outer_outs[k], slot))
         else:
-            plan.outputs.append(("buffer", buffer_of[v]))
-    _attribute_inlined_eqns(plan, flat, buffer_of)
-    return plan
+            copies.append((("ys", outer_outs[k]), source, slot))
+    xs_binds = [(views[nc + nk + j], operand_buffers[nc + nk + j],
+                 _nbytes(plan.buffers[views[nc + nk + j]]))
+                for j in range(len(body.invars) - nc - nk)]
+    const_binds = [(views[j], operand_buffers[j]) for j in range(nc)]
+    return LoopKernel(eqn, length, params["reverse"], body_kernels, const_binds, carries,
+                      xs_binds, ys_binds, copies, outer_outs)
+
+
+def _nbytes(buf):
+    return buf.size * buf.dtype.itemsize
 
 
 def _read_factor(eqn, pos, var):
@@ -393,11 +506,11 @@ def _worth_materializing(var, gens, uses) -> bool:
     return cost * (reads - 1) > RECOMPUTE_BUDGET
 
 
-def _attribute_inlined_eqns(plan, flat, buffer_of):
+def _attribute_inlined_eqns(kernels, flat, buffer_of):
     """Record, for introspection, which equations each kernel computes (inlined ones
     included): walk back from each kernel's own equations to non-materialized producers."""
     producer = {v: e for e in flat.eqns for v in e.outvars}
-    for kernel in plan.kernels:
+    for kernel in kernels:
         seen = {id(e) for e in kernel.eqns}
         stack = list(kernel.eqns)
         while stack:

@@ -9,12 +9,15 @@ class KernelInfo:
     """One generated function: what it computes (kind, iteration space) and which equations
     fused into it (row fusion can put several of the plan's kernels into one function)."""
 
-    def __init__(self, scheduled, plan):
-        kernels = [plan.kernels[k] for k in scheduled.members]
+    def __init__(self, scheduled, plan, kernels=None):
+        kernels = [(plan.kernels if kernels is None else kernels)[k] for k in scheduled.members]
         self.name = scheduled.name
-        kinds = {"MapKernel": "map", "ScatterKernel": "scatter", "GemmKernel": "gemm"}
+        kinds = {"MapKernel": "map", "ScatterKernel": "scatter", "GemmKernel": "gemm",
+                 "LoopKernel": "loop"}
         self.kind = kinds[type(kernels[0]).__name__]
         self.shape = getattr(kernels[-1], "shape", None)
+        # a loop's body kernels, described the same way
+        self.body = [KernelInfo(sk, plan, kernels[0].body) for sk in scheduled.body]
         self.outputs = [plan.buffers[b] for k in kernels for b in k.outputs]
         self.eqns = [e for k in kernels for e in k.eqns]
         self.parallel = any(l.parallel for nest in scheduled.nests for l in nest.loops)
@@ -28,8 +31,9 @@ class KernelInfo:
         space = f" over {list(self.shape)}" if self.shape is not None else ""
         flags = "".join([" parallel" if self.parallel else "",
                          " simd" if self.vectorized else ""])
+        body = f" body [{', '.join(map(repr, self.body))}]" if self.body else ""
         return (f"<{self.name}: {self.kind}{space}{flags} -> "
-                f"{', '.join(map(repr, self.outputs))}; {', '.join(self.primitives)}>")
+                f"{', '.join(map(repr, self.outputs))}; {', '.join(self.primitives)}{body}>")
 
 
 class Lowered:

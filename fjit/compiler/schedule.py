@@ -29,7 +29,7 @@ import numpy as np
 
 from ..lax import indexexpr as ix
 from . import ranges, scalar
-from .fusion import GemmKernel, ScatterKernel
+from .fusion import GemmKernel, LoopKernel, ScatterKernel
 
 PARALLEL_MIN_WORK = 1 << 15     # elements x body cost below which threads cost more
 UNROLL_MAX = 16
@@ -127,9 +127,11 @@ class LoopNest(SubNest):
 @dataclass
 class ScheduledKernel:
     name: str
-    kind: str             # "loops" or "gemm"
+    kind: str             # "loops", "gemm" or "loop" (a scan: `body` runs per iteration)
     nests: list = field(default_factory=list)
     gemm: GemmKernel | None = None
+    loop: object = None                            # the LoopKernel of a "loop"
+    body: list = field(default_factory=list)       # its body's ScheduledKernels
     buffers: list = field(default_factory=list)    # buffer ids it touches
     work: int = 0
     comment: str = ""
@@ -235,6 +237,8 @@ def schedule_kernel(kernel, name, plan, options: Options, counter=None) -> Sched
                                work=kernel.batch * kernel.m * kernel.n * kernel.k)
     if isinstance(kernel, ScatterKernel):
         return _schedule_scatter(kernel, name, plan, options, counter)
+    if isinstance(kernel, LoopKernel):
+        return _schedule_loop(kernel, name, plan, options, counter)
     if options.reorder:
         reordered = _reordered_reduction(kernel, name, plan, options, counter)
         if reordered is not None:
@@ -399,6 +403,20 @@ def _reordered_reduction(kernel, name, plan, options, counter):
         outer[0].parallel = True
     return ScheduledKernel(name, "loops", [nest],
                            buffers=sorted({buffer} | _loaded([expr])), work=size)
+
+
+def _schedule_loop(kernel, name, plan, options, counter):
+    """A scan: its body's kernels are scheduled (and row-fused) like a Program's, named
+    after the loop; the loop itself is rendered by the template."""
+    body = []
+    for j, k in enumerate(kernel.body):
+        sk = schedule_kernel(k, f"{name}_{j}", plan, options, counter)
+        sk.comment = ", ".join(e.primitive.name for e in k.eqns)
+        sk.members = [j]
+        body.append(sk)
+    body = fuse_rows(body, options)
+    return ScheduledKernel(name, "loop", loop=kernel, body=body,
+                           work=kernel.length * sum(b.work for b in body))
 
 
 def _schedule_scatter(kernel, name, plan, options, counter):
