@@ -48,9 +48,10 @@ def typecheck(program: Program) -> None:
             hash(tuple(sorted(eqn.params.items(), key=lambda kv: kv[0])))
         except TypeError as err:
             raise ProgramTypeError(f"{where}: params are not hashable: {err}") from None
-        for value in eqn.params.values():
-            if isinstance(value, Program):
-                typecheck(value)
+        for value in eqn.params.values():   # sub-Programs: one, or a tuple (cond's branches)
+            for sub in value if isinstance(value, tuple) else (value,):
+                if isinstance(sub, Program):
+                    typecheck(sub)
         try:
             out = eqn.primitive.abstract_eval(*in_avals, **eqn.params)
         except TypeError as err:

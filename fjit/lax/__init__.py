@@ -275,3 +275,5 @@ def stop_gradient(x):
 from .views import (concatenate, dynamic_slice, dynamic_update_slice, pad,  # noqa: E402
                     rev, slice, slice_in_dim, transpose, windows)
 from .loops import fori_loop, map, scan  # noqa: E402
+from .cond import cond, switch  # noqa: E402
+from .while_loop import while_loop  # noqa: E402
