@@ -69,15 +69,15 @@ def test_dense_relu_is_one_gemm_and_one_kernel():
                                rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("fn,shapes", [
-    (lambda a, b: a @ b, [(8, 9), (9, 7)]),
-    (lambda a, b: a @ b.T, [(8, 9), (7, 9)]),
-    (lambda a, b: a.T @ b, [(9, 8), (9, 7)]),
-    (lambda a, b: a @ b, [(3, 8, 9), (3, 9, 7)]),           # batched
-    (lambda a, b: a @ b, [(3, 8, 9), (9, 7)]),              # one operand shared
-    (lambda a, b: jnp.einsum("ij,kj->ik", a, b), [(8, 9), (7, 9)]),
-    (lambda a, b: jnp.einsum("bij,bjk->bik", a, b), [(2, 4, 9), (2, 9, 3)]),
-    (lambda a, b: jnp.tensordot(a, b, 2), [(4, 3, 9), (3, 9, 6)]),
+@pytest.mark.parametrize("fn,shapes", [   # each at least GEMM_MIN_WORK multiply-adds
+    (lambda a, b: a @ b, [(32, 9), (9, 24)]),
+    (lambda a, b: a @ b.T, [(32, 9), (24, 9)]),
+    (lambda a, b: a.T @ b, [(9, 32), (9, 24)]),
+    (lambda a, b: a @ b, [(3, 32, 9), (3, 9, 24)]),         # batched
+    (lambda a, b: a @ b, [(3, 32, 9), (9, 24)]),            # one operand shared
+    (lambda a, b: jnp.einsum("ij,kj->ik", a, b), [(32, 9), (24, 9)]),
+    (lambda a, b: jnp.einsum("bij,bjk->bik", a, b), [(2, 16, 9), (2, 9, 24)]),
+    (lambda a, b: jnp.tensordot(a, b, 2), [(16, 3, 9), (3, 9, 12)]),
 ])
 def test_contractions_go_to_gemm(fn, shapes):
     args = [rand(*s, seed=k) for k, s in enumerate(shapes)]
@@ -110,6 +110,8 @@ def test_short_contractions_and_outer_products_stay_maps():
     (vmap(grad) of a linear model made a K=1 batched GEMM: 850 us, now 34 us)."""
     a, b = rand(64, 3), rand(3, 40, seed=1)
     assert kinds(lambda a, b: a @ b, a, b) == ["map"]
+    small = lambda a, b: jnp.tanh(a @ b)  # noqa: E731  (10 x 50 x 1: inside one map)
+    assert kinds(small, rand(10, 50), rand(50, 1, seed=1)) == ["map"]
     np.testing.assert_allclose(np.asarray(fjit.jit(lambda a, b: a @ b)(a, b)), a @ b,
                                rtol=1e-5, atol=1e-5)
     outer = lambda r, x: jnp.einsum("n,nf->nf", r, x)  # noqa: E731

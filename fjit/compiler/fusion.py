@@ -128,6 +128,7 @@ def _identity_index(shape):
 # --- GEMM recognition ---------------------------------------------------------------------------
 
 GEMM_MIN_K = 8  # shorter contractions are maps with an unrolled inner loop
+GEMM_MIN_WORK = 1 << 12  # multiply-adds below which a contraction is a map's inner loop
 
 
 class _Gemm:
@@ -270,6 +271,8 @@ def _classify(eqn, mul, operands, space):
         size[k] *= space[d]
     if size["K"] < GEMM_MIN_K:
         return None  # an outer product or nearly: a map kernel does it in one pass
+    if size["B"] * size["M"] * size["N"] * size["K"] < GEMM_MIN_WORK:
+        return None  # a loop nest fused with its neighbours beats a call for so little
     # BLAS wants A as [M][K] or its transpose; our "free then K" is A = M x K (not transposed);
     # for B the natural layout is [K][N]: "free then K" means [N][K], i.e. transposed.
     trans_a = la[0]
@@ -596,13 +599,17 @@ class _GeneratorBuilder:
             it = iter(idx)
             full, loops = [], []
             for d, n in enumerate(x.aval.shape):
-                if d in axes:
+                if d in axes and n == 1:
+                    full.append(ix.ZERO)    # a reduction over one element is that element
+                elif d in axes:
                     a = ctx.new_axis(n)
                     loops.append((a, n))
                     full.append(ix.idx(a))
                 else:
                     full.append(next(it))
             body = g(tuple(full), ctx)
+            if not loops and x.aval.size > 0:
+                return body
             return scalar.reduce(monoid, loops, body)
         self.gens[eqn.outvars[0]] = gen
 

@@ -111,16 +111,28 @@ def walk(expr: SExpr):
 
 def cost(expr: SExpr) -> int:
     """A rough per-element cost: loads and constants are free, arithmetic 1, transcendental
-    functions 4, reductions effectively unbounded."""
-    total = 0
-    for node in walk(expr):
+    functions 4, a reduction its trip count times its body's cost.  Each shared node counts
+    once, as the generated code computes it once."""
+    memo = {}
+
+    def visit(node):
+        if id(node) in memo:
+            return 0
+        memo[id(node)] = True
+        inner = sum(visit(a) for a in node.args)
         if node.kind == "op":
-            total += 4 if node.data[0] in _TRANSCENDENTAL else 1
-        elif node.kind in ("reduce", "argreduce"):
-            return 1 << 20
-        elif node.kind == "guard":
-            total += 1
-    return total
+            return inner + (4 if node.data[0] in _TRANSCENDENTAL else 1)
+        if node.kind == "reduce":
+            trips = 1
+            for _, n in node.data[1]:
+                trips *= n
+            return trips * (inner + 1)
+        if node.kind == "argreduce":
+            return node.data[2] * (inner + 1)
+        if node.kind == "guard":
+            return inner + 1
+        return inner
+    return visit(expr)
 
 
 _TRANSCENDENTAL = {"exp", "exp2", "log", "log1p", "expm1", "sin", "cos", "tan", "tanh", "asin",
