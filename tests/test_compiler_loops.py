@@ -86,3 +86,31 @@ def test_gradients_and_vmap_of_scans_run_natively():
     _check(grad, w, xs, tol=1e-4)
     batched = fjit.vmap(loss, in_axes=(None, 0))
     _check(batched, w, np.stack([xs, xs * 2]), tol=1e-4)
+
+
+def test_while_and_cond_are_native_too():
+    def f(x, n):
+        def body(c):
+            i, v = c
+            # one branch passes its operand through (a copy), the other computes
+            v = lax.cond(v.sum() > 10, lambda v: v, lambda v: v * 1.5 + 1, v)
+            return i + 1, v
+        return lax.while_loop(lambda c: c[0] < n, body, (0, x))
+    x = np.ones(3, np.float32)
+    kinds = [k.kind for k in fjit.jit(f).lower(x, np.int32(7)).kernels()]
+    assert kinds == ["while"]
+    (loop,) = fjit.jit(f).lower(x, np.int32(7)).kernels()
+    assert "cond" in [b.kind for b in loop.body]
+    for n in (0, 1, 2, 7):            # no iteration, odd and even trip counts
+        _check(f, x, np.int32(n))
+
+
+def test_switch_clamps_its_index_and_fori_with_traced_bounds_loops_natively():
+    branches = [lambda v: v - 1.0, lambda v: v * 2.0, lambda v: jnp.sin(v)]
+    g = lambda i, v: lax.switch(i, branches, v)  # noqa: E731
+    for i in (-3, 0, 1, 2, 9):
+        _check(g, np.int32(i), xs[0])
+    h = lambda lo, hi, v: lax.fori_loop(lo, hi, lambda i, v: v * 0.5 + i, v)  # noqa: E731
+    assert [k.kind for k in fjit.jit(h).lower(np.int32(0), np.int32(3), xs[0]).kernels()] \
+        == ["while"]
+    _check(h, np.int32(2), np.int32(9), xs[0])

@@ -46,7 +46,7 @@ class Compiled:
         self.scheduled, self.source, self.key = scheduled, source, key
 
 
-NATIVE_CONTROL = {"scan"}  # control-flow primitives the C code runs as native loops
+NATIVE_CONTROL = {"scan", "while", "cond"}  # generated as C loops and switches
 
 
 def _hosted_primitives(flat):
@@ -54,7 +54,10 @@ def _hosted_primitives(flat):
     for e in flat.eqns:
         if e.primitive.family == "control":
             if e.primitive.name in NATIVE_CONTROL:
-                names |= _hosted_primitives(flatten(e.params["program"]))
+                for value in e.params.values():
+                    for sub in value if isinstance(value, tuple) else (value,):
+                        if isinstance(sub, Program):
+                            names |= _hosted_primitives(flatten(sub))
             else:
                 names.add(e.primitive.name)
     return names

@@ -263,8 +263,8 @@ class _Renderer:
                             "const": "" if b in written else "const "})
         data = {"name": sk.name, "kind": sk.kind, "buffers": buffers, "comment": sk.comment,
                 "work": sk.work}
-        if sk.kind == "loop":
-            data.update(_loop_data(sk, self.plan))
+        if sk.control is not None:
+            data.update(_control_data(sk, self.plan))
             data["buffers"] = []
             return data
         if sk.kind == "gemm":
@@ -287,23 +287,44 @@ class _Renderer:
         return data
 
 
-def _loop_data(sk, plan):
-    """What the template needs to render a scan's loop (see fusion.LoopKernel)."""
-    loop = sk.loop
-    carries = []
-    for k, (view_in, view_out, init, first, second) in enumerate(loop.carries):
-        buf = plan.buffers[first]
-        carries.append({"k": k, "view_in": view_in, "view_out": view_out, "init": init,
-                        "first": first, "second": second,
-                        "nbytes": f"{buf.size * buf.dtype.itemsize}LL"})
-    copies = []
-    for (kind, where), source, nbytes in loop.copies:
-        dst = f"nxt{where}" if kind == "carry" else f"(char *)B[{where}] + i * {nbytes}LL"
-        copies.append({"dst": dst, "src": source, "n": f"{nbytes}LL"})
-    return {"length": loop.length, "reverse": loop.reverse, "carries": carries,
-            "const_binds": loop.const_binds, "xs_binds": loop.xs_binds,
-            "ys_binds": loop.ys_binds, "copies": copies,
-            "calls": [b.name for b in sk.body]}
+def _control_data(sk, plan):
+    """What the template needs to render a scan, while or cond (see control.py)."""
+    kernel = sk.control
+    calls = [[k.name for k in part] for part in sk.parts]
+
+    def nbytes(b):
+        buf = plan.buffers[b]
+        return f"{buf.size * buf.dtype.itemsize}LL"
+
+    def copy_data(copies):
+        out = []
+        for (kind, where), source, n in copies:
+            dst = f"nxt{where}" if kind == "carry" else f"(char *)B[{where}] + i * {n}LL"
+            out.append({"dst": dst, "src": source, "n": f"{n}LL"})
+        return out
+
+    if sk.kind == "scan":
+        carries = [{"k": k, "view_in": vi, "view_out": vo, "init": init, "first": first,
+                    "second": second, "nbytes": nbytes(first)}
+                   for k, (vi, vo, init, first, second) in enumerate(kernel.carries)]
+        return {"length": kernel.length, "reverse": kernel.reverse, "carries": carries,
+                "xs_binds": kernel.xs_binds, "ys_binds": kernel.ys_binds,
+                "copies": copy_data(kernel.copies), "calls": calls[0]}
+    if sk.kind == "while":
+        carries = [{"k": k, "cond_view": cv, "view_in": vi, "view_out": vo, "init": init,
+                    "first": first, "second": second, "nbytes": nbytes(first)}
+                   for k, (cv, vi, vo, init, first, second) in enumerate(kernel.carries)]
+        kind, pred = kernel.pred
+        pred = (f"((const uint8_t *)B[{pred}])[0]" if kind == "buffer"
+                else ("1" if bool(pred) else "0"))
+        return {"carries": carries, "pred": pred, "copies": copy_data(kernel.copies),
+                "cond_calls": calls[0], "calls": calls[1]}
+    branches = []
+    for (kernels, binds, copies), names in zip(kernel.branches, calls):
+        branches.append({"binds": binds, "calls": names,
+                         "copies": [{"dst": f"B[{dst}]", "src": src, "n": f"{n}LL"}
+                                    for dst, src, n in copies]})
+    return {"index": kernel.index, "branches": branches}
 
 
 def _reduction_clause(monoid, s, acc):
@@ -327,9 +348,10 @@ def flat_index_of(positions, shape):
 
 
 def all_kernels(scheduled):
-    """Every scheduled kernel, loop bodies before their loops (the order C needs)."""
+    """Every scheduled kernel, sub-Programs' kernels before the loops or switches that call
+    them (the order C needs)."""
     for sk in scheduled:
-        if sk.kind == "loop":
+        if sk.control is not None:
             yield from all_kernels(sk.body)
         yield sk
 

@@ -316,7 +316,7 @@ def _plan_block(plan, flat, in_buffers, kernels, gemm_enabled, out_role):
     for eqn in flat.eqns:
         if eqn.primitive.family in ("reindex", "reindex_reduce"):
             forced.update(a for a in eqn.invars[1:] if isinstance(a, Var))
-        if eqn.primitive.name == "scan":  # loops read their operands from memory
+        if eqn.primitive.family == "control":  # loops and branches read memory
             forced.update(a for a in eqn.invars if isinstance(a, Var))
     skipped = {id(g.mul_eqn) for g in gemms.values()}
 
@@ -354,12 +354,13 @@ def _plan_block(plan, flat, in_buffers, kernels, gemm_enabled, out_role):
             kernels.append(builder.scatter_kernel(eqn, buf))
             materialize_as(out, buf)
             continue
-        if eqn.primitive.name == "scan":
+        if eqn.primitive.family == "control":   # scan, while, cond: see control.py
+            from .control import plan_control
             roles = [out_role if v in outset else "temp" for v in eqn.outvars]
-            loop = _plan_scan(plan, eqn, [_operand_buffer(plan, a, buffer_of)
-                                          for a in eqn.invars], roles, gemm_enabled)
-            kernels.append(loop)
-            for v, b in zip(eqn.outvars, loop.outputs):
+            kernel = plan_control(plan, eqn, [_operand_buffer(plan, a, buffer_of)
+                                              for a in eqn.invars], roles, gemm_enabled)
+            kernels.append(kernel)
+            for v, b in zip(eqn.outvars, kernel.outputs):
                 materialize_as(v, plan.buffers[b])
             continue
         builder.define(eqn)
@@ -388,93 +389,6 @@ def _operand_buffer(plan, atom, buffer_of):
         plan.consts.append((buf.id, atom.value))
         return buf.id
     return buffer_of[atom]
-
-
-class LoopKernel:
-    """A scan as a native loop.  The body's kernels run once per iteration over buffers that
-    are views: per iteration the loop points them at the carries (double-buffered, so a body
-    reads this iteration's carry while writing the next), at slice i of each xs, and at
-    slot i of each ys, so results are written where they belong instead of copied.  Body
-    outputs that no body kernel writes (an input passed through, a literal, an output listed
-    twice) are copied into place after the kernels."""
-
-    def __init__(self, eqn, length, reverse, body, const_binds, carries, xs_binds, ys_binds,
-                 copies, outputs):
-        self.eqns = [eqn]
-        self.length, self.reverse = length, reverse
-        self.body = body                # kernels of the body, in order
-        self.const_binds = const_binds  # (view, outer buffer): set once
-        self.carries = carries          # (view_in, view_out | None, init, first, second)
-        self.xs_binds = xs_binds        # (view, stacked buffer, bytes per slice)
-        self.ys_binds = ys_binds        # (view, stacked buffer, bytes per slot)
-        self.copies = copies            # (destination, source buffer, bytes) after the body
-        self.outputs = outputs          # the scan's outer output buffers
-        self.shape = (length,)
-
-    def __repr__(self):
-        return f"LoopKernel(length={self.length}, {len(self.body)} body kernels)"
-
-
-def _plan_scan(plan, eqn, operand_buffers, roles, gemm_enabled):
-    from .contractions import canonicalize
-    from .flatten import flatten
-    params = eqn.params
-    nc, nk, length = params["num_consts"], params["num_carry"], params["length"]
-    body = canonicalize(flatten(params["program"])) if gemm_enabled else \
-        flatten(params["program"])
-    views = [plan.new_buffer(v.aval.shape, v.aval.dtype, "view").id for v in body.invars]
-    body_kernels = []
-    body_outs = _plan_block(plan, body, views, body_kernels, gemm_enabled, "temp")
-    written = {b for k in body_kernels for b in k.outputs}
-
-    outer_outs = [plan.new_buffer(v.aval.shape, v.aval.dtype, role).id
-                  for v, role in zip(eqn.outvars, roles)]
-    claimed, copies = set(), []
-
-    def destination(k):
-        """The body buffer of output k, now a view, if a body kernel writes it; else None
-        and a copy from its source."""
-        kind, b = body_outs[k]
-        if kind == "buffer" and b in written and b not in claimed:
-            claimed.add(b)
-            plan.buffers[b].role = "view"
-            return b, None
-        if kind == "literal":
-            const = plan.new_buffer(eqn.outvars[k].aval.shape[1 if k >= nk else 0:] or (),
-                                    plan.buffers[outer_outs[k]].dtype, "const")
-            plan.consts.append((const.id, np.asarray(b)))
-            return None, const.id
-        return None, b
-
-    carries = []
-    for k in range(nk):
-        out = outer_outs[k]
-        scratch = plan.new_buffer(plan.buffers[out].shape, plan.buffers[out].dtype, "temp").id
-        # after `length` swaps the last write is in `second` for odd lengths: make the
-        # buffer the loop ends in the output itself
-        first, second = (scratch, out) if length % 2 else (out, scratch)
-        view_out, source = destination(k)
-        carries.append((views[nc + k], view_out, operand_buffers[nc + k], first, second))
-        if view_out is None:
-            copies.append((("carry", k), source, _nbytes(plan.buffers[out])))
-    ys_binds = []
-    for j, k in enumerate(range(nk, len(eqn.outvars))):
-        slot = _nbytes(plan.buffers[outer_outs[k]]) // max(length, 1)
-        view_out, source = destination(k)
-        if view_out is not None:
-            ys_binds.append((view_out, outer_outs[k], slot))
-        else:
-            copies.append((("ys", outer_outs[k]), source, slot))
-    xs_binds = [(views[nc + nk + j], operand_buffers[nc + nk + j],
-                 _nbytes(plan.buffers[views[nc + nk + j]]))
-                for j in range(len(body.invars) - nc - nk)]
-    const_binds = [(views[j], operand_buffers[j]) for j in range(nc)]
-    return LoopKernel(eqn, length, params["reverse"], body_kernels, const_binds, carries,
-                      xs_binds, ys_binds, copies, outer_outs)
-
-
-def _nbytes(buf):
-    return buf.size * buf.dtype.itemsize
 
 
 def _read_factor(eqn, pos, var):

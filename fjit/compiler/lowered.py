@@ -13,11 +13,12 @@ class KernelInfo:
         kernels = [(plan.kernels if kernels is None else kernels)[k] for k in scheduled.members]
         self.name = scheduled.name
         kinds = {"MapKernel": "map", "ScatterKernel": "scatter", "GemmKernel": "gemm",
-                 "LoopKernel": "loop"}
+                 "LoopKernel": "loop", "WhileKernel": "while", "CondKernel": "cond"}
         self.kind = kinds[type(kernels[0]).__name__]
         self.shape = getattr(kernels[-1], "shape", None)
-        # a loop's body kernels, described the same way
-        self.body = [KernelInfo(sk, plan, kernels[0].body) for sk in scheduled.body]
+        # the kernels of a loop's body (a while's predicate, a cond's branches), alike
+        subs = [k for part in getattr(kernels[0], "parts", []) for k in part]
+        self.body = [KernelInfo(sk, plan, subs) for sk in scheduled.body]
         self.outputs = [plan.buffers[b] for k in kernels for b in k.outputs]
         self.eqns = [e for k in kernels for e in k.eqns]
         self.parallel = any(l.parallel for nest in scheduled.nests for l in nest.loops)

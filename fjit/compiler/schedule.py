@@ -29,7 +29,7 @@ import numpy as np
 
 from ..lax import indexexpr as ix
 from . import ranges, scalar
-from .fusion import GemmKernel, LoopKernel, ScatterKernel
+from .fusion import GemmKernel, ScatterKernel
 
 PARALLEL_MIN_WORK = 1 << 15     # elements x body cost below which threads cost more
 UNROLL_MAX = 16
@@ -127,15 +127,20 @@ class LoopNest(SubNest):
 @dataclass
 class ScheduledKernel:
     name: str
-    kind: str             # "loops", "gemm" or "loop" (a scan: `body` runs per iteration)
+    kind: str             # "loops", "gemm", or "scan"/"while"/"cond" (control.py)
     nests: list = field(default_factory=list)
     gemm: GemmKernel | None = None
-    loop: object = None                            # the LoopKernel of a "loop"
-    body: list = field(default_factory=list)       # its body's ScheduledKernels
+    control: object = None                         # the control.*Kernel
+    parts: list = field(default_factory=list)      # its sub-Programs' ScheduledKernels
     buffers: list = field(default_factory=list)    # buffer ids it touches
     work: int = 0
     comment: str = ""
     members: list = field(default_factory=list)    # the plan's kernels it computes
+
+    @property
+    def body(self):
+        """Every scheduled kernel of its sub-Programs, in order."""
+        return [sk for part in self.parts for sk in part]
 
 
 def flat_index(shape, axes=None) -> ix.Expr:
@@ -237,8 +242,8 @@ def schedule_kernel(kernel, name, plan, options: Options, counter=None) -> Sched
                                work=kernel.batch * kernel.m * kernel.n * kernel.k)
     if isinstance(kernel, ScatterKernel):
         return _schedule_scatter(kernel, name, plan, options, counter)
-    if isinstance(kernel, LoopKernel):
-        return _schedule_loop(kernel, name, plan, options, counter)
+    if hasattr(kernel, "parts"):   # scan, while, cond
+        return _schedule_control(kernel, name, plan, options, counter)
     if options.reorder:
         reordered = _reordered_reduction(kernel, name, plan, options, counter)
         if reordered is not None:
@@ -405,18 +410,24 @@ def _reordered_reduction(kernel, name, plan, options, counter):
                            buffers=sorted({buffer} | _loaded([expr])), work=size)
 
 
-def _schedule_loop(kernel, name, plan, options, counter):
-    """A scan: its body's kernels are scheduled (and row-fused) like a Program's, named
-    after the loop; the loop itself is rendered by the template."""
-    body = []
-    for j, k in enumerate(kernel.body):
-        sk = schedule_kernel(k, f"{name}_{j}", plan, options, counter)
-        sk.comment = ", ".join(e.primitive.name for e in k.eqns)
-        sk.members = [j]
-        body.append(sk)
-    body = fuse_rows(body, options)
-    return ScheduledKernel(name, "loop", loop=kernel, body=body,
-                           work=kernel.length * sum(b.work for b in body))
+def _schedule_control(kernel, name, plan, options, counter):
+    """Control flow: each sub-Program's kernels are scheduled (and row-fused) like a
+    Program's, named after the kernel; the loop or switch itself is rendered by the
+    template.  `members` index the sub-Programs' kernels counted across parts."""
+    parts, offset = [], 0
+    for part in kernel.parts:
+        scheduled = []
+        for j, k in enumerate(part):
+            sk = schedule_kernel(k, f"{name}_{offset + j}", plan, options, counter)
+            sk.comment = ", ".join(e.primitive.name for e in k.eqns)
+            sk.members = [offset + j]
+            scheduled.append(sk)
+        parts.append(fuse_rows(scheduled, options))
+        offset += len(part)
+    kind = kernel.eqns[0].primitive.name
+    trips = getattr(kernel, "length", 1)
+    return ScheduledKernel(name, kind, control=kernel, parts=parts,
+                           work=trips * sum(sk.work for part in parts for sk in part))
 
 
 def _schedule_scatter(kernel, name, plan, options, counter):
