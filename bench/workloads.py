@@ -308,3 +308,6 @@ WORKLOADS.update({"W1": w1_gelu, "W1b": w1b_axpb, "W2": w2_softmax, "W3": w3_mat
 from workloads_nn import NN_WORKLOADS  # noqa: E402  (W5, W8: the model library's workloads)
 
 WORKLOADS.update(NN_WORKLOADS)
+from workloads_loops import LOOP_WORKLOADS  # noqa: E402  (W6, W6b, RNN: training loops)
+
+WORKLOADS.update(LOOP_WORKLOADS)

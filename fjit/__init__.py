@@ -11,6 +11,7 @@ from .api import ShapeDtypeStruct, eval_shape, jit, make_jaxpr, make_program
 from .api_autodiff import (checkpoint, checkpoint_policies, grad, hessian, jacfwd, jacobian,
                            jacrev, jvp, linearize, remat, value_and_grad, vjp)
 from .api_vmap import vmap
+from .interpreters.rotate import cross_iteration, train_loop
 from . import nn, optim, random, serialization
 from .serialization import load, save
 from .custom_derivatives import custom_jvp, custom_vjp
@@ -34,6 +35,6 @@ __all__ = ["jit", "make_program", "make_jaxpr", "eval_shape", "ShapeDtypeStruct"
            "hessian", "checkpoint", "remat", "checkpoint_policies", "vmap", "custom_jvp",
            "custom_vjp", "Array", "device_put", "devices",
            "default_device", "config", "Program", "ShapedArray", "typecheck", "dce", "numpy",
-           "lax", "tree_util", "dtypes", "optim", "nn", "random", "serialization", "save", "load", "ConcretizationTypeError", "UnexpectedTracerError",
+           "lax", "tree_util", "dtypes", "optim", "nn", "random", "cross_iteration", "train_loop", "serialization", "save", "load", "ConcretizationTypeError", "UnexpectedTracerError",
            "TracerArrayConversionError", "TracerBoolConversionError",
            "TracerIntegerConversionError", "NonConcreteBooleanIndexError"]

@@ -58,3 +58,18 @@ def test_readme_model_example_runs_and_trains(tmp_path, monkeypatch):
         params, opt_state, value = scope["train_step"](params, opt_state, x, y)
         losses.append(float(value))
     assert losses[-1] < losses[0]
+
+
+def test_readme_training_loop_example_runs():
+    import numpy as np
+    code = next(b for b in _blocks("python") if "fjit.train_loop" in b)
+    scope = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((20, 16, 3)).astype(np.float32)
+    y = x @ np.array([1.0, -2.0, 0.5], np.float32)
+    params, losses = scope["train"](np.zeros(3, np.float32), (x, y))
+    assert losses.shape == (20,) and float(losses[-1]) < float(losses[0])
+    np.testing.assert_allclose(np.asarray(params), [1.0, -2.0, 0.5], atol=0.05)
+    many, _ = scope["several"](np.zeros((4, 3), np.float32), (x, y))
+    assert many.shape == (4, 3)
