@@ -116,6 +116,8 @@ def test_linearize_passes_loop_invariant_weights_once():
     stacked = [v.aval.shape for e in scans for v in e.invars[e.params["num_consts"] +
                                                              e.params["num_carry"]:]]
     assert (7, 4, 4) not in stacked, stacked    # W is not stacked
+    # nor are the broadcasts of h and W into the matmul's (4, 4) space: only vectors
+    assert all(len(shape) <= 2 for shape in stacked), stacked
 
 
 def test_vmap_over_carry_xs_and_closed_over_weights():

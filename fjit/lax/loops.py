@@ -266,12 +266,20 @@ ad.jvp_rules[scan_p] = _scan_jvp
 
 # --- partial evaluation -----------------------------------------------------------------------
 
+def _saveable(eqn, producers) -> bool:
+    """Residuals of a scan are stacked per iteration, so a broadcast (or reshape) is never
+    saved: the unknown body recomputes it from its operand.  Saving the broadcasts of a
+    matmul's operands would stack (steps, batch, in, out) arrays: for an RNN's gradient,
+    gigabytes where the hidden states take a few megabytes."""
+    return eqn.primitive.name not in ("broadcast_in_dim", "reshape")
+
+
 def _split_body(program, num_consts, num_carry, unknown):
     """Fixed point over the carry: (known body, unknown body, unknown flags, residuals)."""
     u_consts, u_carry, u_xs = _split_operands(unknown, num_consts, num_carry)
     while True:
         known, unknown_prog, out_unknown, num_res = partial_eval_program(
-            program, u_consts + u_carry + u_xs)
+            program, u_consts + u_carry + u_xs, _saveable)
         new_carry = [a or b for a, b in zip(u_carry, out_unknown[:num_carry])]
         if new_carry == u_carry:
             break
@@ -303,7 +311,7 @@ def _split_forcing(program, num_consts, num_carry, u_consts, u_carry, u_xs):
     wrapped, _ = trace_to_program(fun, program.in_avals, DebugInfo("scan", _Named(
         program.name)))
     known, unknown_prog, out_unknown, num_res = partial_eval_program(
-        wrapped, u_consts + u_carry + u_xs)
+        wrapped, u_consts + u_carry + u_xs, _saveable)
     return known, unknown_prog, list(out_unknown), num_res, u_consts + u_carry + u_xs
 
 
