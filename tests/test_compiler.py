@@ -355,3 +355,17 @@ def test_rank_zero_inputs_passed_straight_through_keep_their_rank():
     program = fjit.make_program(lambda x, y: (x, y * 2))(np.float32(1), np.float32(2))
     outs = executable_for(program, "c")([np.float32(1), np.float32(2)])
     assert [o.shape for o in outs] == [(), ()]
+
+
+def test_idle_openmp_workers_spin_briefly_unless_the_user_says_otherwise():
+    """Spinning 30k iterations made two fjit processes sharing 2 cores 50x slower each."""
+    import subprocess
+    import sys
+    code = ("import os, numpy as np, fjit; fjit.jit(lambda x: x + 1)(np.ones(3)); "
+            "print(os.environ.get('GOMP_SPINCOUNT'))")
+    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "1000", out.stderr
+    env["GOMP_SPINCOUNT"] = "7"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "7", out.stderr

@@ -163,11 +163,13 @@ def _load_openmp_runtime():
     if _openmp_runtime:
         return
     # Idle OpenMP workers spin briefly, then sleep: long enough to catch the next kernel of
-    # the same Program (fully passive workers cost an MLP step 2.0 ms instead of 1.3 ms), not
-    # so long that they starve BLAS's own threads (spinning for the default 300k iterations
-    # next to OpenBLAS made the same step 54 ms).  The user's settings win.
+    # the same Program (fully passive workers cost an MLP step 2.0 ms instead of 1.4 ms), not
+    # so long that they starve other threads: BLAS's own (the default 300k iterations next
+    # to OpenBLAS made that step 54 ms) or another process's (two MLP trainings side by side
+    # on 2 cores took 17 s each spinning 30k iterations, 1.0 s at 1000; alone 0.3 s and
+    # 0.4 s).  The user's settings win.
     if "OMP_WAIT_POLICY" not in os.environ:
-        os.environ.setdefault("GOMP_SPINCOUNT", "30000")
+        os.environ.setdefault("GOMP_SPINCOUNT", "1000")
     for name in ("libgomp.so.1", "libgomp.so"):
         try:
             _openmp_runtime.append(ctypes.CDLL(name, mode=ctypes.RTLD_GLOBAL))
