@@ -114,3 +114,25 @@ def test_switch_clamps_its_index_and_fori_with_traced_bounds_loops_natively():
     assert [k.kind for k in fjit.jit(h).lower(np.int32(0), np.int32(3), xs[0]).kernels()] \
         == ["while"]
     _check(h, np.int32(2), np.int32(9), xs[0])
+
+
+def test_compositions_of_control_flow_agree_with_the_reference():
+    w = (rng.standard_normal((3, 3)) * 0.5).astype(np.float32)
+
+    def loss(w, xs):
+        def body(h, x):
+            h = jnp.tanh(h @ w + x)
+            h = lax.cond(jnp.sum(h) > 0, lambda h: h * 0.5, lambda h: -h, h)
+            return h, jnp.sum(h)
+        h, ys = lax.scan(body, jnp.ones(3), xs, reverse=True)
+        return jnp.sum(h) + jnp.sum(ys ** 2)
+    _check(fjit.grad(loss), w, xs, tol=1e-4)
+    _check(fjit.vmap(fjit.grad(loss), in_axes=(None, 0)), w, np.stack([xs, -xs]), tol=1e-4)
+    # a while loop whose trip count differs per lane, under vmap
+    count = lambda x: lax.while_loop(lambda c: c[1] < x, lambda c: (c[0] + 1, c[1] * 2.0),  # noqa: E731
+                                     (0, 1.0))[0]
+    _check(fjit.vmap(count), np.array([0.5, 3.0, 100.0], np.float32))
+    # forward mode through a while loop
+    f = lambda v: lax.while_loop(lambda c: c[0] < 3, lambda c: (c[0] + 1, jnp.sin(c[1])),  # noqa: E731
+                                 (0, v))[1]
+    _check(lambda v, t: fjit.jvp(f, (v,), (t,)), xs[0], np.ones(3, np.float32))
