@@ -80,9 +80,10 @@ def _leaf_paths(tree):
     return [keystr(p) for p, _ in tree_leaves_with_path(tree)]
 
 
-def scan(f, init, xs=None, length=None, reverse=False, unroll=1, _split_transpose=False):
+def scan(f, init, xs=None, length=None, reverse=False, unroll=1):
     """JAX's lax.scan: `f(carry, x) -> (carry, y)` over the leading axis of `xs`; returns
-    (final carry, stacked ys).  The carry must keep its structure, shapes and dtypes."""
+    (final carry, stacked ys).  The carry must keep its structure, shapes and dtypes.
+    `unroll` is accepted for compatibility and recorded, but the C loop is not unrolled."""
     from ..array import aval_of
     from ..tree_util import tree_flatten, tree_unflatten
     name = getattr(f, "__name__", "body")
