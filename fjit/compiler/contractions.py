@@ -21,37 +21,13 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
-from .. import dtypes
 from .. import lax
 from ..api import ShapeDtypeStruct, make_program
-from ..core import Literal, Var
+from ..core import Var
 from .flatten import FlatProgram, flatten
 from . import fusion
 
 COPY_RATIO = 4
-
-
-def _candidate(eqn, producer, uses):
-    """(a, dims_a, b, dims_b, mul_eqn) for a float reduce_sum(mul(broadcast a, broadcast b))."""
-    if eqn.primitive.name != "reduce_sum":
-        return None
-    if eqn.outvars[0].aval.dtype not in (dtypes.float32, dtypes.float64):
-        return None
-    mul = producer.get(eqn.invars[0])
-    if mul is None or mul.primitive.name != "mul" or uses[eqn.invars[0]] != 1:
-        return None
-    space = mul.outvars[0].aval.shape
-    operands = []
-    for a in mul.invars:
-        bc = producer.get(a) if isinstance(a, Var) else None
-        if bc is None or bc.primitive.name != "broadcast_in_dim" \
-                or isinstance(bc.invars[0], Literal):
-            return None
-        x, dims = bc.invars[0], bc.params["broadcast_dimensions"]
-        if any(x.aval.shape[k] != space[d] for k, d in enumerate(dims)):
-            return None
-        operands.append((x, dims))
-    return operands[0] + operands[1] + (mul,)
 
 
 def _plan(space, axes, dims_a, dims_b):
@@ -127,10 +103,10 @@ def canonicalize(flat: FlatProgram) -> FlatProgram:
     for e in flat.eqns:
         if e in gemms:
             continue
-        found = _candidate(e, producer, uses)
+        found = fusion.contraction_operands(e, producer, uses)
         if found is None:
             continue
-        a, dims_a, b, dims_b, mul = found
+        mul, ((a, dims_a), (b, dims_b)) = found
         sub = _rewrite(e, a, dims_a, b, dims_b, mul)
         if sub is None:
             continue

@@ -143,33 +143,40 @@ class _Gemm:
         self.a_has_batch, self.b_has_batch = a_has_batch, b_has_batch
 
 
+def contraction_operands(eqn, producer, uses):
+    """(mul eqn, [(a, dims), (b, dims)]) when `eqn` is a float reduce_sum(mul(broadcast a,
+    broadcast b)) -- how matmul, einsum and convolution are written -- with no stretched
+    size-1 dims; else None."""
+    if eqn.primitive.name != "reduce_sum" or \
+            eqn.outvars[0].aval.dtype not in (dtypes.float32, dtypes.float64):
+        return None
+    mul = producer.get(eqn.invars[0])
+    if mul is None or mul.primitive.name != "mul" or uses[eqn.invars[0]] != 1:
+        return None
+    space = mul.outvars[0].aval.shape
+    operands = []
+    for a in mul.invars:
+        bc = producer.get(a) if isinstance(a, Var) else None
+        if bc is None or bc.primitive.name != "broadcast_in_dim" \
+                or isinstance(bc.invars[0], Literal):
+            return None
+        x, dims = bc.invars[0], bc.params["broadcast_dimensions"]
+        if any(x.aval.shape[k] != space[d] for k, d in enumerate(dims)):
+            return None  # a stretched size-1 dim: not a plain GEMM operand
+        operands.append((x, dims))
+    return mul, operands
+
+
 def _find_gemms(flat: FlatProgram, producer, uses, gemm_enabled):
     found = {}
     if not gemm_enabled:
         return found
     for eqn in flat.eqns:
-        if eqn.primitive.name != "reduce_sum":
+        match = contraction_operands(eqn, producer, uses)
+        if match is None:
             continue
-        dtype = eqn.outvars[0].aval.dtype
-        if dtype not in (dtypes.float32, dtypes.float64):
-            continue
-        mul = producer.get(eqn.invars[0])
-        if mul is None or mul.primitive.name != "mul" or uses[eqn.invars[0]] != 1:
-            continue
+        mul, operands = match
         space = mul.outvars[0].aval.shape
-        operands = []
-        for a in mul.invars:
-            bc = producer.get(a) if isinstance(a, Var) else None
-            if bc is None or bc.primitive.name != "broadcast_in_dim" \
-                    or isinstance(bc.invars[0], Literal):
-                break
-            x = bc.invars[0]
-            dims = bc.params["broadcast_dimensions"]
-            if any(x.aval.shape[k] != space[d] for k, d in enumerate(dims)):
-                break  # a stretched size-1 dim: not a plain GEMM operand
-            operands.append((x, dims))
-        if len(operands) != 2:
-            continue
         seen = [_through_transpose(x, dims, producer) for x, dims in operands]
         for ops in (seen, operands):   # transposes read in place if the layouts allow
             gemm = _classify(eqn, mul, ops, space) or \
