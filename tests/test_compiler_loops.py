@@ -136,3 +136,27 @@ def test_compositions_of_control_flow_agree_with_the_reference():
     f = lambda v: lax.while_loop(lambda c: c[0] < 3, lambda c: (c[0] + 1, jnp.sin(c[1])),  # noqa: E731
                                  (0, v))[1]
     _check(lambda v, t: fjit.jvp(f, (v,), (t,)), xs[0], np.ones(3, np.float32))
+
+
+def test_an_eager_scan_is_one_native_loop(backend):
+    """Outside jit, scan and while run their whole loop as one compiled Program (on the
+    reference backend: a Python loop over the body)."""
+    from fjit.lax.loops import scan_p
+    seen = []
+    original = scan_p.impl
+
+    def spy(*values, **params):
+        out = original(*values, **params)
+        seen.append(params["program"])
+        return out
+    scan_p.impl = spy
+    try:
+        carry, ys = lax.scan(lambda c, x: (c * 0.5 + x, c.sum()), np.zeros(3, np.float32), xs)
+    finally:
+        scan_p.impl = original
+    python_loop = np.zeros(3, np.float32)
+    for x in xs:
+        python_loop = python_loop * 0.5 + x
+    np.testing.assert_allclose(np.asarray(carry), python_loop, rtol=1e-6)
+    compiled = [k for k in seen[0].cache if isinstance(k, tuple) and k[0] == "as_program"]
+    assert bool(compiled) == (backend == "c")

@@ -54,7 +54,13 @@ class ScanPrimitive(Primitive):
             [a.update(shape=(length,) + a.shape) for a in outs[num_carry:]]
 
     def impl(self, *values, program, num_consts, num_carry, length, reverse, unroll, name):
-        """The reference loop: the body's executable once per iteration."""
+        """Eagerly: the whole loop as one compiled Program (one native call); on the
+        reference backend, a Python loop running the body's executable per iteration."""
+        whole = run_as_program(self, values, dict(
+            program=program, num_consts=num_consts, num_carry=num_carry, length=length,
+            reverse=reverse, unroll=unroll, name=name))
+        if whole is not None:
+            return whole
         body = executable_for(program)
         consts = [np.asarray(v) for v in values[:num_consts]]
         carry = [np.asarray(v) for v in values[num_consts:num_consts + num_carry]]
@@ -71,6 +77,30 @@ class ScanPrimitive(Primitive):
 
 
 scan_p = ScanPrimitive()
+
+
+def run_as_program(primitive, values, params):
+    """Run one control-flow equation as a Program of its own on the configured backend, so
+    an eager scan or while loop is one native loop rather than a Python loop over native
+    bodies.  None on the reference backend (whose executable would call back here).  The
+    Program is cached with the sub-Programs, keyed on the operand types."""
+    from ..config import config
+    if config.backend == "reference":
+        return None
+    from ..core import ShapedArray
+    avals = tuple(ShapedArray(np.shape(v), np.asarray(v).dtype) for v in values)
+    key = ("as_program", primitive.name, avals, tuple(sorted(params.items())))
+    cache = next(v for v in params.values() if isinstance(v, Program)).cache \
+        if any(isinstance(v, Program) for v in params.values()) else None
+    program = cache.get(key) if cache is not None else None
+    if program is None:
+        invars = [Var(a) for a in avals]
+        outvars = [Var(a) for a in primitive.abstract_eval(*avals, **params)]
+        program = Program(invars, [], [], [Eqn(primitive, invars, params, outvars)], outvars,
+                          params.get("name") or primitive.name)
+        if cache is not None:
+            cache[key] = program
+    return executable_for(program)(list(values))
 
 
 # --- the user-facing functions ----------------------------------------------------------------

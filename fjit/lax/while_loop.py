@@ -57,6 +57,12 @@ class WhilePrimitive(Primitive):
         return list(carry)
 
     def impl(self, *values, cond_program, body_program, cond_nconsts, body_nconsts):
+        from .loops import run_as_program
+        whole = run_as_program(self, values, dict(
+            cond_program=cond_program, body_program=body_program, cond_nconsts=cond_nconsts,
+            body_nconsts=body_nconsts))
+        if whole is not None:   # one native loop
+            return whole
         cond_consts = list(values[:cond_nconsts])
         body_consts = list(values[cond_nconsts:cond_nconsts + body_nconsts])
         carry = list(values[cond_nconsts + body_nconsts:])
