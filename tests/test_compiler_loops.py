@@ -160,3 +160,18 @@ def test_an_eager_scan_is_one_native_loop(backend):
     np.testing.assert_allclose(np.asarray(carry), python_loop, rtol=1e-6)
     compiled = [k for k in seen[0].cache if isinstance(k, tuple) and k[0] == "as_program"]
     assert bool(compiled) == (backend == "c")
+
+
+def test_swapped_and_repeated_carries_empty_arrays_and_literal_branches():
+    swap = lambda a, b, xs: lax.scan(lambda c, x: ((c[1] + x, c[0], c[1] + x), None),  # noqa: E731
+                                     (a, b, b), xs)[0]
+    _check(swap, np.ones(3, np.float32), np.full(3, 2.0, np.float32), xs[:5])
+    _check(swap, np.ones(3, np.float32), np.full(3, 2.0, np.float32), xs[:4])
+    loop_swap = lambda a, b: lax.while_loop(  # noqa: E731
+        lambda c: c[2] < 3, lambda c: (c[1], c[0] * 2.0, c[2] + 1), (a, b, 0))
+    _check(loop_swap, np.ones(2, np.float32), np.full(2, 3.0, np.float32))
+    empty = lambda c, xs: lax.scan(lambda c, x: (c + x.sum(), x * 2), c, xs)  # noqa: E731
+    _check(empty, np.float32(1), np.zeros((4, 0), np.float32))
+    branches = lambda i, v: lax.switch(i, [lambda v: (v, 1.0), lambda v: (v * 2, v.sum())], v)  # noqa: E731
+    for i in (0, 1):
+        _check(branches, np.int32(i), xs[0])
