@@ -97,6 +97,20 @@ def _mlp_data():
     return params, x, y
 
 
+def mlp_loss(jnp):
+    """W4's loss (ReLU MLP, softmax cross-entropy) written against `jnp` (fjit's or JAX's)."""
+    def loss(p, x, y):
+        h = x
+        for w, b in p[:-1]:
+            h = jnp.maximum(h @ w + b, 0.0)
+        logits = h @ p[-1][0] + p[-1][1]
+        m = jnp.max(logits, axis=1, keepdims=True)
+        lse = jnp.log(jnp.sum(jnp.exp(logits - m), axis=1)) + m[:, 0]
+        picked = jnp.take_along_axis(logits, y[:, None], axis=1)[:, 0]
+        return jnp.mean(lse - picked)
+    return loss
+
+
 def w4_mlp_sgd_step(framework):
     """W4: one SGD step (lr 0.01) of a 784-512-512-10 ReLU MLP with softmax cross-entropy,
     batch 128: forward, backward and update."""
@@ -110,15 +124,7 @@ def w4_mlp_sgd_step(framework):
             import jax as lib
             import jax.numpy as jnp
 
-        def loss(p, x, y):
-            h = x
-            for w, b in p[:-1]:
-                h = jnp.maximum(h @ w + b, 0.0)
-            logits = h @ p[-1][0] + p[-1][1]
-            m = jnp.max(logits, axis=1, keepdims=True)
-            lse = jnp.log(jnp.sum(jnp.exp(logits - m), axis=1)) + m[:, 0]
-            picked = jnp.take_along_axis(logits, y[:, None], axis=1)[:, 0]
-            return jnp.mean(lse - picked)
+        loss = mlp_loss(jnp)
 
         @lib.jit
         def step(p, x, y):

@@ -105,15 +105,8 @@ def w6_loop(framework, steps=1000):
 # --- W6b ------------------------------------------------------------------------------------
 
 def _mlp_step(lib, jnp, lr=0.01):
-    def loss(p, x, y):
-        h = x
-        for w, b in p[:-1]:
-            h = jnp.maximum(h @ w + b, 0.0)
-        logits = h @ p[-1][0] + p[-1][1]
-        m = jnp.max(logits, axis=1, keepdims=True)
-        lse = jnp.log(jnp.sum(jnp.exp(logits - m), axis=1)) + m[:, 0]
-        picked = jnp.take_along_axis(logits, y[:, None], axis=1)[:, 0]
-        return jnp.mean(lse - picked)
+    from workloads import mlp_loss
+    loss = mlp_loss(jnp)
 
     def step(p, batch):
         x, y = batch

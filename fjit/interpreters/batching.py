@@ -136,12 +136,16 @@ def batch_program(program: Program, in_dims, axis_size: int, all_out_at_zero=Fal
         out_dims.extend(dims)
         return outs
 
-    in_avals = []
-    for v, d in zip(program.invars, in_dims):
-        shape = v.aval.shape if d is None else v.aval.shape[:d] + (axis_size,) + v.aval.shape[d:]
-        in_avals.append(v.aval.update(shape=shape))
-    new_program, _ = trace_to_program(fun, in_avals,
+    new_program, _ = trace_to_program(fun, batched_avals(program, in_dims, axis_size),
                                       DebugInfo("vmap", _Named(program.name or "program")))
     closed = param_program(new_program)
     program.cache[key] = (closed, out_dims)
     return closed, out_dims
+
+
+def batched_avals(program: Program, in_dims, axis_size: int):
+    """The types of `program`'s invars with a batch axis of `axis_size` inserted at each
+    in_dim (None: unbatched)."""
+    return [v.aval if d is None else
+            v.aval.update(shape=v.aval.shape[:d] + (axis_size,) + v.aval.shape[d:])
+            for v, d in zip(program.invars, in_dims)]

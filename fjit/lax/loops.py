@@ -539,12 +539,8 @@ def _batch_with_outputs(program, in_dims, axis_size, out_batched):
             result.append(o)
         return result
 
-    in_avals = []
-    for v, d in zip(program.invars, in_dims):
-        shape = v.aval.shape if d is None else v.aval.shape[:d] + (axis_size,) + v.aval.shape[d:]
-        in_avals.append(v.aval.update(shape=shape))
-    prog, _ = trace_to_program(fun, in_avals, DebugInfo("vmap of scan body",
-                                                        _Named(program.name)))
+    prog, _ = trace_to_program(fun, batching.batched_avals(program, in_dims, axis_size),
+                               DebugInfo("vmap of scan body", _Named(program.name)))
     return param_program(prog), [0 if b else None for b in out_batched]
 
 
