@@ -71,6 +71,11 @@ def test_fori_loop_and_map():
     assert float(lax.fori_loop(3, 3, lambda i, v: v + 1, 1.0)) == 1.0
     xs = np.arange(6, dtype=np.float32).reshape(3, 2)
     np.testing.assert_allclose(np.asarray(lax.map(lambda r: r.sum() * 2, xs)), [2, 10, 18])
+    rows = np.arange(14, dtype=np.float32).reshape(7, 2)
+    for batch_size in (1, 2, 3, 7, 50):   # chunks through vmap, the remainder after them
+        got = lax.map(lambda r: {"s": r.sum(), "r": r[::-1]}, rows, batch_size=batch_size)
+        np.testing.assert_allclose(np.asarray(got["s"]), rows.sum(1))
+        np.testing.assert_allclose(np.asarray(got["r"]), rows[:, ::-1])
 
 
 def test_gradients_match_the_unrolled_loop_and_finite_differences():

@@ -191,10 +191,25 @@ def fori_loop(lower, upper, body_fun, init_val, unroll=None):
     return val
 
 
-def map(f, xs):
-    """JAX's lax.map: f applied to each slice of xs along the leading axis, as a scan."""
-    _, ys = scan(lambda carry, x: ((), f(x)), (), xs)
-    return ys
+def map(f, xs, *, batch_size=None):
+    """JAX's lax.map: f applied to each slice of xs along the leading axis, as a scan; with
+    batch_size, vmap(f) over chunks of that many slices (the remainder in one more call)."""
+    if batch_size is None:
+        _, ys = scan(lambda carry, x: ((), f(x)), (), xs)
+        return ys
+    from ..api_vmap import vmap
+    from ..tree_util import tree_leaves, tree_map
+    from .. import numpy as jnp
+    n = int(np.shape(tree_leaves(xs)[0])[0])
+    size = max(1, min(int(batch_size), n))
+    full = n // size * size
+    chunks = tree_map(lambda x: jnp.reshape(x[:full], (n // size, size) + np.shape(x)[1:]), xs)
+    _, ys = scan(lambda carry, x: ((), vmap(f)(x)), (), chunks)
+    ys = tree_map(lambda y: jnp.reshape(y, (full,) + y.shape[2:]), ys)
+    if full == n:
+        return ys
+    rest = vmap(f)(tree_map(lambda x: x[full:], xs))
+    return tree_map(lambda a, b: jnp.concatenate([a, b]), ys, rest)
 
 
 # --- rules: shared helpers --------------------------------------------------------------------
