@@ -213,3 +213,20 @@ def test_a_captured_array_is_one_constvar():
     table = jnp.arange(4.0)
     program = fjit.make_program(lambda x: x * table + table)(jnp.ones(4))
     assert len(program.constvars) == 1
+
+
+def test_eager_type_rules_are_memoized_but_errors_are_not():
+    """Eager ops remember their output types per (primitive, operand types, params); a type
+    error is raised every time, never remembered as a result."""
+    from fjit import lax
+    from fjit.interpreters import eager
+    x = fjit.device_put(np.ones(3, np.float32))
+    y = fjit.device_put(np.ones(4, np.float32))
+    before = len(eager._avals_cache)
+    lax.add(x, x)
+    lax.add(x, x)
+    assert len(eager._avals_cache) <= before + 1
+    for _ in range(2):
+        with pytest.raises(TypeError):
+            lax.add(x, y)
+    np.testing.assert_array_equal(np.asarray(lax.add(x, x)), [2, 2, 2])

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..array import Array, concrete_operand
+from ..config import config
 from ..core import Trace, Tracer, escaped_tracer_error
 
 
@@ -25,12 +26,32 @@ class EvalTrace(Trace):
                 x = concrete_operand(x, primitive.name)
             values.append(x._value)
             avals.append(x.aval)
-        out_avals = primitive.abstract_eval(*avals, **params)
+        out_avals = _abstract_eval(primitive, avals, params)
         with np.errstate(all="ignore"):  # like XLA: inf/nan results, no warnings
             outs = primitive.impl(*values, **params)
         if primitive.multiple_results:
             return [_wrap(primitive, o, a) for o, a in zip(outs, out_avals)]
         return _wrap(primitive, outs, out_avals)
+
+
+_avals_cache: dict = {}
+
+
+def _abstract_eval(primitive, avals, params):
+    """primitive.abstract_eval, memoized on (primitive, operand types, params): an eager
+    op on the same types (a loop in user code) skips the shape and dtype rules.  Params
+    are hashable by construction (Programs require it); errors are never cached."""
+    try:
+        key = (primitive, tuple(avals), tuple(params.items()), config.enable_x64)
+        out = _avals_cache.get(key)
+    except TypeError:   # an unhashable param: no memo
+        return primitive.abstract_eval(*avals, **params)
+    if out is None:
+        out = primitive.abstract_eval(*avals, **params)
+        if len(_avals_cache) > 4096:
+            _avals_cache.clear()
+        _avals_cache[key] = out
+    return out
 
 
 def _wrap(primitive, value, aval) -> Array:

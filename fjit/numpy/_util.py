@@ -139,6 +139,10 @@ def broadcast_operands(opname, *args):
     shapes = [shape_of(a) for a in args]
     if all(s == shapes[0] for s in shapes):
         return list(args)
+    shaped = {s for s in shapes if s != ()}
+    if len(shaped) == 1 and all(s != () or not isinstance(a, Tracer)
+                                for a, s in zip(args, shapes)):
+        return list(args)   # one shape and concrete scalars (x * 2): nothing to broadcast
     shape = broadcast_shapes(opname, *shapes)
     out = []
     for a, s in zip(args, shapes):
