@@ -57,12 +57,11 @@ def _nbytes(buf):
 class LoopKernel:
     """scan: `length` iterations of the body (see the module docstring)."""
 
-    def __init__(self, eqn, length, reverse, body, const_binds, carries, xs_binds, ys_binds,
-                 copies, outputs):
+    def __init__(self, eqn, length, reverse, body, carries, xs_binds, ys_binds, copies,
+                 outputs):
         self.eqns = [eqn]
         self.length, self.reverse = length, reverse
-        self.body = body                # kernels of the body, in order
-        self.const_binds = const_binds  # (view, outer buffer): set once
+        self.body = body                # kernels of the body, in order (consts: read in place)
         self.carries = carries          # (view_in, view_out | None, init, first, second)
         self.xs_binds = xs_binds        # (view, stacked buffer, bytes per slice)
         self.ys_binds = ys_binds        # (view, stacked buffer, bytes per slot)
@@ -84,10 +83,6 @@ class WhileKernel:
         self.outputs = outputs
         self.shape = None
         self.parts = [cond, body]
-
-    @property
-    def all_kernels(self):
-        return self.cond + self.body
 
 
 class CondKernel:
@@ -140,7 +135,7 @@ def _plan_scan(plan, eqn, operands, outs, gemm_enabled):
             copies.append((("ys", outs[k]), source, slot))
     xs_binds = [(views[j], operands[j], _nbytes(plan.buffers[views[j]]))
                 for j in range(nc + nk, len(views))]
-    return LoopKernel(eqn, length, params["reverse"], body.kernels, [], carries, xs_binds,
+    return LoopKernel(eqn, length, params["reverse"], body.kernels, carries, xs_binds,
                       ys_binds, copies, outs)
 
 

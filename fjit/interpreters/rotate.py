@@ -102,7 +102,7 @@ def rotate_scan(params, operands):
     """The outputs of scan[params](operands), computed by the rotated loop (or the plain
     one when its body has no tail to rotate)."""
     from .. import lax
-    from ..lax.loops import scan_p
+    from ..lax.loops import _Named, scan_p
     body, nc, nk = params["program"], params["num_consts"], params["num_carry"]
     split = _split(body, nc, nk)
     if split is None:
@@ -157,11 +157,6 @@ def rotate_scan(params, operands):
         carry_out[k] = lax.select(lax.broadcast_in_dim(first_out, new.shape, ()), carry_out[k],
                                   new)
     return carry_out + list(outs[nk + len(v_vars) + 1:])
-
-
-class _Named:
-    def __init__(self, name):
-        self.__name__ = name or "body"
 
 
 def _eval_rotating(program: Program, *args):
