@@ -175,3 +175,15 @@ def test_swapped_and_repeated_carries_empty_arrays_and_literal_branches():
     branches = lambda i, v: lax.switch(i, [lambda v: (v, 1.0), lambda v: (v * 2, v.sum())], v)  # noqa: E731
     for i in (0, 1):
         _check(branches, np.int32(i), xs[0])
+
+
+@pytest.mark.parametrize("unroll", [3, True])
+def test_unrolled_scans_run_several_iterations_per_trip(unroll):
+    f = lambda c, xs: lax.scan(lambda c, x: (c * 0.5 + x, c.sum()), c,  # noqa: E731
+                               xs, reverse=True, unroll=unroll)
+    source = fjit.jit(f).lower(np.zeros(3, np.float32), xs).source()
+    step = 3 if unroll == 3 else 7
+    assert f"it += {step}" in source
+    _check(f, np.zeros(3, np.float32), xs)
+    with pytest.raises(ValueError, match="unroll must be a positive"):
+        lax.scan(lambda c, x: (c, x), 0.0, xs, unroll=0)

@@ -308,6 +308,7 @@ def _control_data(sk, plan):
                     "second": second, "nbytes": nbytes(first)}
                    for k, (vi, vo, init, first, second) in enumerate(kernel.carries)]
         return {"length": kernel.length, "reverse": kernel.reverse, "carries": carries,
+                "unroll": kernel.unroll,
                 "xs_binds": kernel.xs_binds, "ys_binds": kernel.ys_binds,
                 "copies": copy_data(kernel.copies), "calls": calls[0]}
     if sk.kind == "while":

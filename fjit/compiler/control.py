@@ -57,10 +57,11 @@ def _nbytes(buf):
 class LoopKernel:
     """scan: `length` iterations of the body (see the module docstring)."""
 
-    def __init__(self, eqn, length, reverse, body, carries, xs_binds, ys_binds, copies,
+    def __init__(self, eqn, length, reverse, unroll, body, carries, xs_binds, ys_binds, copies,
                  outputs):
         self.eqns = [eqn]
         self.length, self.reverse = length, reverse
+        self.unroll = max(1, min(int(unroll), length))  # iterations per trip of the C loop
         self.body = body                # kernels of the body, in order (consts: read in place)
         self.carries = carries          # (view_in, view_out | None, init, first, second)
         self.xs_binds = xs_binds        # (view, stacked buffer, bytes per slice)
@@ -135,8 +136,8 @@ def _plan_scan(plan, eqn, operands, outs, gemm_enabled):
             copies.append((("ys", outs[k]), source, slot))
     xs_binds = [(views[j], operands[j], _nbytes(plan.buffers[views[j]]))
                 for j in range(nc + nk, len(views))]
-    return LoopKernel(eqn, length, params["reverse"], body.kernels, carries, xs_binds,
-                      ys_binds, copies, outs)
+    return LoopKernel(eqn, length, params["reverse"], params["unroll"], body.kernels, carries,
+                      xs_binds, ys_binds, copies, outs)
 
 
 def _plan_while(plan, eqn, operands, outs, gemm_enabled):

@@ -113,7 +113,7 @@ def _leaf_paths(tree):
 def scan(f, init, xs=None, length=None, reverse=False, unroll=1):
     """JAX's lax.scan: `f(carry, x) -> (carry, y)` over the leading axis of `xs`; returns
     (final carry, stacked ys).  The carry must keep its structure, shapes and dtypes.
-    `unroll` is accepted for compatibility and recorded, but the C loop is not unrolled."""
+    `unroll` iterations run per trip of the generated C loop (True: all of them)."""
     from ..array import aval_of
     from ..tree_util import tree_flatten, tree_unflatten
     name = getattr(f, "__name__", "body")
@@ -131,6 +131,10 @@ def scan(f, init, xs=None, length=None, reverse=False, unroll=1):
     if not lengths:
         raise ValueError(f"scan({name}): with no xs, pass length=")
     length = lengths.pop()
+    if isinstance(unroll, bool):
+        unroll = max(length, 1) if unroll else 1
+    if int(unroll) < 1:
+        raise ValueError(f"scan({name}): unroll must be a positive int or a bool, got {unroll}")
     carry_leaves, carry_tree = tree_flatten(init)
     carry_avals = [aval_of(c) for c in carry_leaves]
     x_avals = [aval_of(x).update(shape=np.shape(x)[1:]) for x in x_leaves]
