@@ -42,7 +42,7 @@ def test_a_scan_is_one_native_loop():
     assert loop.body and all(b.kind in ("map", "gemm") for b in loop.body)
     _check(rnn, w, np.zeros(3, np.float32), xs)
     source = fjit.jit(rnn).lower(w, np.zeros(3, np.float32), xs).source()
-    assert "for (int64_t it = 0; it < 7LL; it++)" in source
+    assert "for (; it < 7LL; it++)" in source
 
 
 @pytest.mark.parametrize("length", [0, 1, 2, 5])
