@@ -151,6 +151,15 @@ class Program:
     def out_avals(self):
         return [v.aval for v in self.outvars]
 
+    def cached(self, key, compute):
+        """compute(), remembered on this Program under `key`: transformations of a
+        sub-Program (its jvp, split, batched form, ...) are built once, so retracing an
+        enclosing function rebuilds nothing and finds the executables built before."""
+        value = self.cache.get(key)
+        if value is None:
+            value = self.cache[key] = compute()
+        return value
+
     def closure_convert(self) -> tuple["Program", list]:
         """The same Program with its constvars turned into leading invars (and their values)."""
         if not self.constvars:
@@ -376,8 +385,10 @@ def set_current_trace(trace: Trace):
 
 # --- evaluating a Program ---------------------------------------------------------------------
 
-def eval_program(program: Program, *args):
-    """Run a Program by binding each equation again under whatever trace is current."""
+def eval_program(program: Program, *args, rules=None):
+    """Run a Program by binding each equation again under whatever trace is current.
+    `rules` maps a primitive to `rule(params, operands) -> outputs` to evaluate its
+    equations differently (fjit.cross_iteration rotates scans this way)."""
     if len(args) != len(program.invars):
         raise TypeError(f"Program takes {len(program.invars)} arguments, got {len(args)}")
     env = {}
@@ -390,8 +401,12 @@ def eval_program(program: Program, *args):
         return atom.as_array() if type(atom) is Literal else env[atom]
 
     for eqn in program.eqns:
+        rule = rules.get(eqn.primitive) if rules else None
         with source_info_override(eqn.source_info):
-            outs = eqn.primitive.bind(*map(read, eqn.invars), **eqn.params)
+            if rule is not None:
+                outs = rule(eqn.params, list(map(read, eqn.invars)))
+            else:
+                outs = eqn.primitive.bind(*map(read, eqn.invars), **eqn.params)
         if not eqn.primitive.multiple_results:
             outs = (outs,)
         for var, value in zip(eqn.outvars, outs):

@@ -183,42 +183,39 @@ def _flatten(tree, leaves, is_leaf):
     return PyTreeDef(type(tree), data, [_flatten(c, leaves, is_leaf) for c in children])
 
 
+def treedef_paths(treedef: PyTreeDef) -> list:
+    """The path of each leaf of `treedef`: a tuple of keys -- ("key", k) for dict entries,
+    ("attr", name) for namedtuple fields, ("index", i) for sequences and registered nodes."""
+    if treedef.node_type is None:
+        return [()]
+    node, data = treedef.node_type, treedef.node_data
+    if node in (dict, collections.OrderedDict):
+        keys = [("key", k) for k in data]
+    elif node is collections.defaultdict:
+        keys = [("key", k) for k in data[1]]
+    elif issubclass(node, tuple) and hasattr(node, "_fields"):
+        keys = [("attr", f) for f in node._fields]
+    else:
+        keys = [("index", i) for i in range(len(treedef.children))]
+    return [(key,) + rest for key, child in zip(keys, treedef.children)
+            for rest in treedef_paths(child)]
+
+
 def tree_leaves_with_path(tree, is_leaf=None):
-    """[(path, leaf)]: each path a tuple of keys (dict keys, sequence indices, namedtuple
-    field names, registered nodes' child positions); `keystr(path)` prints it like
+    """[(path, leaf)] (see treedef_paths); `keystr(path)` prints a path like
     `['params'][0].weight`, for error messages that name a leaf."""
-    out = []
-    _with_path(tree, (), out, is_leaf)
-    return out
+    leaves, treedef = tree_flatten(tree, is_leaf)
+    return list(zip(treedef_paths(treedef), leaves))
 
 
 def tree_flatten_with_path(tree, is_leaf=None):
-    return tree_leaves_with_path(tree, is_leaf), tree_structure(tree, is_leaf)
-
-
-def _with_path(tree, path, out, is_leaf):
-    node = None if is_leaf is not None and is_leaf(tree) else _node_of(tree)
-    if node is None:
-        out.append((path, tree))
-        return
-    children, data = node[0](tree)
-    if isinstance(tree, dict):
-        keys = [("key", k) for k in (data[1] if isinstance(tree, collections.defaultdict)
-                                     else data)]
-    elif isinstance(tree, tuple) and hasattr(type(tree), "_fields"):
-        keys = [("attr", f) for f in type(tree)._fields]
-    else:
-        keys = [("index", i) for i in range(len(children))]
-    for key, child in zip(keys, children):
-        _with_path(child, path + (key,), out, is_leaf)
+    leaves, treedef = tree_flatten(tree, is_leaf)
+    return list(zip(treedef_paths(treedef), leaves)), treedef
 
 
 def keystr(path) -> str:
-    """A path from tree_leaves_with_path as text: `['a'][0].b` ('' for the root)."""
-    parts = []
-    for kind, key in path:
-        parts.append(f".{key}" if kind == "attr" else f"[{key!r}]")
-    return "".join(parts)
+    """A path as text: `['a'][0].b` ('' for the root)."""
+    return "".join(f".{key}" if kind == "attr" else f"[{key!r}]" for kind, key in path)
 
 
 def tree_unflatten(treedef: PyTreeDef, leaves):

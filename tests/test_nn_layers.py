@@ -7,7 +7,7 @@ import pytest
 
 import fjit
 import fjit.numpy as jnp
-from fjit import nn
+from fjit import nn, random
 from fjit.test_util import check_grads
 
 rng = np.random.default_rng(1)
@@ -224,14 +224,12 @@ def test_dropout_is_identity_in_evaluation_and_needs_a_key_in_training():
         layer.apply({}, x, train=True)
     with pytest.raises(ValueError, match="rate must be in"):
         nn.Dropout(1.0)
-    pytest.importorskip("fjit.random")
-    y = np.asarray(layer.apply({}, x, train=True, key=fjit.random.PRNGKey(0)))
+    y = np.asarray(layer.apply({}, x, train=True, key=random.PRNGKey(0)))
     assert set(np.unique(y)) <= {0.0, np.float32(1 / 0.75)}
     assert abs((y == 0).mean() - 0.25) < 0.02
 
 
 def test_init_shapes_and_pytorch_default_bounds():
-    random = pytest.importorskip("fjit.random")
     model = nn.Sequential(nn.Conv2d(2, 4, 3), nn.relu, nn.Flatten(), nn.Linear(16, 5),
                           nn.BatchNorm1d(5), nn.Embedding(7, 3))
     params = model.init(random.PRNGKey(0))
@@ -251,7 +249,6 @@ def test_init_shapes_and_pytorch_default_bounds():
 
 
 def test_loading_a_pytorch_state_dict_transposes_linear_and_splits_attention():
-    pytest.importorskip("fjit.random")
     model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.relu, nn.Flatten(),
                           nn.Linear(8, 3))
     sd = {"0.weight": _data(2, 1, 3, 3), "0.bias": _data(2),

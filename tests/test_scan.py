@@ -184,3 +184,18 @@ def test_errors_name_the_carry_leaf_and_the_lengths():
         lax.scan(lambda c, x: (c, x), 0.0, None)
     with pytest.raises(TypeError, match=r"must return a pair \(carry, y\)"):
         lax.scan(lambda c, x: c, 0.0, np.ones(3))
+
+
+def test_a_carry_reset_from_known_values_still_differentiates():
+    """The new carry depends only on xs (not on the differentiated initial carry): the
+    carry still flows through the unknown half of the split loop (select(True, new, old))."""
+    xs = np.arange(1, 5, dtype=np.float32)
+
+    def f(c0):
+        c, ys = lax.scan(lambda c, x: ((x * 2.0).astype(c.dtype), c * c), c0, xs)
+        return c + jnp.sum(ys)
+
+    # ys = [c0^2, 4, 16, 36], c = 8: d/dc0 = 2 c0
+    np.testing.assert_allclose(float(fjit.grad(f)(1.5)), 3.0, rtol=1e-6)
+    np.testing.assert_allclose(float(fjit.jit(fjit.grad(f))(1.5)), 3.0, rtol=1e-6)
+    check_grads(f, (1.5,), order=2)

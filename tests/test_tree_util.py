@@ -130,3 +130,16 @@ def test_unflatten_leaf_count_errors():
         tu.tree_unflatten(treedef, [1])
     with pytest.raises(ValueError, match="too many"):
         tu.tree_unflatten(treedef, [1, 2, 3])
+
+
+def test_leaf_paths_name_dict_keys_sequence_positions_and_fields():
+    import collections
+    from fjit.tree_util import keystr, tree_flatten_with_path, tree_leaves_with_path
+    P = collections.namedtuple("P", "w b")
+    tree = {"b": P(4, 5), "a": [1, (2, 3)], "c": None}
+    got = [(keystr(p), leaf) for p, leaf in tree_leaves_with_path(tree)]
+    assert got == [("['a'][0]", 1), ("['a'][1][0]", 2), ("['a'][1][1]", 3),
+                   ("['b'].w", 4), ("['b'].b", 5)]
+    pairs, treedef = tree_flatten_with_path(tree)
+    assert [leaf for _, leaf in pairs] == [1, 2, 3, 4, 5] and treedef.num_leaves == 5
+    assert keystr(tree_leaves_with_path(7)[0][0]) == ""

@@ -97,7 +97,7 @@ def canonicalize(flat: FlatProgram) -> FlatProgram:
     for v in flat.outvars:
         if isinstance(v, Var):
             uses[v] += 1
-    gemms = fusion._find_gemms(flat, producer, uses, True)
+    gemms = fusion.find_gemms(flat, producer, uses, True)
     replaced = {}  # id(reduce eqn) -> new eqns producing its outvar
     dropped = set()
     for e in flat.eqns:

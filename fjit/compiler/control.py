@@ -22,12 +22,12 @@ class _SubProgram:
     def __init__(self, plan, program, in_buffers, gemm_enabled):
         from .contractions import canonicalize
         from .flatten import flatten
-        from .fusion import _plan_block
+        from .fusion import plan_block
         flat = flatten(program)
         if gemm_enabled:
             flat = canonicalize(flat)
         self.kernels = []
-        self.outs = _plan_block(plan, flat, in_buffers, self.kernels, gemm_enabled, "temp")
+        self.outs = plan_block(plan, flat, in_buffers, self.kernels, gemm_enabled, "temp")
         self.written = {b for k in self.kernels for b in k.outputs}
         self.claimed = set()
 

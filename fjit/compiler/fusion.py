@@ -167,7 +167,7 @@ def contraction_operands(eqn, producer, uses):
     return mul, operands
 
 
-def _find_gemms(flat: FlatProgram, producer, uses, gemm_enabled):
+def find_gemms(flat: FlatProgram, producer, uses, gemm_enabled):
     found = {}
     if not gemm_enabled:
         return found
@@ -297,11 +297,11 @@ def plan_program(flat: FlatProgram, gemm_enabled=True) -> Plan:
         buf = plan.new_buffer(var.aval.shape, var.aval.dtype, "input")
         plan.inputs.append(buf.id)
         in_buffers.append(buf.id)
-    plan.outputs = _plan_block(plan, flat, in_buffers, plan.kernels, gemm_enabled, "output")
+    plan.outputs = plan_block(plan, flat, in_buffers, plan.kernels, gemm_enabled, "output")
     return plan
 
 
-def _plan_block(plan, flat, in_buffers, kernels, gemm_enabled, out_role):
+def plan_block(plan, flat, in_buffers, kernels, gemm_enabled, out_role):
     """Plan `flat`'s equations into `kernels` (the Program's, or a loop body's), its invars
     already in `in_buffers`.  Returns, per outvar, ("buffer", id) or ("literal", value)."""
     producer, uses, consumers = {}, defaultdict(int), defaultdict(list)
@@ -316,7 +316,7 @@ def _plan_block(plan, flat, in_buffers, kernels, gemm_enabled, out_role):
     for v in outset:
         uses[v] += 1
 
-    gemms = _find_gemms(flat, producer, uses, gemm_enabled)
+    gemms = find_gemms(flat, producer, uses, gemm_enabled)
     forced = set(outset)
     for gemm in gemms.values():
         forced.update((gemm.a_var, gemm.b_var))

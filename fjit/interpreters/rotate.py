@@ -23,7 +23,7 @@ import functools
 
 import numpy as np
 
-from ..core import Literal, Program, ShapedArray, Var, eval_program
+from ..core import Program, ShapedArray, Var, eval_program
 from ..tree_util import tree_flatten, tree_unflatten
 
 TAIL_FAMILIES = ("elementwise", "broadcast")
@@ -159,31 +159,12 @@ def rotate_scan(params, operands):
     return carry_out + list(outs[nk + len(v_vars) + 1:])
 
 
-def _eval_rotating(program: Program, *args):
-    """eval_program, with every top-level scan rotated."""
-    env = dict(zip(program.constvars, program.consts))
-    env.update(zip(program.invars, args))
-
-    def read(atom):
-        return atom.as_array() if type(atom) is Literal else env[atom]
-
-    for eqn in program.eqns:
-        if eqn.primitive.name == "scan":
-            outs = rotate_scan(eqn.params, [read(a) for a in eqn.invars])
-        else:
-            outs = eqn.primitive.bind(*map(read, eqn.invars), **eqn.params)
-            if not eqn.primitive.multiple_results:
-                outs = (outs,)
-        for var, value in zip(eqn.outvars, outs):
-            env[var] = value
-    return [read(v) for v in program.outvars]
-
-
 def cross_iteration(fun):
     """`fun` with every scan it runs rotated for cross-iteration fusion (module docstring).
     Composes with jit, grad and vmap like any transformation: it traces `fun`, rewrites the
     Program's scans and evaluates the result under whatever trace is current."""
     from ..array import aval_of
+    from ..lax.loops import scan_p
     from .partial_eval import DebugInfo, trace_to_program
 
     @functools.wraps(fun)
@@ -192,7 +173,8 @@ def cross_iteration(fun):
         program, out_tree = trace_to_program(
             lambda *flat: fun(*tree_unflatten(in_tree, flat)), [aval_of(x) for x in leaves],
             DebugInfo("cross_iteration", fun))
-        return tree_unflatten(out_tree, _eval_rotating(program, *leaves))
+        outs = eval_program(program, *leaves, rules={scan_p: rotate_scan})
+        return tree_unflatten(out_tree, outs)
     return rotated
 
 

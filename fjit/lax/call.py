@@ -81,25 +81,16 @@ def _policy(primitive, params, inherited):
 
 # --- rules ------------------------------------------------------------------------------------
 
-def _cached(program, key, compute):
-    """Transformations of a Program are cached on it, so calling a transformed jit function
-    again neither retraces nor rebuilds an executable."""
-    value = program.cache.get(key)
-    if value is None:
-        value = program.cache[key] = compute()
-    return value
-
-
 def _split(program, unknown, policy):
-    return _cached(program, ("partial_eval", tuple(unknown), policy),
-                   lambda: partial_eval_program(program, unknown, policy))
+    return program.cached(("partial_eval", tuple(unknown), policy),
+                          lambda: partial_eval_program(program, unknown, policy))
 
 
 def _dce(eqn, used_outputs):
     if all(used_outputs):  # its Program was pruned when it was traced
         return eqn, [True] * len(eqn.invars)
     program = eqn.params["program"]
-    program, used_inputs = _cached(program, ("dce", tuple(used_outputs)), lambda: dce_program(
+    program, used_inputs = program.cached(("dce", tuple(used_outputs)), lambda: dce_program(
         program, used_outputs, prune_inputs=True))
     if not program.outvars:
         return None, [False] * len(eqn.invars)

@@ -35,30 +35,14 @@ from ..interpreters.partial_eval import (DebugInfo, StagingTrace, dce_program, d
                                          partial_eval_program_rules, partial_eval_rules,
                                          trace_to_program)
 from ..runtime.backend import executable_for
-from ..tree_util import tree_flatten, tree_unflatten
+from ..tree_util import keystr, tree_flatten, tree_unflatten, treedef_paths
 
 
 # --- helpers shared with while_loop -----------------------------------------------------------
 
 def leaf_paths(treedef, prefix: str) -> list[str]:
     """Every leaf's path in JAX's keystr style (`init_val[0]['w'].field`), for messages."""
-    if treedef.node_type is None:
-        return [prefix]
-    paths = []
-    for key, child in zip(_child_keys(treedef), treedef.children):
-        paths.extend(leaf_paths(child, prefix + key))
-    return paths
-
-
-def _child_keys(treedef):
-    node, data = treedef.node_type, treedef.node_data
-    if node in (dict, collections.OrderedDict):
-        return [f"[{k!r}]" for k in data]
-    if node is collections.defaultdict:
-        return [f"[{k!r}]" for k in data[1]]
-    if issubclass(node, tuple) and hasattr(node, "_fields"):
-        return [f".{name}" for name in node._fields]
-    return [f"[{k}]" for k in range(len(treedef.children))]
+    return [prefix + keystr(path) for path in treedef_paths(treedef)]
 
 
 def flatten_args(opname: str, what: str, tree):
@@ -106,15 +90,6 @@ def checked(program: Program) -> Program:
         from ..typecheck import typecheck
         typecheck(program)
     return program
-
-
-def cached(program: Program, key, compute):
-    """Transformations of a sub-Program are cached on it, so retracing an enclosing function
-    rebuilds nothing (and finds the executables built before)."""
-    value = program.cache.get(key)
-    if value is None:
-        value = program.cache[key] = compute()
-    return value
 
 
 def make_program(fun, in_avals, purpose, program):
@@ -166,7 +141,7 @@ def batch_forced(program, in_dims, axis_size, out_batched):
         avals = [a if d is None else a.update(shape=a.shape[:d] + (axis_size,) + a.shape[d:])
                  for a, d in zip(program.in_avals, in_dims)]
         return make_program(fun, avals, "vmap", program)
-    return cached(program, ("batch_forced", tuple(in_dims), axis_size, tuple(out_batched)),
+    return program.cached(("batch_forced", tuple(in_dims), axis_size, tuple(out_batched)),
                   compute)
 
 
@@ -329,7 +304,7 @@ def _cond_jvp(primals, tangents, branches):
     index, ops = primals[0], primals[1:]
     nonzero = [not isinstance(t, ad.Zero) for t in tangents[1:]]
     out_nz = [any(nz) for nz in zip(*(ad.jvp_program(b, nonzero)[1] for b in branches))]
-    new = tuple(cached(b, ("cond_jvp", tuple(nonzero), tuple(out_nz)),
+    new = tuple(b.cached(("cond_jvp", tuple(nonzero), tuple(out_nz)),
                        lambda b=b: _jvp_branch(b, nonzero, out_nz)) for b in branches)
     dots = [t for t in tangents[1:] if not isinstance(t, ad.Zero)]
     outs = cond_p.bind(index, *ops, *dots, branches=new)
@@ -414,7 +389,7 @@ def _split_branches(branches, ops_unknown, policy):
     known branch returns zeros for the residuals it does not make.
     """
     key = ("cond_split", branches, tuple(ops_unknown), policy)
-    return cached(branches[0], key, lambda: _compute_split(branches, ops_unknown, policy))
+    return branches[0].cached(key, lambda: _compute_split(branches, ops_unknown, policy))
 
 
 def _compute_split(branches, ops_unknown, policy):
@@ -528,7 +503,7 @@ def _cond_dce(eqn, used_outputs):
     if not any(used_outputs):
         return None, [False] * len(eqn.invars)
     branches = eqn.params["branches"]
-    new, used = cached(branches[0], ("cond_dce", branches, tuple(used_outputs)),
+    new, used = branches[0].cached(("cond_dce", branches, tuple(used_outputs)),
                        lambda: _dce_branches(branches, used_outputs))
     if new is branches:
         return eqn, [True] * len(eqn.invars)

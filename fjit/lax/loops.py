@@ -83,31 +83,30 @@ def run_as_program(primitive, values, params):
     """Run one control-flow equation as a Program of its own on the configured backend, so
     an eager scan or while loop is one native loop rather than a Python loop over native
     bodies.  None on the reference backend (whose executable would call back here).  The
-    Program is cached with the sub-Programs, keyed on the operand types."""
+    Program is cached on the equation's first sub-Program, keyed on the operand types."""
     from ..config import config
     if config.backend == "reference":
         return None
     from ..core import ShapedArray
     avals = tuple(ShapedArray(np.shape(v), np.asarray(v).dtype) for v in values)
-    key = ("as_program", primitive.name, avals, tuple(sorted(params.items())))
-    cache = next(v for v in params.values() if isinstance(v, Program)).cache \
-        if any(isinstance(v, Program) for v in params.values()) else None
-    program = cache.get(key) if cache is not None else None
-    if program is None:
+    sub = next(v for v in params.values() if isinstance(v, Program))
+
+    def build():
         invars = [Var(a) for a in avals]
         outvars = [Var(a) for a in primitive.abstract_eval(*avals, **params)]
-        program = Program(invars, [], [], [Eqn(primitive, invars, params, outvars)], outvars,
-                          params.get("name") or primitive.name)
-        if cache is not None:
-            cache[key] = program
+        return Program(invars, [], [], [Eqn(primitive, invars, params, outvars)], outvars,
+                       params.get("name") or primitive.name)
+    program = sub.cached(("as_program", primitive.name, avals, tuple(sorted(params.items()))),
+                         build)
     return executable_for(program)(list(values))
 
 
 # --- the user-facing functions ----------------------------------------------------------------
 
 def _leaf_paths(tree):
-    from ..tree_util import keystr, tree_leaves_with_path
-    return [keystr(p) for p, _ in tree_leaves_with_path(tree)]
+    from .cond import leaf_paths
+    from ..tree_util import tree_structure
+    return leaf_paths(tree_structure(tree), "")
 
 
 def scan(f, init, xs=None, length=None, reverse=False, unroll=1):

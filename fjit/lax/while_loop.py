@@ -26,7 +26,7 @@ from ..interpreters.partial_eval import (StagingTrace, dce_program, dce_rules,
                                          partial_eval_rules)
 from ..runtime.backend import executable_for
 from ..tree_util import tree_unflatten
-from .cond import (batch_forced, batched_outputs, cached, checked, flatten_args, jvp_call,
+from .cond import (batch_forced, batched_outputs, checked, flatten_args, jvp_call,
                    keep_inputs, leaf_paths, make_program, same_type, trace_closed)
 
 
@@ -170,11 +170,11 @@ def _while_jvp(primals, tangents, cond_program, body_program, cond_nconsts, body
                             cond_nconsts=cond_nconsts, body_nconsts=body_nconsts)
         return outs, [ad.Zero(a) for a in carry_avals]
     dot_avals = [ad.tangent_aval(a) for a, nz in zip(carry_avals, carry_nz) if nz]
-    new_cond = cached(cond_program, ("while_jvp_cond", tuple(carry_nz)), lambda: checked(
+    new_cond = cond_program.cached(("while_jvp_cond", tuple(carry_nz)), lambda: checked(
         Program(cond_program.invars + [Var(a) for a in dot_avals], cond_program.constvars,
                 cond_program.consts, cond_program.eqns, cond_program.outvars,
                 cond_program.name)))
-    new_body = cached(body_program, ("while_jvp_body", tuple(bc_nz), tuple(carry_nz)),
+    new_body = body_program.cached(("while_jvp_body", tuple(bc_nz), tuple(carry_nz)),
                       lambda: _jvp_body(body_program, body_nconsts, bc_nz, carry_nz))
     bc_dots = [t for t in bc_dot if not isinstance(t, ad.Zero)]
     carry_dots = [ad.zeros_like_aval(ad.tangent_aval(aval_of(p))) if isinstance(t, ad.Zero)
@@ -242,8 +242,7 @@ def _while_batch(axis_size, values, dims, cond_program, body_program, cond_ncons
                             cond_nconsts=cond_nconsts, body_nconsts=body_nconsts)
         return outs, _at0(carry_bat)
     cond = batch_forced(cond_program, cond_dims, axis_size, [True])
-    any_cond, masked_body = cached(
-        cond, ("while_lanewise", body, cond_nconsts, body_nconsts),
+    any_cond, masked_body = cond.cached(("while_lanewise", body, cond_nconsts, body_nconsts),
         lambda: _lanewise(cond, body, cond_nconsts, body_nconsts))
     outs = while_p.bind(*cc, *cc, *bc, *carry, cond_program=any_cond,
                         body_program=masked_body, cond_nconsts=cond_nconsts,
@@ -295,7 +294,7 @@ def _carry_unknown(params, unknown):
 
 
 def _split_program(program, unknown):
-    return cached(program, ("while_split", tuple(unknown)),
+    return program.cached(("while_split", tuple(unknown)),
                   lambda: partial_eval_program(program, unknown))
 
 
@@ -315,7 +314,7 @@ def _known_loop(params, unknown, carry_uk):
                                                                  - 1))[0]
         return dict(cond_program=cond_known, body_program=body_known,
                     cond_nconsts=nc - sum(cc_uk), body_nconsts=nb - sum(bc_uk))
-    known_params = cached(body, ("while_known", cond, tuple(unknown), tuple(carry_uk)),
+    known_params = body.cached(("while_known", cond, tuple(unknown), tuple(carry_uk)),
                           compute)
     known_operands = [not u for u in cc_uk + bc_uk] + [not u for u in carry_uk]
     return known_params, known_operands
@@ -369,7 +368,7 @@ def _while_dce(eqn, used_outputs):
         used = new
     if all(used) and all(cond_used[:nc]) and all(body_used[:nb]):
         return eqn, [True] * len(eqn.invars)
-    new_params = cached(body, ("while_dce", cond, tuple(used)), lambda: dict(
+    new_params = body.cached(("while_dce", cond, tuple(used)), lambda: dict(
         params, cond_program=keep_inputs(cond, cond_used[:nc] + used),
         body_program=keep_inputs(dce_program(body, used)[0], body_used[:nb] + used),
         cond_nconsts=sum(cond_used[:nc]), body_nconsts=sum(body_used[:nb])))
