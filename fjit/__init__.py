@@ -33,8 +33,9 @@ __version__ = "0.1.0"
 __all__ = ["jit", "make_program", "make_jaxpr", "eval_shape", "ShapeDtypeStruct", "grad",
            "value_and_grad", "jvp", "vjp", "linearize", "jacfwd", "jacrev", "jacobian",
            "hessian", "checkpoint", "remat", "checkpoint_policies", "vmap", "custom_jvp",
-           "custom_vjp", "Array", "device_put", "devices",
+           "custom_vjp", "cross_iteration", "train_loop", "Array", "device_put", "devices",
            "default_device", "config", "Program", "ShapedArray", "typecheck", "dce", "numpy",
-           "lax", "tree_util", "dtypes", "optim", "nn", "random", "cross_iteration", "train_loop", "serialization", "save", "load", "ConcretizationTypeError", "UnexpectedTracerError",
+           "lax", "tree_util", "dtypes", "optim", "nn", "random", "serialization", "save",
+           "load", "ConcretizationTypeError", "UnexpectedTracerError",
            "TracerArrayConversionError", "TracerBoolConversionError",
            "TracerIntegerConversionError", "NonConcreteBooleanIndexError"]

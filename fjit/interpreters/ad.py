@@ -189,9 +189,10 @@ def jvp_program(program: Program, nonzero_tangents):
     """The Program (primals..., nonzero tangents...) -> (primal outs..., nonzero tangent outs...)
     and which output tangents are non-zero.  Cached on the Program."""
     key = ("jvp", tuple(nonzero_tangents))
-    cached = program.cache.get(key)
-    if cached is not None:
-        return cached
+    return program.cached(key, lambda: _jvp_program(program, nonzero_tangents))
+
+
+def _jvp_program(program: Program, nonzero_tangents):
     from ..core import eval_program
     from .partial_eval import trace_to_program
 
@@ -211,7 +212,6 @@ def jvp_program(program: Program, nonzero_tangents):
                                    zip(program.invars, nonzero_tangents) if nz]
     new_program, _ = trace_to_program(fun, in_avals, _debug("jvp", program))
     closed = param_program(new_program)
-    program.cache[key] = (closed, out_nonzero)
     return closed, out_nonzero
 
 
@@ -333,9 +333,10 @@ def transpose_program(program: Program, linear_inputs):
     """The Program (non-linear inputs..., output cotangents...) -> cotangents of the linear
     inputs (zeros materialised).  Cached on the Program."""
     key = ("transpose", tuple(linear_inputs))
-    cached = program.cache.get(key)
-    if cached is not None:
-        return cached
+    return program.cached(key, lambda: _transpose_program(program, linear_inputs))
+
+
+def _transpose_program(program: Program, linear_inputs):
     from .partial_eval import trace_to_program
 
     nonlinear_avals = [v.aval for v, lin in zip(program.invars, linear_inputs) if not lin]
@@ -350,7 +351,6 @@ def transpose_program(program: Program, linear_inputs):
     new_program, _ = trace_to_program(fun, nonlinear_avals + ct_avals,
                                       _debug("transpose", program))
     closed = param_program(new_program)
-    program.cache[key] = closed
     return closed
 
 

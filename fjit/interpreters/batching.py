@@ -118,9 +118,11 @@ def batch_program(program: Program, in_dims, axis_size: int, all_out_at_zero=Fal
     """The batched version of a closed Program: (Program, out_dims).  With all_out_at_zero
     every output is batched along axis 0.  Cached on the Program."""
     key = ("batch", tuple(in_dims), axis_size, all_out_at_zero)
-    cached = program.cache.get(key)
-    if cached is not None:
-        return cached
+    return program.cached(key, lambda: _batch_program(program, in_dims, axis_size,
+                                                      all_out_at_zero))
+
+
+def _batch_program(program: Program, in_dims, axis_size: int, all_out_at_zero=False):
     from ..core import eval_program
     from .ad import _Named
     from .partial_eval import trace_to_program
@@ -139,7 +141,6 @@ def batch_program(program: Program, in_dims, axis_size: int, all_out_at_zero=Fal
     new_program, _ = trace_to_program(fun, batched_avals(program, in_dims, axis_size),
                                       DebugInfo("vmap", _Named(program.name or "program")))
     closed = param_program(new_program)
-    program.cache[key] = (closed, out_dims)
     return closed, out_dims
 
 
