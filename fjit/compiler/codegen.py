@@ -17,7 +17,8 @@ from .. import dtypes
 from ..lax import indexexpr as ix
 from ..lax.elementwise import OPS
 from . import ranges
-from .schedule import Accumulate, Fill, Let, ReduceStmt, Store, SubNest, walk_statements
+from .schedule import (Accumulate, Fill, Let, PackStore, ReduceStmt, Store, SubNest,
+                       walk_statements)
 
 _STORAGE = {"bool": "uint8_t", "i8": "int8_t", "i16": "int16_t", "i32": "int32_t",
             "i64": "int64_t", "u8": "uint8_t", "u16": "uint16_t", "u32": "uint32_t",
@@ -184,6 +185,10 @@ class _Renderer:
                 buf = self.plan.buffers[stmt.buffer]
                 out.append({"k": "store", "buf": buf.name, "at": self.index(stmt.index, extents),
                             "value": stmt.value, "st": short(buf.dtype)})
+            elif isinstance(stmt, PackStore):
+                out.append({"k": "pack", "value": stmt.value,
+                            "side": None if stmt.side is None else self.buffer_name(stmt.side),
+                            "at": self.index(stmt.index, extents)})
             elif isinstance(stmt, SubNest):
                 out.append(self.subnest(stmt, extents))
             elif isinstance(stmt, Accumulate):
@@ -246,11 +251,18 @@ class _Renderer:
                 "reduction": clause if loop.simd else None,
                 "unroll": loop.extent if loop.unroll else None}
 
+    def producer(self, nest):
+        """A GEMM's B producer: statements before its loops, per row (i0) and per element
+        (i1); the template writes the loops over the block the packing asks for."""
+        return self.subnest(nest, {})
+
     def kernel(self, sk):
         buffers = []
         written = set()
         if sk.kind == "gemm":
             written.add(sk.gemm.c)
+            if sk.gemm.b_producer is not None and sk.gemm.b is not None:
+                written.add(sk.gemm.b)
         for nest in sk.nests:
             for stmt in walk_statements(nest.levels):
                 if isinstance(stmt, (Store, Accumulate)):
@@ -270,7 +282,8 @@ class _Renderer:
         if sk.kind == "gemm":
             g = sk.gemm
             data.update(batch=g.batch, m=g.m, n=g.n, k=g.k, a=self.buffer_name(g.a),
-                        b=self.buffer_name(g.b), c=self.buffer_name(g.c),
+                        b="0" if g.b is None else self.buffer_name(g.b), c=self.buffer_name(g.c),
+                        producer=self.producer(sk.nests[0]) if sk.nests else None,
                         ta=int(g.trans_a), tb=int(g.trans_b),
                         lda=g.m if g.trans_a else g.k, ldb=g.k if g.trans_b else g.n,
                         a_batch=g.a_batch, b_batch=g.b_batch, suffix=compute_short(g.dtype))

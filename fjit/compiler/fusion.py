@@ -77,16 +77,23 @@ class ScatterKernel:
 
 
 class GemmKernel:
-    def __init__(self, dtype, batch, m, n, k, a, trans_a, a_batch, b, trans_b, b_batch, c, eqns):
+    def __init__(self, dtype, batch, m, n, k, a, trans_a, a_batch, b, trans_b, b_batch, c, eqns,
+                 b_producer=None):
         self.dtype = np.dtype(dtype)
         self.batch, self.m, self.n, self.k = batch, m, n, k
         self.a, self.trans_a, self.a_batch = a, trans_a, a_batch   # buffer id, bool, stride
         self.b, self.trans_b, self.b_batch = b, trans_b, b_batch
         self.c = c
         self.eqns = list(eqns)
+        # B computed while it is packed (see _b_producers): an expression over B's (row,
+        # column) = (i0, i1); then `b` is B's own buffer, which the GEMM also writes, or
+        # None when nothing else reads B
+        self.b_producer = b_producer
 
     @property
     def outputs(self):
+        if self.b_producer is not None and self.b is not None:
+            return [self.c, self.b]
         return [self.c]
 
 
@@ -326,6 +333,8 @@ def plan_block(plan, flat, in_buffers, kernels, gemm_enabled, out_role):
         if eqn.primitive.family == "control":  # loops and branches read memory
             forced.update(a for a in eqn.invars if isinstance(a, Var))
     skipped = {id(g.mul_eqn) for g in gemms.values()}
+    producible = _b_producers(flat, gemms, producer, consumers)
+    produced = {}   # B operand -> (its buffer id or None, expression): computed by its GEMM
 
     gens = {}
     buffer_of = {}
@@ -350,10 +359,13 @@ def plan_block(plan, flat, in_buffers, kernels, gemm_enabled, out_role):
         if eqn in gemms:
             g = gemms[eqn]
             buf = plan.new_buffer(out.aval.shape, out.aval.dtype, role)
+            b, b_expr = produced.pop(g.b_var, (None, None))
+            own = [g.mul_eqn, eqn] + ([producer[g.b_var]] if b_expr is not None else [])
             kernels.append(GemmKernel(
                 out.aval.dtype, g.batch, g.m, g.n, g.k, buffer_of[g.a_var], g.trans_a,
-                g.m * g.k if g.a_has_batch else 0, buffer_of[g.b_var], g.trans_b,
-                g.k * g.n if g.b_has_batch else 0, buf.id, [g.mul_eqn, eqn]))
+                g.m * g.k if g.a_has_batch else 0, b if b_expr is not None else
+                buffer_of[g.b_var], g.trans_b, g.k * g.n if g.b_has_batch else 0, buf.id,
+                own, b_producer=b_expr))
             materialize_as(out, buf)
             continue
         if eqn.primitive.name == "reindex_reduce":
@@ -374,6 +386,16 @@ def plan_block(plan, flat, in_buffers, kernels, gemm_enabled, out_role):
         for v in eqn.outvars:
             if uses[v] == 0:
                 continue
+            if v in producible:
+                expr = gens[v](_identity_index(v.aval.shape), Context(v.aval.shape))
+                if _producible_expr(expr):
+                    side = None
+                    if uses[v] > 1:     # read again later, or a block output: stored too
+                        side = plan.new_buffer(v.aval.shape, v.aval.dtype,
+                                               out_role if v in outset else "temp")
+                        materialize_as(v, side)
+                    produced[v] = (side.id if side else None, expr)
+                    continue
             if v in forced or _worth_materializing(v, gens, consumers[v]) or \
                     _strided_reduction(eqn):
                 buf = plan.new_buffer(v.aval.shape, v.aval.dtype,
@@ -387,6 +409,43 @@ def plan_block(plan, flat, in_buffers, kernels, gemm_enabled, out_role):
                for v in flat.outvars]
     _attribute_inlined_eqns(kernels, flat, buffer_of)
     return outputs
+
+
+PRODUCER_MAX_COST = 16   # per-element work a GEMM's packing may do for its B operand
+
+
+def _b_producers(flat, gemms, producer, consumers):
+    """B operands a GEMM can compute while packing them, instead of a kernel writing them
+    out first and the packing reading them back: float32 [K, N] values (not transposed, no
+    batch) computed by the block itself, which nothing reads before the GEMM runs.  This is
+    how cross-iteration fusion pays off: a rotated loop's update `p - lr * g` is computed
+    in the packing of the next forward GEMM, which also stores p for the next iteration.
+    Whether the value's expression qualifies (no reductions, cheap) is decided when it is
+    built (_producible_expr)."""
+    order = {id(e): k for k, e in enumerate(flat.eqns)}
+    found = set()
+    for eqn, g in gemms.items():
+        v = g.b_var
+        if v in found or not isinstance(v, Var) or v not in producer or v is g.a_var:
+            continue
+        made = producer[v]
+        if made in gemms or made.primitive.family in ("reindex_reduce", "control"):
+            continue
+        if v.aval.dtype != dtypes.float32 or g.trans_b or g.b_has_batch or g.batch != 1 \
+                or v.aval.shape != (g.k, g.n):
+            continue
+        own = [e for e, _ in consumers[v] if any(
+            isinstance(x, Var) and producer.get(x) is e for x in g.mul_eqn.invars)]
+        later = all(order[id(e)] > order[id(eqn)] for e, _ in consumers[v] if e not in own)
+        if len(own) == 1 and later:
+            found.add(v)
+    return found
+
+
+def _producible_expr(expr) -> bool:
+    nodes = list(scalar.walk(expr))
+    return all(n.kind in ("load", "const", "op", "iota", "guard") for n in nodes) and \
+        scalar.cost(expr) <= PRODUCER_MAX_COST
 
 
 def _operand_buffer(plan, atom, buffer_of):

@@ -104,6 +104,15 @@ class Accumulate:
 
 
 @dataclass
+class PackStore:
+    """A GEMM's B producer (fusion._b_producers) puts its value into the packed panel, and
+    into B's own buffer `side` (flat `index`) when something else reads B."""
+    value: str
+    side: int | None
+    index: ix.Expr
+
+
+@dataclass
 class Fill:
     buffer: int
     size: int
@@ -237,9 +246,13 @@ def _nest(loops, emit_body, counter, prologue=()):
 def schedule_kernel(kernel, name, plan, options: Options, counter=None) -> ScheduledKernel:
     counter = counter if counter is not None else itertools.count(1)
     if isinstance(kernel, GemmKernel):
-        return ScheduledKernel(name, "gemm", gemm=kernel,
-                               buffers=[kernel.a, kernel.b, kernel.c],
-                               work=kernel.batch * kernel.m * kernel.n * kernel.k)
+        sk = ScheduledKernel(name, "gemm", gemm=kernel,
+                             buffers=[b for b in (kernel.a, kernel.b, kernel.c) if b is not None],
+                             work=kernel.batch * kernel.m * kernel.n * kernel.k)
+        if kernel.b_producer is not None:
+            sk.nests = [_producer_nest(kernel, options, counter)]
+            sk.buffers = sorted(set(sk.buffers) | _loaded([kernel.b_producer]))
+        return sk
     if isinstance(kernel, ScatterKernel):
         return _schedule_scatter(kernel, name, plan, options, counter)
     if hasattr(kernel, "parts"):   # scan, while, cond
@@ -268,6 +281,18 @@ def schedule_kernel(kernel, name, plan, options: Options, counter=None) -> Sched
     _mark(nest, work, options)
     buffers = sorted({b for b, _ in stores} | _loaded([e for _, e in stores]))
     return ScheduledKernel(name, "loops", [nest], buffers=buffers, work=work)
+
+
+def _producer_nest(kernel, options, counter):
+    """The loops computing a block of a GEMM's B while it is packed: rows i0 and columns i1
+    (the template bounds them to the block the packing asks for); never parallel -- the
+    GEMM's threads call it, each for its own panels."""
+    shape = (kernel.k, kernel.n)
+    loops = [Loop(0, kernel.k), Loop(1, kernel.n, simd=options.vectorize)]
+
+    def body(emitter, chain):
+        return PackStore(emitter.emit(kernel.b_producer, chain), kernel.b, flat_index(shape))
+    return _nest(loops, body, counter)
 
 
 def _tiled(loops, exprs, plan):
