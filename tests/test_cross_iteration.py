@@ -116,3 +116,4 @@ def test_vmap_trains_several_models_at_once_and_grad_composes():
     eps = 1e-3
     fd = (final(np.full(1, eps, np.float32)) - final(np.full(1, -eps, np.float32))) / (2 * eps)
     np.testing.assert_allclose(np.asarray(g), np.asarray(fd), rtol=2e-2, atol=1e-3)
+

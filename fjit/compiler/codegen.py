@@ -186,9 +186,7 @@ class _Renderer:
                 out.append({"k": "store", "buf": buf.name, "at": self.index(stmt.index, extents),
                             "value": stmt.value, "st": short(buf.dtype)})
             elif isinstance(stmt, PackStore):
-                out.append({"k": "pack", "value": stmt.value,
-                            "side": None if stmt.side is None else self.buffer_name(stmt.side),
-                            "at": self.index(stmt.index, extents)})
+                out.append({"k": "pack", "value": stmt.value})
             elif isinstance(stmt, SubNest):
                 out.append(self.subnest(stmt, extents))
             elif isinstance(stmt, Accumulate):
@@ -261,8 +259,6 @@ class _Renderer:
         written = set()
         if sk.kind == "gemm":
             written.add(sk.gemm.c)
-            if sk.gemm.b_producer is not None and sk.gemm.b is not None:
-                written.add(sk.gemm.b)
         for nest in sk.nests:
             for stmt in walk_statements(nest.levels):
                 if isinstance(stmt, (Store, Accumulate)):

@@ -20,9 +20,20 @@ class KernelInfo:
         subs = [k for part in getattr(kernels[0], "parts", []) for k in part]
         self.body = [KernelInfo(sk, plan, subs) for sk in scheduled.body]
         self.outputs = [plan.buffers[b] for k in kernels for b in k.outputs]
+        written = {b.id for b in self.outputs}
+        self.inputs = [plan.buffers[b] for b in scheduled.buffers if b not in written]
+        self.produces_b = any(getattr(k, "b_producer", None) is not None for k in kernels)
         self.eqns = [e for k in kernels for e in k.eqns]
         self.parallel = any(l.parallel for nest in scheduled.nests for l in nest.loops)
         self.vectorized = any(l.simd for nest in scheduled.nests for l in nest.loops)
+
+    @property
+    def bytes_moved(self) -> int:
+        """A traffic model, not a measurement: every buffer the kernel reads or writes moves
+        once (a loop: its body's kernels, per iteration)."""
+        if self.body:
+            return sum(k.bytes_moved for k in self.body)
+        return sum(b.size * b.dtype.itemsize for b in self.inputs + self.outputs)
 
     @property
     def primitives(self):
@@ -31,7 +42,8 @@ class KernelInfo:
     def __repr__(self):
         space = f" over {list(self.shape)}" if self.shape is not None else ""
         flags = "".join([" parallel" if self.parallel else "",
-                         " simd" if self.vectorized else ""])
+                         " simd" if self.vectorized and self.kind != "gemm" else "",
+                         " (B computed while packed)" if self.produces_b else ""])
         body = f" body [{', '.join(map(repr, self.body))}]" if self.body else ""
         return (f"<{self.name}: {self.kind}{space}{flags} -> "
                 f"{', '.join(map(repr, self.outputs))}; {', '.join(self.primitives)}{body}>")

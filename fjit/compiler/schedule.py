@@ -105,11 +105,8 @@ class Accumulate:
 
 @dataclass
 class PackStore:
-    """A GEMM's B producer (fusion._b_producers) puts its value into the packed panel, and
-    into B's own buffer `side` (flat `index`) when something else reads B."""
+    """A GEMM's B producer (fusion._b_producers) puts its value into the packed panel."""
     value: str
-    side: int | None
-    index: ix.Expr
 
 
 @dataclass
@@ -287,11 +284,10 @@ def _producer_nest(kernel, options, counter):
     """The loops computing a block of a GEMM's B while it is packed: rows i0 and columns i1
     (the template bounds them to the block the packing asks for); never parallel -- the
     GEMM's threads call it, each for its own panels."""
-    shape = (kernel.k, kernel.n)
     loops = [Loop(0, kernel.k), Loop(1, kernel.n, simd=options.vectorize)]
 
     def body(emitter, chain):
-        return PackStore(emitter.emit(kernel.b_producer, chain), kernel.b, flat_index(shape))
+        return PackStore(emitter.emit(kernel.b_producer, chain))
     return _nest(loops, body, counter)
 
 
