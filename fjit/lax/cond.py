@@ -180,8 +180,9 @@ class CondPrimitive(Primitive):
                 for j, a in enumerate(first.out_avals)]
 
     def impl(self, index, *values, branches):
+        from ..runtime.sharing import shared
         k = min(max(int(index), 0), len(branches) - 1)
-        return executable_for(branches[k])(list(values))
+        return executable_for(shared(branches[k]))(list(values))
 
     def format_params(self, params):
         return {f"branch{k}": b for k, b in enumerate(params["branches"])}

@@ -83,8 +83,11 @@ def run_as_program(primitive, values, params):
     """Run one control-flow equation as a Program of its own on the configured backend, so
     an eager scan or while loop is one native loop rather than a Python loop over native
     bodies.  None on the reference backend (whose executable would call back here).  The
-    Program is cached on the equation's first sub-Program, keyed on the operand types."""
+    Program is cached on the equation's first sub-Program, keyed on the operand types, and
+    shared with equal Programs from earlier traces (runtime/sharing.py): a second call
+    retraces the body but compiles nothing."""
     from ..config import config
+    from ..runtime.sharing import shared
     if config.backend == "reference":
         return None
     from ..core import ShapedArray
@@ -98,7 +101,7 @@ def run_as_program(primitive, values, params):
                        params.get("name") or primitive.name)
     program = sub.cached(("as_program", primitive.name, avals, tuple(sorted(params.items()))),
                          build)
-    return executable_for(program)(list(values))
+    return executable_for(shared(program))(list(values))
 
 
 # --- the user-facing functions ----------------------------------------------------------------
