@@ -10,7 +10,8 @@ body.
 - W6bF: W6b with cross-iteration fusion (fjit only: `fjit.train_loop(...,
         cross_iteration=True)`; for the other frameworks the plain scan);
 - RNN:  a tanh RNN (hidden 256, input 64, batch 32, 100 steps), loss on the last state,
-        forward + backward (gradient of every weight) as one scan.
+        forward + backward (gradient of every weight) as one scan;
+- E2:   an eager (un-jitted) 100-step scan of a tiny body.
 """
 from __future__ import annotations
 
@@ -198,5 +199,25 @@ def rnn_grad(framework, steps=100):
     return run
 
 
+# --- E2 -------------------------------------------------------------------------------------
+
+def e2_eager_scan(framework, steps=100):
+    """E2: an eager (un-jitted) 100-step scan of a tiny body, `c * 0.5 + x` over 4 floats:
+    the body is traced on every call; what matters is that nothing is compiled again."""
+    lib, jnp, lax = _lib(framework)
+    xs = lib.device_put(np.ones((steps, 4), np.float32))
+    c0 = lib.device_put(np.zeros(4, np.float32))
+
+    def body(c, x):
+        return c * 0.5 + x, c
+
+    def run():
+        c, ys = lax.scan(body, c0, xs)
+        c.block_until_ready()
+    run()
+    return run
+
+
 LOOP_WORKLOADS = {"W6": w6_scan, "W6L": w6_loop, "W6b": w6b_scan, "W6bL": w6b_loop,
-                  "W6bF": lambda fw: w6b_scan(fw, cross_iteration=True), "RNN": rnn_grad}
+                  "W6bF": lambda fw: w6b_scan(fw, cross_iteration=True), "RNN": rnn_grad,
+                  "E2": e2_eager_scan}
