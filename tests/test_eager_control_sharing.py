@@ -105,3 +105,22 @@ def test_programs_with_callable_params_are_not_shared():
     program = _program(lambda x: f(x) * 2, np.float32(1))
     assert sharing.shared(program) is program
     assert sharing.shared(_program(lambda x: f(x) * 2, np.float32(1))) is not program
+
+
+def test_repeated_eager_loops_keep_no_dead_programs():
+    """Each call traces a new body; nothing may keep those Programs alive (a memo once held
+    thousands, and every full garbage collection walked them)."""
+    import gc
+    from fjit.core import Program
+
+    def live_programs():
+        gc.collect()
+        return sum(isinstance(o, Program) for o in gc.get_objects())
+    body = lambda c, x: (c * 0.5 + x, c)   # noqa: E731
+    for _ in range(5):
+        lax.scan(body, C0, XS)
+    before = live_programs()
+    for _ in range(50):
+        lax.scan(body, C0, XS)
+        lax.fori_loop(0, 3, lambda i, c: c + i, C0)
+    assert live_programs() <= before + 2

@@ -5,7 +5,7 @@ import numpy as np
 
 from ..array import Array, concrete_operand
 from ..config import config
-from ..core import Trace, Tracer, escaped_tracer_error
+from ..core import Program, Trace, Tracer, escaped_tracer_error
 
 
 class EvalTrace(Trace):
@@ -40,7 +40,13 @@ _avals_cache: dict = {}
 def _abstract_eval(primitive, avals, params):
     """primitive.abstract_eval, memoized on (primitive, operand types, params): an eager
     op on the same types (a loop in user code) skips the shape and dtype rules.  Params
-    are hashable by construction (Programs require it); errors are never cached."""
+    are hashable by construction; errors are never cached.  Not for higher-order
+    primitives: eager control flow traces a new sub-Program per call, so their entries
+    would never hit and would keep thousands of dead Programs alive (slow garbage
+    collections)."""
+    if any(isinstance(v, Program) or (type(v) is tuple and v and isinstance(v[0], Program))
+           for v in params.values()):
+        return primitive.abstract_eval(*avals, **params)
     try:
         key = (primitive, tuple(avals), tuple(params.items()), config.enable_x64)
         out = _avals_cache.get(key)
