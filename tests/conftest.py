@@ -1,6 +1,7 @@
 """Test-wide settings: every Program traced during the tests is typechecked, and every test
 runs on each jit backend (the compiled C backend and the NumPy reference interpreter), so
-the whole suite checks that they agree.  FJIT_TEST_BACKENDS=reference (or c) runs one."""
+the whole suite checks that they agree.  FJIT_TEST_BACKENDS=reference (or c) runs one;
+`pytestmark = pytest.mark.c_backend` runs a module on the C backend only."""
 import os
 
 import pytest
@@ -12,9 +13,21 @@ fjit.config.update("check_programs", True)
 BACKENDS = [b for b in os.environ.get("FJIT_TEST_BACKENDS", "c,reference").split(",") if b]
 
 
-@pytest.fixture(params=BACKENDS, autouse=True)
+def pytest_generate_tests(metafunc):
+    """Every test once per backend; tests marked `c_backend` are about the compiled code
+    and run once, on it."""
+    if "backend" in metafunc.fixturenames:
+        only_c = metafunc.definition.get_closest_marker("c_backend")
+        metafunc.parametrize("backend", ["c"] if only_c else BACKENDS, indirect=True)
+
+
+@pytest.fixture(autouse=True)
 def backend(request):
     """The jit backend this run of the test uses."""
+    if request.node.get_closest_marker("c_backend"):
+        from fjit.compiler.toolchain import toolchain
+        if toolchain() is None:
+            pytest.skip("no C compiler")
     previous = fjit.config.backend
     fjit.config.update("backend", request.param)
     yield request.param

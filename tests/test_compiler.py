@@ -14,16 +14,7 @@ import fjit
 import fjit.numpy as jnp
 from fjit.compiler.toolchain import toolchain
 
-pytestmark = pytest.mark.skipif(toolchain() is None, reason="no C compiler")
-
-
-@pytest.fixture(autouse=True)
-def backend():
-    """These tests are about the C backend: run them once, on it (not per backend)."""
-    previous = fjit.config.backend
-    fjit.config.update("backend", "c")
-    yield "c"
-    fjit.config.update("backend", previous)
+pytestmark = pytest.mark.c_backend
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -11,15 +11,7 @@ from fjit import lax
 from fjit.runtime import sharing
 from fjit.compiler.toolchain import toolchain
 
-pytestmark = pytest.mark.skipif(toolchain() is None, reason="no C compiler")
-
-
-@pytest.fixture(autouse=True)
-def backend():
-    previous = fjit.config.backend
-    fjit.config.update("backend", "c")
-    yield
-    fjit.config.update("backend", previous)
+pytestmark = pytest.mark.c_backend
 
 
 @pytest.fixture
