@@ -63,19 +63,19 @@ def fingerprint(program: Program) -> tuple:
     invars = tuple((var(v), _aval(v.aval)) for v in program.invars)
     consts = tuple((var(v), _aval(v.aval), _array(np.asarray(c)))
                    for v, c in zip(program.constvars, program.consts))
-    eqns = tuple((e.primitive.name, tuple(atom(a) for a in e.invars),
+    eqns = tuple((e.primitive, tuple(atom(a) for a in e.invars),
                   tuple(sorted((k, _value(p)) for k, p in e.params.items())),
                   tuple((var(v), _aval(v.aval)) for v in e.outvars)) for e in program.eqns)
     return invars, consts, eqns, tuple(atom(a) for a in program.outvars)
 
 
 def _aval(aval: ShapedArray):
-    return aval.shape, aval.dtype.str, aval.weak_type
+    return aval.shape, aval.dtype, aval.weak_type
 
 
 def _array(a: np.ndarray):
     data = np.ascontiguousarray(a)
-    return a.dtype.str, a.shape, hashlib.blake2b(data.view(np.uint8).reshape(-1),
+    return a.dtype, a.shape, hashlib.blake2b(data.view(np.uint8).reshape(-1),
                                                  digest_size=16).digest()
 
 
@@ -89,7 +89,7 @@ def _value(p):
     if isinstance(p, float):
         return ("float", np.float64(p).tobytes())
     if isinstance(p, np.dtype):
-        return ("dtype", p.str)
+        return ("dtype", p)
     if isinstance(p, (np.generic, np.ndarray)):
         return ("array", _array(np.asarray(p)))
     if isinstance(p, ix.Expr):
