@@ -18,6 +18,7 @@ def register_pytree_node(nodetype: type, flatten_func, unflatten_func):
     if nodetype in _registry:
         raise ValueError(f"{nodetype.__name__} is already registered as a pytree node")
     _registry[nodetype] = (flatten_func, unflatten_func)
+    _node_cache.pop(nodetype, None)   # it may have been seen as a leaf before
     return nodetype
 
 
@@ -84,19 +85,29 @@ _registry[collections.defaultdict] = (
 _registry[type(None)] = (lambda _: ((), None), lambda _, c: None)
 
 
+_node_cache: dict = {}   # type -> (flatten, unflatten) or None (a leaf type)
+
+
 def _node_of(x):
-    """(flatten, unflatten) for a pytree node type, or None for a leaf."""
-    entry = _registry.get(type(x))
-    if entry is None and isinstance(x, tuple) and hasattr(type(x), "_fields"):
-        cls = type(x)  # namedtuple: children in field order
+    """(flatten, unflatten) for a pytree node type, or None for a leaf.  A function of the
+    type alone, so remembered per type."""
+    cls = type(x)
+    try:
+        return _node_cache[cls]
+    except KeyError:
+        pass
+    entry = _registry.get(cls)
+    if entry is None and issubclass(cls, tuple) and hasattr(cls, "_fields"):
+        # namedtuple: children in field order
         entry = (lambda t: (tuple(t), None), lambda _, c, cls=cls: cls(*c))
+    _node_cache[cls] = entry
     return entry
 
 
 class PyTreeDef:
     """The structure of a pytree without its leaves; hashable, used in jit's cache key."""
 
-    __slots__ = ("node_type", "node_data", "children", "num_leaves", "_hash")
+    __slots__ = ("node_type", "node_data", "children", "num_leaves", "_hash", "interned")
 
     def __init__(self, node_type, node_data, children):
         self.node_type = node_type  # None marks a leaf
@@ -104,6 +115,7 @@ class PyTreeDef:
         self.children = tuple(children)
         self.num_leaves = 1 if node_type is None else sum(c.num_leaves for c in self.children)
         self._hash = hash((node_type, node_data, self.children))
+        self.interned = False
 
     @property
     def num_nodes(self):
@@ -132,6 +144,8 @@ class PyTreeDef:
             child_def._flatten_up_to(child, out)
 
     def __eq__(self, other):
+        if self is other:
+            return True
         return (isinstance(other, PyTreeDef) and self._hash == other._hash
                 and self.node_type == other.node_type and self.node_data == other.node_data
                 and self.children == other.children)
@@ -158,6 +172,7 @@ class PyTreeDef:
 
 
 _LEAF = PyTreeDef(None, None, ())
+_LEAF.interned = True
 
 
 def _node_type_of(x):
@@ -180,7 +195,42 @@ def _flatten(tree, leaves, is_leaf):
         leaves.append(tree)
         return _LEAF
     children, data = node[0](tree)
-    return PyTreeDef(type(tree), data, [_flatten(c, leaves, is_leaf) for c in children])
+    defs = []
+    for c in children:
+        if is_leaf is None and _node_cache.get(type(c), _LEAF) is None:  # a known leaf type
+            leaves.append(c)
+            defs.append(_LEAF)
+        else:
+            defs.append(_flatten(c, leaves, is_leaf))
+    return _treedef(type(tree), data, tuple(defs))
+
+
+# Structures seen before, one PyTreeDef each: flattening the same kind of argument again
+# (jit's cache key, every call) reuses it instead of building and hashing a new one, and
+# equal structures are the same object, so comparing them is an identity check.  Keyed on
+# the children's identities, which is sound because every child in a key is itself kept
+# alive by this table (only trees made of interned parts are interned).  Only nodes whose
+# data is None or string keys: other data could be equal without being the same (1 and
+# True), and the shared PyTreeDef would carry the other one.
+_interned: dict = {}
+MAX_INTERNED = 4096
+
+
+def _treedef(node_type, data, children):
+    if data is not None and not (type(data) is tuple and
+                                 all(type(k) is str for k in data)):
+        return PyTreeDef(node_type, data, children)
+    for c in children:
+        if not c.interned:
+            return PyTreeDef(node_type, data, children)
+    key = (node_type, data, tuple(map(id, children)))
+    found = _interned.get(key)
+    if found is None:
+        if len(_interned) >= MAX_INTERNED:
+            _interned.clear()
+        found = _interned[key] = PyTreeDef(node_type, data, children)
+        found.interned = True
+    return found
 
 
 def treedef_paths(treedef: PyTreeDef) -> list:

@@ -143,3 +143,22 @@ def test_leaf_paths_name_dict_keys_sequence_positions_and_fields():
     pairs, treedef = tree_flatten_with_path(tree)
     assert [leaf for _, leaf in pairs] == [1, 2, 3, 4, 5] and treedef.num_leaves == 5
     assert keystr(tree_leaves_with_path(7)[0][0]) == ""
+
+
+def test_structures_are_shared_and_later_registrations_are_seen():
+    """Flattening the same kind of tree gives the same PyTreeDef object (jit's cache key is
+    then an identity check); a type first seen as a leaf and registered later is a node."""
+    from fjit import tree_util
+
+    class Later:
+        def __init__(self, a, b):
+            self.a, self.b = a, b
+    first = tree_util.tree_structure([Later(1, 2), {"k": (3, 4)}])
+    assert tree_util.tree_structure([Later(5, 6), {"k": (7, 8)}]) is first
+    assert first.num_leaves == 3
+    tree_util.register_pytree_node(Later, lambda x: ((x.a, x.b), None),
+                                   lambda _, c: Later(*c))
+    leaves, treedef = tree_util.tree_flatten([Later(1, 2), {"k": (3, 4)}])
+    assert leaves == [1, 2, 3, 4] and treedef != first
+    back = tree_util.tree_unflatten(treedef, leaves)
+    assert (back[0].a, back[0].b) == (1, 2)
