@@ -14,7 +14,7 @@ from .interpreters.eager import EvalTrace
 from .interpreters.partial_eval import DebugInfo, building_a_program, trace_to_program
 from .lax.call import jit_p
 from .runtime.backend import executable_for
-from .tree_util import tree_flatten, tree_unflatten
+from .tree_util import tree_flatten, tree_unflatten, treedef_tuple
 
 
 class _Signature:
@@ -112,6 +112,14 @@ def _flat_treedef(n):
     return tree_flatten((tuple(range(n)), {}))[1]
 
 
+_NO_KEYWORDS = tree_flatten({})[1]
+
+
+def _no_keywords(args_tree):
+    """The structure of `(args, {})` from that of `args`, without flattening it again."""
+    return treedef_tuple((args_tree, _NO_KEYWORDS))
+
+
 class JitFunction:
     """`fjit.jit(fun)`: traces once per argument signature, then runs the cached Program.
 
@@ -148,16 +156,14 @@ class JitFunction:
                 and all(type(a) is Array for a in args):  # the common case, kept cheap
             leaves, in_tree, statics = args, _flat_treedef(len(args)), ()
             avals = tuple(a.aval for a in args)
+        elif not kwargs and not self._signature.static_argnums:   # pytrees, no keywords
+            leaves, args_tree = tree_flatten(args)
+            in_tree, statics = _no_keywords(args_tree), ()
+            avals = self._avals(leaves)
         else:
             dyn_args, dyn_kwargs, statics = self._signature.split(self._name, args, kwargs)
             leaves, in_tree = tree_flatten((dyn_args, dyn_kwargs))
-            avals = []
-            for k, leaf in enumerate(leaves):
-                aval = getattr(leaf, "aval", None)
-                if aval is None:
-                    aval = self._abstractify_arg(leaf, k)
-                avals.append(aval)
-            avals = tuple(avals)
+            avals = self._avals(leaves)
         key = (in_tree, avals, statics, self._config_key, config.trace_state())
         entry = self._cache.get(key)
         if entry is None:
@@ -165,6 +171,15 @@ class JitFunction:
             if entry.cacheable:
                 self._cache[key] = entry
         return entry, leaves
+
+    def _avals(self, leaves):
+        avals = []
+        for k, leaf in enumerate(leaves):
+            aval = getattr(leaf, "aval", None)
+            if aval is None:
+                aval = self._abstractify_arg(leaf, k)
+            avals.append(aval)
+        return tuple(avals)
 
     def _abstractify_arg(self, leaf, k):
         try:

@@ -233,6 +233,12 @@ def _treedef(node_type, data, children):
     return found
 
 
+def treedef_tuple(treedefs) -> PyTreeDef:
+    """The structure of a tuple whose elements have these structures (JAX's
+    tree_util.treedef_tuple)."""
+    return _treedef(tuple, None, tuple(treedefs))
+
+
 def treedef_paths(treedef: PyTreeDef) -> list:
     """The path of each leaf of `treedef`: a tuple of keys -- ("key", k) for dict entries,
     ("attr", name) for namedtuple fields, ("index", i) for sequences and registered nodes."""
@@ -324,4 +330,5 @@ def treedef_is_leaf(treedef: PyTreeDef) -> bool:
 
 __all__ = ["PyTreeDef", "register_pytree_node", "register_pytree_node_class",
            "register_dataclass", "tree_flatten", "tree_unflatten", "tree_leaves",
-           "tree_structure", "tree_map", "tree_reduce", "tree_all", "treedef_is_leaf"]
+           "tree_structure", "tree_map", "tree_reduce", "tree_all", "treedef_is_leaf",
+           "treedef_tuple"]

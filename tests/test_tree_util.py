@@ -162,3 +162,12 @@ def test_structures_are_shared_and_later_registrations_are_seen():
     assert leaves == [1, 2, 3, 4] and treedef != first
     back = tree_util.tree_unflatten(treedef, leaves)
     assert (back[0].a, back[0].b) == (1, 2)
+
+
+def test_treedef_tuple_is_the_structure_of_the_tuple():
+    from fjit import tree_util
+    a = tree_util.tree_structure([1, {"x": 2}])
+    b = tree_util.tree_structure((3,))
+    assert tree_util.treedef_tuple((a, b)) == tree_util.tree_structure(([1, {"x": 2}], (3,)))
+    assert tree_util.tree_unflatten(tree_util.treedef_tuple((a, b)), [1, 2, 3]) == \
+        ([1, {"x": 2}], (3,))
