@@ -1710,3 +1710,26 @@ def test_every_public_function_is_tested_here():
     public = {name for name, obj in vars(jnp).items()
               if not name.startswith("_") and inspect.isfunction(obj) and name not in skip}
     assert sorted(public - mentioned) == []
+
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+@pytest.mark.parametrize("dtype", ["float16", "float32", "int32", "bool"])
+@pytest.mark.parametrize("scalar", [2, -3.5, 0, 1e40])
+def test_array_and_python_scalar_promote_like_the_general_path(dtype, scalar):
+    """The eager fast path for `x op scalar` (either side) gives exactly what dtype
+    promotion and broadcasting give on the general path: dtypes, weak types, values."""
+    from fjit.numpy import _util
+    x = jnp.asarray(np.array([1, 0, 3], dtype=dtype))
+    weak_x = jnp.asarray(2.0)
+    for args in ((x, scalar), (scalar, x), (weak_x, scalar)):
+        try:
+            general = _util.broadcast_operands("op", *_util.promote_dtypes(*args))
+        except (TypeError, OverflowError) as error:
+            with pytest.raises(type(error)):
+                _util.promote_args("op", *args)
+            continue
+        fast = _util.promote_args("op", *args)
+        for a, b in zip(fast, general):
+            assert a.aval == b.aval
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -155,7 +155,28 @@ def broadcast_operands(opname, *args):
 
 def promote_args(opname, *args):
     """promote_dtypes then broadcast_operands: ready for an element-wise primitive."""
+    if len(args) == 2:
+        fast = _strong_float_and_scalar(*args)
+        if fast is not None:
+            return fast
     return broadcast_operands(opname, *promote_dtypes(*args))
+
+
+def _strong_float_and_scalar(a, b):
+    """The commonest eager case, `x * 2` with x a concrete, strongly typed float array and a
+    Python int or float: the scalar takes x's dtype (JAX's weak-type rule) and needs no
+    broadcast.  None for anything else (the general path decides)."""
+    if type(a) is Array and type(b) in (int, float):
+        x, scalar, scalar_first = a, b, False
+    elif type(b) is Array and type(a) in (int, float):
+        x, scalar, scalar_first = b, a, True
+    else:
+        return None
+    aval = x.aval
+    if aval.weak_type or not dtypes.is_float(aval.dtype):
+        return None
+    weak = lax._weak_scalar(scalar, aval.dtype)
+    return [weak, x] if scalar_first else [x, weak]
 
 
 def promote_args_inexact(opname, *args):
