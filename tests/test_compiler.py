@@ -360,3 +360,20 @@ def test_idle_openmp_workers_spin_briefly_unless_the_user_says_otherwise():
     env["GOMP_SPINCOUNT"] = "7"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.stdout.strip() == "7", out.stderr
+
+
+def test_threads_split_the_first_loop_with_more_than_one_iteration():
+    """A kernel whose outer loops run once (a leading size-1 axis) still uses threads, on
+    the first loop that has iterations to share; and a few outputs that each reduce many
+    elements count as much work (the reduction's length is part of its cost)."""
+    x = rand(1, 64, 1024)
+    lowered = fjit.jit(lambda x: jnp.exp(x) * 2).lower(x)
+    (kernel,) = lowered.kernels()
+    assert kernel.parallel and "#pragma omp parallel for" in lowered.source()
+    np.testing.assert_allclose(np.asarray(fjit.jit(lambda x: jnp.exp(x) * 2)(x)),
+                               np.exp(x) * 2, rtol=1e-6)
+    rows = rand(6, 50000)
+    (kernel,) = fjit.jit(lambda r: r.sum(1)).lower(rows).kernels()
+    assert kernel.parallel
+    np.testing.assert_allclose(np.asarray(fjit.jit(lambda r: r.sum(1))(rows)), rows.sum(1),
+                               rtol=1e-4)

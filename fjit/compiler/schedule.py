@@ -274,7 +274,7 @@ def schedule_kernel(kernel, name, plan, options: Options, counter=None) -> Sched
 
     nest = _nest(loops, body, counter)
     cost = max(sum(scalar.cost(e) for _, e in stores), 1)
-    work = size * min(cost, 1 << 10)
+    work = size * cost
     _mark(nest, work, options)
     buffers = sorted({b for b, _ in stores} | _loaded([e for _, e in stores]))
     return ScheduledKernel(name, "loops", [nest], buffers=buffers, work=work)
@@ -337,8 +337,9 @@ def _mark(nest, work, options):
     the kernel's innermost loop when no rolled loop sits inside it; parallelize the
     outermost loop when the work is large."""
     loops = nest.loops
-    if loops and options.parallelize and work >= PARALLEL_MIN_WORK and loops[0].extent > 1:
-        loops[0].parallel = True
+    outer = _outermost_real_loop(loops)
+    if outer is not None and options.parallelize and work >= PARALLEL_MIN_WORK:
+        outer.parallel = True
     for stmt in _all_reduces(nest.levels):
         for loop in stmt.loops:
             if options.unroll and loop.extent <= UNROLL_MAX:
@@ -350,6 +351,16 @@ def _mark(nest, work, options):
                         for s in _all_reduces([_innermost_statements(nest)]))
     if loops and options.vectorize and loops[-1].extent > 1 and not rolled_inside:
         loops[-1].simd = True
+
+
+def _outermost_real_loop(loops):
+    """The loop threads split: the outermost one with more than one iteration, when every
+    loop around it has exactly one (a kernel over [1, 5, 5, 64, 28, 28] splits the 5, not
+    nothing); None when there is none."""
+    for loop in loops:
+        if loop.extent > 1:
+            return None if loop.block or loop.tile else loop
+    return None
 
 
 def _all_reduces(levels):
@@ -425,8 +436,9 @@ def _reordered_reduction(kernel, name, plan, options, counter):
         np.prod([n for _, n in expr.data[1]], dtype=np.int64))
     if options.vectorize:
         loops[-1].simd = True
-    if options.parallelize and outer and size >= PARALLEL_MIN_WORK and outer[0].extent > 1:
-        outer[0].parallel = True
+    split = _outermost_real_loop(outer)
+    if options.parallelize and split is not None and size >= PARALLEL_MIN_WORK:
+        split.parallel = True
     return ScheduledKernel(name, "loops", [nest],
                            buffers=sorted({buffer} | _loaded([expr])), work=size)
 
