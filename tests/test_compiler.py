@@ -375,5 +375,9 @@ def test_threads_split_the_first_loop_with_more_than_one_iteration():
     rows = rand(6, 50000)
     (kernel,) = fjit.jit(lambda r: r.sum(1)).lower(rows).kernels()
     assert kernel.parallel
+    square = rand(512, 512)     # a tiled transpose: threads take whole blocks of tiles
+    (kernel,) = fjit.jit(lambda s: s.T + 1).lower(square).kernels()
+    assert kernel.parallel
+    np.testing.assert_array_equal(np.asarray(fjit.jit(lambda s: s.T + 1)(square)), square.T + 1)
     np.testing.assert_allclose(np.asarray(fjit.jit(lambda r: r.sum(1))(rows)), rows.sum(1),
                                rtol=1e-4)

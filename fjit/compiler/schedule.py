@@ -359,7 +359,7 @@ def _outermost_real_loop(loops):
     nothing); None when there is none."""
     for loop in loops:
         if loop.extent > 1:
-            return None if loop.block or loop.tile else loop
+            return loop     # a loop over tile blocks too: each thread takes whole blocks
     return None
 
 

@@ -215,6 +215,11 @@ class Embedding(Module):
         return jnp.take(params["weight"], ids, axis=0), state
 
 
+def _scale_and_shift(shape, dtype):
+    """A normalization layer's affine parameters: scale 1 and shift 0 (PyTorch's names)."""
+    return {"weight": jnp.ones(shape, dtype), "bias": jnp.zeros(shape, dtype)}
+
+
 class _BatchNorm(Module):
     """Normalizes each channel (dim 1) over the batch and spatial dims.  Training uses the
     batch's statistics and updates the running ones (PyTorch's momentum convention:
@@ -230,10 +235,7 @@ class _BatchNorm(Module):
         self.dtype = dtype
 
     def init(self, key):
-        if not self.affine:
-            return {}
-        return {"weight": jnp.ones((self.num_features,), self.dtype),
-                "bias": jnp.zeros((self.num_features,), self.dtype)}
+        return _scale_and_shift((self.num_features,), self.dtype) if self.affine else {}
 
     def init_state(self):
         return {"running_mean": jnp.zeros((self.num_features,), self.dtype),
@@ -282,10 +284,8 @@ class LayerNorm(Module):
         self.eps, self.elementwise_affine, self.dtype = eps, elementwise_affine, dtype
 
     def init(self, key):
-        if not self.elementwise_affine:
-            return {}
-        return {"weight": jnp.ones(self.normalized_shape, self.dtype),
-                "bias": jnp.zeros(self.normalized_shape, self.dtype)}
+        return (_scale_and_shift(self.normalized_shape, self.dtype)
+                if self.elementwise_affine else {})
 
     def forward(self, params, state, x, *, train, key):
         x = jnp.asarray(x)
@@ -314,10 +314,7 @@ class GroupNorm(Module):
         self.dtype = dtype
 
     def init(self, key):
-        if not self.affine:
-            return {}
-        return {"weight": jnp.ones((self.num_channels,), self.dtype),
-                "bias": jnp.zeros((self.num_channels,), self.dtype)}
+        return _scale_and_shift((self.num_channels,), self.dtype) if self.affine else {}
 
     def forward(self, params, state, x, *, train, key):
         x = jnp.asarray(x)
