@@ -417,10 +417,16 @@ def _b_producers(flat, gemms, producer, consumers):
     inside the packing as well was measured slower (the stores compete with the GEMM for
     cache; 128x784x512: 350 against 324 us), while computing a value nothing else reads
     saves its round trip through memory (295 against 335 us)."""
+    operand_of = defaultdict(int)   # how many GEMM operand slots each value fills
+    for g in gemms.values():
+        operand_of[g.a_var] += 1
+        operand_of[g.b_var] += 1
     found = set()
     for g in gemms.values():
         v = g.b_var
-        if v in found or not isinstance(v, Var) or v not in producer or v is g.a_var:
+        # a value two GEMMs read (`g @ b` and `a.T @ g` of a gradient share one broadcast
+        # of the cotangent) needs a buffer: the first GEMM would consume its expression
+        if operand_of[v] != 1 or not isinstance(v, Var) or v not in producer:
             continue
         made = producer[v]
         if made in gemms or made.primitive.family in ("reindex_reduce", "control"):
@@ -429,8 +435,11 @@ def _b_producers(flat, gemms, producer, consumers):
                 or v.aval.shape != (g.k, g.n):
             continue
         readers = [e for e, _ in consumers[v]]
-        if len(readers) == 1 and any(isinstance(x, Var) and producer.get(x) is readers[0]
-                                     for x in g.mul_eqn.invars):
+        if len(readers) != 1:
+            continue
+        spread = readers[0].outvars[0]   # the broadcast: this GEMM's mul must be its only reader
+        if [e for e, _ in consumers[spread]] == [g.mul_eqn] and \
+                any(x is spread for x in g.mul_eqn.invars):
             found.add(v)
     return found
 

@@ -244,7 +244,7 @@ def schedule_kernel(kernel, name, plan, options: Options, counter=None) -> Sched
     counter = counter if counter is not None else itertools.count(1)
     if isinstance(kernel, GemmKernel):
         sk = ScheduledKernel(name, "gemm", gemm=kernel,
-                             buffers=[b for b in (kernel.a, kernel.b, kernel.c) if b is not None],
+                             buffers=sorted({b for b in (kernel.a, kernel.b, kernel.c) if b is not None}),
                              work=kernel.batch * kernel.m * kernel.n * kernel.k)
         if kernel.b_producer is not None:
             sk.nests = [_producer_nest(kernel, options, counter)]

