@@ -243,8 +243,8 @@ def _nest(loops, emit_body, counter, prologue=()):
 def schedule_kernel(kernel, name, plan, options: Options, counter=None) -> ScheduledKernel:
     counter = counter if counter is not None else itertools.count(1)
     if isinstance(kernel, GemmKernel):
-        sk = ScheduledKernel(name, "gemm", gemm=kernel,
-                             buffers=sorted({b for b in (kernel.a, kernel.b, kernel.c) if b is not None}),
+        operands = {b for b in (kernel.a, kernel.b, kernel.c) if b is not None}  # a @ a: once
+        sk = ScheduledKernel(name, "gemm", gemm=kernel, buffers=sorted(operands),
                              work=kernel.batch * kernel.m * kernel.n * kernel.k)
         if kernel.b_producer is not None:
             sk.nests = [_producer_nest(kernel, options, counter)]
