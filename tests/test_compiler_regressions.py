@@ -138,3 +138,105 @@ def test_gemm_operand_configurations(name):
           f(np, a.astype(np.float64), b.astype(np.float64)))
     grad = fjit.jit(fjit.grad(lambda a, b: jnp.sum(jnp.tanh(f(jnp, a, b))), argnums=(0, 1)))
     close(grad(a, b), _numpy_grad_both(f, a, b), tol=1e-3)
+
+
+# --- 2. arrays with a zero-sized dimension -----------------------------------------------------
+# A reshape of a value with no elements unravelled its index by strides of 0 (ZeroDivisionError
+# while planning); a value with no elements now gets a buffer and no kernel, and a reduction
+# over an empty axis reads its (never evaluated) operand at index 0.
+
+def zeros(*shape, dtype=np.float32):
+    return np.zeros(shape, dtype)
+
+
+def ones(*shape):
+    return np.ones(shape, np.float32)
+
+
+# name: (f over a NumPy-like module xp, arguments)
+ZERO_SIZE = {
+    "reshape": (lambda xp, x: x.reshape(0, 1), (zeros(5, 2, 0),)),
+    "reshape 3d": (lambda xp, x: x.reshape(2, 0, 5), (zeros(5, 2, 0),)),
+    "reshape -1": (lambda xp, x: x.reshape(-1) + 1, (zeros(5, 0, 3),)),
+    "squeeze": (lambda xp, x: xp.squeeze(x, 1), (zeros(3, 1, 0),)),
+    "squeeze lead": (lambda xp, x: xp.squeeze(x, 0), (zeros(1, 0, 2),)),
+    "squeeze empty first": (lambda xp, x: xp.squeeze(x, 1), (zeros(0, 1, 3),)),
+    "expand_dims": (lambda xp, x: xp.expand_dims(x, 1), (zeros(3, 0),)),
+    "expand_dims lead": (lambda xp, x: xp.expand_dims(x, 0) * 2, (zeros(0, 3),)),
+    "broadcast_to": (lambda xp, x: xp.broadcast_to(x, (4, 0, 3)), (zeros(0, 3),)),
+    "broadcast_to from 1": (lambda xp, x: xp.broadcast_to(x, (0, 3)), (ones(1, 3),)),
+    "transpose": (lambda xp, x: x.T + 1, (zeros(0, 3),)),
+    "transpose 3d": (lambda xp, x: xp.transpose(x, (2, 0, 1)) * 2, (zeros(4, 0, 3),)),
+    "concatenate rows": (lambda xp, x, y: xp.concatenate([x, y], 0), (zeros(0, 3), ones(2, 3))),
+    "concatenate cols": (lambda xp, x, y: xp.concatenate([x, y], 1), (zeros(2, 0), ones(2, 3))),
+    "slice": (lambda xp, x: x[1:1] + 1, (ones(5, 3),)),
+    "pad": (lambda xp, x: xp.pad(x, ((1, 1), (0, 0))), (zeros(0, 3),)),
+    "sum over 0": (lambda xp, x: xp.sum(x, 0), (zeros(0, 3),)),
+    "sum all": (lambda xp, x: xp.sum(x), (zeros(4, 0),)),
+    "sum keeps 0": (lambda xp, x: xp.sum(x, 1), (zeros(0, 3),)),
+    "sum int": (lambda xp, x: xp.sum(x, 0), (zeros(0, 3, dtype=np.int32),)),
+    "prod over 0": (lambda xp, x: xp.prod(x, 1), (zeros(4, 0),)),
+    "max keeps 0": (lambda xp, x: xp.max(x, 1), (zeros(0, 3),)),
+    "max with initial": (lambda xp, x: xp.max(x, 1, initial=-1.0), (zeros(4, 0),)),
+    "sum of reshape": (lambda xp, x: xp.sum(x.reshape(4, 0), 1), (zeros(2, 2, 0),)),
+    "sum of reshape 2": (lambda xp, x: xp.sum(x.reshape(0, 4), 0), (zeros(2, 0, 2),)),
+    "matmul m=0": (lambda xp, a, b: a @ b, (zeros(0, 4), ones(4, 5))),
+    "matmul n=0": (lambda xp, a, b: xp.tanh(a @ b), (ones(64, 64), zeros(64, 0))),
+    "matmul k=0": (lambda xp, a, b: a @ b, (zeros(3, 0), zeros(0, 5))),
+    "matmul k=0 large": (lambda xp, a, b: a @ b + 1, (zeros(64, 0), zeros(0, 64))),
+    "batched k=0": (lambda xp, a, b: a @ b, (zeros(2, 3, 0), zeros(2, 0, 5))),
+    "batched b=0": (lambda xp, a, b: a @ b, (zeros(0, 3, 4), zeros(0, 4, 5))),
+    "batched@2d k=0": (lambda xp, a, b: a @ b, (zeros(3, 16, 0), zeros(0, 16))),
+    "einsum k=0": (lambda xp, a, b: xp.einsum("ij,jk->ik", a, b), (zeros(16, 0), zeros(0, 16))),
+    "gather empty": (lambda xp, x, i: x[i] * 2, (ones(4, 3), zeros(0, dtype=np.int32))),
+    "gather from empty": (lambda xp, x, i: x[i], (zeros(4, 0), np.array([1, 2], np.int32))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ZERO_SIZE))
+def test_zero_size_arrays(name):
+    f, args = ZERO_SIZE[name]
+    got = fjit.jit(lambda *a: f(jnp, *a))(*args)
+    want = f(np, *args)
+    assert np.asarray(got).dtype.kind == np.asarray(want).dtype.kind  # NumPy sums ints in 64 bits
+    close(got, want)
+
+
+@pytest.mark.parametrize("name", ["reshape", "expand_dims", "broadcast_to", "transpose",
+                                  "squeeze", "sum of reshape", "matmul k=0", "matmul m=0",
+                                  "matmul n=0", "batched b=0", "concatenate rows",
+                                  "matmul k=0 large"])
+def test_zero_size_gradients(name):
+    """grad of sum(tanh(f)) wrt every float argument: tanh' = 1 - tanh**2, so the expected
+    value is (1 - tanh(f)**2) pulled back by hand, or zeros where f reads nothing."""
+    f, args = ZERO_SIZE[name]
+    argnums = tuple(k for k, a in enumerate(args) if a.dtype == np.float32)
+    loss = lambda *a: jnp.sum(jnp.tanh(f(jnp, *a)))  # noqa: E731
+    grads = fjit.jit(fjit.grad(loss, argnums=argnums))(*args)
+    a64 = [a.astype(np.float64) for a in args]
+    out = f(np, *a64)
+    g = 1 - np.tanh(out) ** 2          # d loss / d out
+    if name.startswith("matmul") or name.startswith("batched"):
+        a, b = a64
+        want = (g @ np.swapaxes(b, -1, -2), np.swapaxes(a, -1, -2) @ g)
+    elif name == "concatenate rows":
+        want = (np.zeros((0, 3)), g[0:])
+    else:   # every element of the argument is an element of out or none is read
+        want = tuple(np.zeros_like(a) if out.size == 0 else None for a in a64)
+        if name == "sum of reshape":
+            want = (np.zeros((2, 2, 0)),)
+    close(grads, want)
+
+
+@pytest.mark.parametrize("op", ["max", "min", "argmax", "argmin"])
+def test_reduction_without_identity_over_empty_axis_raises(op):
+    """Like NumPy and JAX: a max/min/argmax of an empty axis has no value to give."""
+    with pytest.raises(ValueError):
+        fjit.jit(lambda x: getattr(jnp, op)(x, axis=0))(zeros(0, 3))
+
+
+@pytest.mark.c_backend
+def test_values_with_no_elements_get_no_kernel():
+    """Nothing to compute: the Program's size-0 results are buffers no kernel writes."""
+    kernels = fjit.jit(lambda x: (x.reshape(0, 1), x.T * 2)).lower(zeros(5, 2, 0)).kernels()
+    assert kernels == []

@@ -392,6 +392,9 @@ def plan_block(plan, flat, in_buffers, kernels, gemm_enabled, out_role):
                     _strided_reduction(eqn):
                 buf = plan.new_buffer(v.aval.shape, v.aval.dtype,
                                       out_role if v in outset else "temp")
+                if v.aval.size == 0:   # no element to compute: a buffer and no kernel
+                    materialize_as(v, buf)
+                    continue
                 ctx = Context(v.aval.shape)
                 expr = gens[v](_identity_index(v.aval.shape), ctx)
                 kernels.append(MapKernel(v.aval.shape, [(buf.id, expr)], [eqn]))
@@ -687,6 +690,8 @@ def _ravel(idx, shape):
 
 
 def _unravel(flat, shape):
+    if 0 in shape:   # no element to find: nothing reads a value with zero elements
+        return [ix.ZERO] * len(shape)
     out, stride = [], 1
     strides = []
     for n in reversed(shape):
