@@ -240,3 +240,63 @@ def test_values_with_no_elements_get_no_kernel():
     """Nothing to compute: the Program's size-0 results are buffers no kernel writes."""
     kernels = fjit.jit(lambda x: (x.reshape(0, 1), x.T * 2)).lower(zeros(5, 2, 0)).kernels()
     assert kernels == []
+
+
+# --- 7. bounded unrolling ---------------------------------------------------------------------
+# A weight gradient run eagerly is reduce_sum over three axes of 16: every short reduction
+# loop was unrolled, 4096 copies of the body, and gcc took 18-46 s and 436 MB on it.
+
+def _unrolled_copies(levels):
+    """The largest product of nested unroll factors over the reductions in `levels`, times
+    the statements each copy holds."""
+    from fjit.compiler.schedule import ReduceStmt
+
+    def size(stmts):
+        total = 0
+        for s in stmts:
+            if isinstance(s, ReduceStmt):
+                factor = 1
+                for loop in s.loops:
+                    factor *= loop.extent if loop.unroll else 1
+                total += factor * (size(s.body) + 1)
+            else:
+                total += 1
+        return total
+    return max((size(stmts) for stmts in levels), default=0)
+
+
+@pytest.mark.c_backend
+def test_nested_short_reductions_unroll_within_the_budget():
+    from fjit import lax
+    from fjit.compiler.schedule import UNROLL_BUDGET, ReduceStmt, walk_statements
+
+    def weight_grad(a, b):
+        spread = lax.broadcast_in_dim(b, (16, 8, 4, 3, 3, 16, 16), (0, 1, 5, 6))
+        return lax.reduce_sum(lax.mul(spread, a), (0, 5, 6))
+    a, b = rand(16, 8, 4, 3, 3, 16, 16) * 0.1, rand(16, 8, 16, 16, seed=1)
+    lowered = fjit.jit(weight_grad).lower(a, b)
+    (kernel,) = lowered.compiled.scheduled
+    (nest,) = kernel.nests
+    assert _unrolled_copies(nest.levels) <= UNROLL_BUDGET
+    (reduction,) = [s for s in walk_statements(nest.levels) if isinstance(s, ReduceStmt)]
+    assert [loop.unroll for loop in reduction.loops] == [False, False, True]  # innermost only
+    assert lowered.source().count("#pragma GCC unroll") == 1
+    want = np.einsum("nocdeyx,noyx->ocde", a.astype(np.float64), b.astype(np.float64))
+    close(fjit.jit(weight_grad)(a, b), want)
+
+
+@pytest.mark.c_backend
+def test_short_windows_are_still_unrolled_completely():
+    """A 3 x 3 window sum is straight-line code (where unrolling pays)."""
+    from fjit.compiler.schedule import ReduceStmt, walk_statements
+    x = rand(10, 10)
+
+    def window(x):
+        return sum(x[i:i + 8, j:j + 8] for i in range(3) for j in range(3))
+    pooled = lambda x: jnp.sum(jnp.stack([x[i:i + 8, j:j + 8] for i in range(3)  # noqa: E731
+                                          for j in range(3)]).reshape(3, 3, 8, 8), (0, 1))
+    lowered = fjit.jit(pooled).lower(x)
+    reductions = [s for k in lowered.compiled.scheduled for n in k.nests
+                  for s in walk_statements(n.levels) if isinstance(s, ReduceStmt)]
+    assert reductions and all(l.unroll for s in reductions for l in s.loops)
+    close(fjit.jit(pooled)(x), window(x.astype(np.float64)))
