@@ -140,6 +140,34 @@ def test_gemm_operand_configurations(name):
     close(grad(a, b), _numpy_grad_both(f, a, b), tol=1e-3)
 
 
+
+def test_vmap_of_grad_of_matmul_and_a_matmul_in_a_scan_body():
+    """The same planning runs for batched GEMMs and for loop bodies."""
+    a, b = rand(4, 16, 16), rand(4, 16, 16, seed=1)
+    grads = fjit.jit(fjit.vmap(fjit.grad(lambda a, b: jnp.sum(a @ b), argnums=(0, 1))))(a, b)
+    ones = np.ones((16, 16))
+    close(grads, (ones @ np.swapaxes(b, 1, 2).astype(np.float64),
+                  np.swapaxes(a, 1, 2).astype(np.float64) @ ones))
+
+    w, xs = rand(16, 16) * 0.2, rand(3, 16, 16, seed=2) * 0.2
+
+    def f(w, xs):
+        def body(c, x):
+            return jnp.tanh(c @ w + x), None
+        return jnp.sum(fjit.lax.scan(body, jnp.ones((16, 16), jnp.float32), xs)[0])
+    w64, xs64 = w.astype(np.float64), xs.astype(np.float64)
+    cs = [np.ones((16, 16))]
+    for x in xs64:
+        cs.append(np.tanh(cs[-1] @ w64 + x))
+    gc, gw, gxs = np.ones((16, 16)), np.zeros_like(w64), np.zeros_like(xs64)
+    for t in reversed(range(3)):
+        gz = gc * (1 - cs[t + 1] ** 2)
+        gw += cs[t].T @ gz
+        gxs[t] = gz
+        gc = gz @ w64.T
+    close(fjit.jit(fjit.grad(f, argnums=(0, 1)))(w, xs), (gw, gxs))
+
+
 # --- 2. arrays with a zero-sized dimension -----------------------------------------------------
 # A reshape of a value with no elements unravelled its index by strides of 0 (ZeroDivisionError
 # while planning); a value with no elements now gets a buffer and no kernel, and a reduction
@@ -191,6 +219,16 @@ ZERO_SIZE = {
     "gather empty": (lambda xp, x, i: x[i] * 2, (ones(4, 3), zeros(0, dtype=np.int32))),
     "gather from empty": (lambda xp, x, i: x[i], (zeros(4, 0), np.array([1, 2], np.int32))),
 }
+
+
+def test_zero_size_values_in_loops_and_branches():
+    xs = zeros(0, 16, 16)
+    c, ys = fjit.jit(lambda xs: fjit.lax.scan(lambda c, x: (c @ x, jnp.sum(x)),
+                                               jnp.eye(16, dtype=jnp.float32), xs))(xs)
+    close((c, ys), (np.eye(16), np.zeros(0)))
+    branch = fjit.jit(lambda p, x: fjit.lax.cond(p, lambda x: x.reshape(0, 2) * 2,
+                                                 lambda x: x.reshape(0, 2) + 1, x))
+    close(branch(True, zeros(3, 0, 2)), np.zeros((0, 2)))
 
 
 @pytest.mark.parametrize("name", sorted(ZERO_SIZE))
