@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import inspect
 import weakref
+from collections import OrderedDict
 
 import numpy as np
 
@@ -141,9 +142,9 @@ class JitFunction:
         self._signature = _Signature(fun, static_argnums, static_argnames)
         self._name = getattr(fun, "__name__", "fun")
         try:
-            self._cache = _shared_caches.setdefault(fun, {})
+            self._cache = _shared_caches.setdefault(fun, OrderedDict())
         except TypeError:  # not weak-referenceable
-            self._cache = {}
+            self._cache = OrderedDict()
         self._config_key = (self._signature.static_argnums, self._signature.static_argnames)
 
     def __get__(self, obj, objtype=None):  # jit on methods binds like a function
@@ -165,11 +166,22 @@ class JitFunction:
             leaves, in_tree = tree_flatten((dyn_args, dyn_kwargs))
             avals = self._avals(leaves)
         key = (in_tree, avals, statics, self._config_key, config.trace_state())
-        entry = self._cache.get(key)
+        cache = self._cache
+        entry = cache.get(key)
         if entry is None:
             entry = self._trace(in_tree, avals, statics)
             if entry.cacheable:
-                self._cache[key] = entry
+                cache[key] = entry
+                while len(cache) > config.jit_cache_size:  # least recently used goes, and
+                    try:                                   # with it its executable
+                        cache.popitem(last=False)
+                    except KeyError:  # another thread emptied it
+                        break
+        else:
+            try:
+                cache.move_to_end(key)
+            except KeyError:  # another thread evicted it meanwhile
+                pass
         return entry, leaves
 
     def _avals(self, leaves):
