@@ -17,7 +17,7 @@ pytestmark = pytest.mark.c_backend
 def small_bounds(tmp_path, monkeypatch):
     path = tmp_path / "cache"
     monkeypatch.setenv("FJIT_CACHE_DIR", str(path))
-    monkeypatch.setattr(cache, "_resolved", {})
+    monkeypatch.setattr(cache, "_resolved", {}, raising=False)
     saved = fjit.config.jit_cache_size, fjit.config.library_cache_size
     fjit.config.update("jit_cache_size", 8)
     fjit.config.update("library_cache_size", 4)

@@ -53,9 +53,9 @@ class CacheWarning(RuntimeWarning):
 
 
 def configured_dir() -> str:
-    return os.environ.get("FJIT_CACHE_DIR") or os.path.join(
+    return os.path.abspath(os.environ.get("FJIT_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
-        "fjit")
+        "fjit"))
 
 
 def cache_dir() -> str:
