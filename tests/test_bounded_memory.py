@@ -82,3 +82,31 @@ def test_library_shared_by_two_executables_stays_loaded_while_either_lives(small
     assert second([np.ones(3, np.float32)])[0].tolist() == [7.125] * 3
     del second
     assert path not in _mapped_libraries(small_bounds)
+
+
+def test_unloading_libraries_that_ran_openmp_threads_is_safe(tmp_path):
+    """Kernel libraries whose parallel loops ran on OpenMP workers are unloaded while those
+    workers live on (libgomp itself stays loaded); the process computes on and exits
+    cleanly."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = textwrap.dedent("""
+        import numpy as np, fjit, fjit.numpy as jnp
+        f = fjit.jit(lambda x: jnp.tanh(x) * 2 + jnp.sum(x, axis=1, keepdims=True))
+        assert all(k.parallel for k in f.lower(np.ones((512, 1024), np.float32)).kernels())
+        for n in range(512, 520):
+            y = np.asarray(f(np.ones((n, 1024), np.float32)))
+            assert np.allclose(y, np.tanh(1.0) * 2 + 1024)
+        maps = {l.split()[5] for l in open("/proc/self/maps") if l.split()[5:] and
+                l.split()[5].startswith(%r)}
+        print(len(maps))
+    """ % str(tmp_path))
+    env = dict(os.environ, FJIT_CACHE_DIR=str(tmp_path), FJIT_JIT_CACHE_SIZE="2",
+               FJIT_LIBRARY_CACHE_SIZE="1", OMP_NUM_THREADS="2", PYTHONPATH=root)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) <= 2
