@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 
 import fjit
-import fjit.numpy as jnp
 from fjit.compiler import backend, cache, toolchain
 
 pytestmark = pytest.mark.c_backend

@@ -123,15 +123,6 @@ def entry_path(directory, key) -> str:
     return os.path.join(directory, f"{key}.so")
 
 
-def trustworthy(path: str) -> bool:
-    """Owned by us and not writable by anyone else."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return False
-    return st.st_uid == os.getuid() and not (st.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
-
-
 # -- the secret and the trailer ------------------------------------------------------------
 
 def _secret(directory) -> bytes:
