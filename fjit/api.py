@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import inspect
 import weakref
+from collections import OrderedDict
 
 import numpy as np
 
@@ -29,6 +30,7 @@ class _Signature:
         except (TypeError, ValueError):
             params = None
         if params is not None:
+            _validate(fun, params, nums, names)
             positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY,
                                                           p.POSITIONAL_OR_KEYWORD)]
             nums = tuple(n % len(positional) if n < 0 and positional else n for n in nums)
@@ -72,6 +74,43 @@ class _Signature:
             else:
                 kwargs[where] = value
         return args, kwargs
+
+
+def _validate(fun, params, nums, names):
+    """JAX's checks of static_argnums/static_argnames against the signature: a number past
+    the positional parameters or a positional-only name is a ValueError; a name the function
+    does not take, a warning."""
+    for n in nums:
+        if not isinstance(n, int) or isinstance(n, bool):
+            raise TypeError(f"jit({_name(fun)}): static_argnums must be ints, got "
+                            f"{type(n).__name__} {n!r}")
+    for n in names:
+        if not isinstance(n, str):
+            raise TypeError(f"jit({_name(fun)}): static_argnames must be strings, got "
+                            f"{type(n).__name__} {n!r}")
+    kinds = {p.kind for p in params}
+    if inspect.Parameter.VAR_POSITIONAL not in kinds:
+        count = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
+        if nums and (-min(nums) > count or max(nums) >= count):
+            raise ValueError(f"jit({_name(fun)}): jitted function has static_argnums="
+                             f"{tuple(nums)}, but only accepts {count} positional arguments.")
+    if inspect.Parameter.VAR_KEYWORD in kinds:
+        return
+    positional_only = {p.name for p in params if p.kind is p.POSITIONAL_ONLY}
+    keywords = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    if positional_only & set(names):
+        raise ValueError(f"jit({_name(fun)}): jitted function has invalid argnames "
+                         f"{sorted(positional_only & set(names))} in static_argnames. These "
+                         "are positional-only")
+    if set(names) - keywords:
+        import warnings
+        warnings.warn(f"jit({_name(fun)}): jitted function has invalid argnames "
+                      f"{sorted(set(names) - keywords)} in static_argnames. Function does not "
+                      "take these args.", SyntaxWarning, stacklevel=4)
+
+
+def _name(fun):
+    return getattr(fun, "__name__", type(fun).__name__)
 
 
 def _hashable(fun_name, what, value):
@@ -141,9 +180,9 @@ class JitFunction:
         self._signature = _Signature(fun, static_argnums, static_argnames)
         self._name = getattr(fun, "__name__", "fun")
         try:
-            self._cache = _shared_caches.setdefault(fun, {})
+            self._cache = _shared_caches.setdefault(fun, OrderedDict())
         except TypeError:  # not weak-referenceable
-            self._cache = {}
+            self._cache = OrderedDict()
         self._config_key = (self._signature.static_argnums, self._signature.static_argnames)
 
     def __get__(self, obj, objtype=None):  # jit on methods binds like a function
@@ -165,11 +204,22 @@ class JitFunction:
             leaves, in_tree = tree_flatten((dyn_args, dyn_kwargs))
             avals = self._avals(leaves)
         key = (in_tree, avals, statics, self._config_key, config.trace_state())
-        entry = self._cache.get(key)
+        cache = self._cache
+        entry = cache.get(key)
         if entry is None:
             entry = self._trace(in_tree, avals, statics)
             if entry.cacheable:
-                self._cache[key] = entry
+                cache[key] = entry
+                while len(cache) > config.jit_cache_size:  # least recently used goes, and
+                    try:                                   # with it its executable
+                        cache.popitem(last=False)
+                    except KeyError:  # another thread emptied it
+                        break
+        else:
+            try:
+                cache.move_to_end(key)
+            except KeyError:  # another thread evicted it meanwhile
+                pass
         return entry, leaves
 
     def _avals(self, leaves):

@@ -9,6 +9,30 @@ from __future__ import annotations
 import os
 
 
+def parse_size(value) -> int:
+    """Bytes from an int or a string like "1G", "500M", "64k" (0: no bound)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        size = int(value)
+    else:
+        text = str(value).strip().upper().removesuffix("B").removesuffix("I")
+        scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}.get(text[-1:], 1)
+        try:
+            size = int(float(text[:-1] if scale > 1 else text) * scale)
+        except ValueError:
+            raise ValueError(f"fjit.config: cannot read {value!r} as a size "
+                             "(bytes, or a number with K, M, G or T)") from None
+    if size < 0:
+        raise ValueError(f"fjit.config: a size cannot be negative, got {value!r}")
+    return size
+
+
+def _count(value) -> int:
+    count = int(value)
+    if count < 1:
+        raise ValueError(f"fjit.config: a cache size must be at least 1, got {value!r}")
+    return count
+
+
 def _env_bool(name: str, default: bool) -> bool:
     value = os.environ.get(name)
     if value is None:
@@ -33,6 +57,15 @@ _OPTIONS = {
                 "(the NumPy interpreter).", True),
         _Option("cflags", "", "FJIT_CFLAGS", str,
                 "Extra flags for the C compiler (appended to fjit's defaults).", False),
+        _Option("cache_max_size", 1 << 30, "FJIT_CACHE_MAX_SIZE", parse_size,
+                "Bound on the disk cache of compiled libraries (bytes, or e.g. '500M', '2G'; "
+                "0: no bound); least recently used entries are evicted past it.", False),
+        _Option("jit_cache_size", 1024, "FJIT_JIT_CACHE_SIZE", _count,
+                "Specialisations (argument shapes, dtypes, static values) each jitted function "
+                "keeps; the least recently used is dropped, with its executable.", False),
+        _Option("library_cache_size", 256, "FJIT_LIBRARY_CACHE_SIZE", _count,
+                "Compiled libraries kept loaded beyond those live executables use; the least "
+                "recently used is unloaded once nothing runs it.", False),
         _Option("check_programs", False, "FJIT_CHECK_PROGRAMS", bool,
                 "Typecheck every Program right after it is traced (tests turn this on).", False),
     ]

@@ -11,10 +11,13 @@ import logging
 import os
 import threading
 import time
+import weakref
+from collections import OrderedDict
 
 import cffi
 import numpy as np
 
+from ..config import config
 from ..core import Program
 from ..runtime.memory import MIN_POOLED_BYTES, pool
 from . import cache, codegen
@@ -93,44 +96,94 @@ def compile_program(program: Program, options: Options | None = None) -> Compile
     return Compiled(program, flat, plan, scheduled, source, key)
 
 
-_loaded_libraries = {}     # key -> library (never closed: see toolchain._load_openmp_runtime)
+class Library:
+    """A loaded kernel library.  Executables hold it while they live and `_loaded_libraries`
+    holds the most recently used; when the last holder lets go it is unloaded (dlclose),
+    where the toolchain says that is safe (its OpenMP runtime stays loaded)."""
+
+    __slots__ = ("lib", "key", "fj_program", "__weakref__")
+
+    def __init__(self, lib, key, closable):
+        self.lib, self.key, self.fj_program = lib, key, lib.fj_program
+        if closable:
+            weakref.finalize(self, _close, lib).atexit = False  # at exit, leave it mapped
+
+
+def _dlopen(path):
+    lib = _ffi.dlopen(path)
+    _forget(lib)
+    return lib
+
+
+def _forget(lib):
+    """cffi keeps every library it opened (and its function table) in two lists for the
+    FFI's lifetime; take ours out so that an unloaded library leaves nothing behind."""
+    try:
+        with _ffi._lock:
+            _ffi._libraries[:] = [x for x in _ffi._libraries if x is not lib]
+            table = lib.__dict__
+            _ffi._function_caches[:] = [x for x in _ffi._function_caches if x is not table]
+    except AttributeError:  # another cffi: it keeps them, we lose a little memory
+        pass
+
+
+def _close(lib):
+    try:
+        _ffi.dlclose(lib)
+    except Exception:  # noqa: BLE001 -- never raise from a finalizer
+        pass
+
+
+_loaded_libraries: "OrderedDict[str, Library]" = OrderedDict()  # key -> Library, LRU order
 _build_lock = threading.Lock()
 
 
+def _remember(library):
+    _loaded_libraries[library.key] = library
+    _loaded_libraries.move_to_end(library.key)
+    while len(_loaded_libraries) > config.library_cache_size:
+        _loaded_libraries.popitem(last=False)  # unloaded once no executable uses it
+
+
 def load_library(compiled: Compiled):
-    """The library for `compiled`: from this process, from the disk cache, or built now."""
-    lib = _loaded_libraries.get(compiled.key)
-    if lib is not None:
-        return lib, "memory"
+    """The library for `compiled`: from this process, from the disk cache, or built now.
+    Nothing from the disk is loaded before `cache.verified_entry` has checked it."""
+    key = compiled.key
     with _build_lock:
-        lib = _loaded_libraries.get(compiled.key)
-        if lib is not None:
-            return lib, "memory"
-        path = os.path.join(cache.cache_dir(), f"{compiled.key}.so")
-        lib = _open_verified(path, compiled.key)
-        how = "disk"
+        library = _loaded_libraries.get(key)
+        if library is not None:
+            _loaded_libraries.move_to_end(key)
+            return library, "memory"
+        tc = toolchain()
+        path, how = cache.verified_entry(key), "disk"
+        lib = _open_verified(path, key) if path else None
         if lib is None:
             start = time.perf_counter()
-            path = cache.build_into_cache(compiled.key, compiled.source, toolchain())
-            lib = _open_verified(path, compiled.key)
+            path = cache.build_into_cache(key, compiled.source, tc)
+            lib = _open_verified(path, key)
             if lib is None:
                 raise RuntimeError(f"fjit built {path} but cannot load it")
             how = f"built in {time.perf_counter() - start:.3f}s"
         _set_blas(lib)
-        _loaded_libraries[compiled.key] = lib
-        return lib, how
+        library = Library(lib, key, tc.can_unload)
+        _remember(library)
+        return library, how
 
 
 def _open_verified(path, key):
-    if not cache.trustworthy(path):
+    """Load a checked entry; a library that answers with another key is closed again at
+    once, so that the rebuilt file at the same path is loaded fresh, not this handle."""
+    try:
+        lib = _dlopen(path)
+    except OSError:
         return None
     try:
-        lib = _ffi.dlopen(path)
-        if _ffi.string(lib.fj_key()).decode() != key:
-            return None
-        return lib
-    except (OSError, AttributeError, cffi.FFIError):
-        return None
+        if _ffi.string(lib.fj_key()).decode() == key:
+            return lib
+    except (AttributeError, cffi.FFIError, UnicodeDecodeError):
+        pass
+    _close(lib)
+    return None
 
 
 def _set_blas(lib):
@@ -144,14 +197,17 @@ class CExecutable:
 
     def __init__(self, program: Program):
         start = time.perf_counter()
-        self.compiled = compile_program(program)
-        self.lib, how = load_library(self.compiled)
+        compiled = compile_program(program)
+        self.library, how = load_library(compiled)  # held: unloaded after us
         log.info("compile %s: %d kernels, %s, cache %s (%.3fs)", program.name or "program",
-                 len(self.compiled.scheduled), self.compiled.key,
+                 len(compiled.scheduled), compiled.key,
                  "hit" if how in ("memory", "disk") else f"miss, {how}",
                  time.perf_counter() - start)
         self.cache_state = how
-        plan = self.compiled.plan
+        # Only the plan is kept, not `compiled` (its source, or the Program, whose cache holds
+        # this executable: a cycle would keep an evicted executable alive until a full GC).
+        self.key, self.plan = compiled.key, compiled.plan
+        plan = self.plan
         self.num_buffers = len(plan.buffers)
         self.inputs = plan.inputs
         self.input_dtypes = [plan.buffers[b].dtype for b in plan.inputs]
@@ -182,7 +238,7 @@ class CExecutable:
         for b, value in self.fixed.items():
             self.pointers[b] = value
         self.lock = threading.Lock()
-        self.program_fn = self.lib.fj_program
+        self.program_fn = self.library.fj_program
 
     def __call__(self, args):
         keep = []
@@ -214,7 +270,7 @@ class CExecutable:
     def _passthrough(self, buffer_id, args, keep):
         if buffer_id in self.inputs:
             return keep[self.inputs.index(buffer_id)]
-        for (b, _), array in zip(self.compiled.plan.consts, self.const_arrays):
+        for (b, _), array in zip(self.plan.consts, self.const_arrays):
             if b == buffer_id:
                 return array
         raise AssertionError("an output with no buffer")

@@ -12,6 +12,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -30,6 +31,8 @@ BASE_FLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-ffp-contr
 
 
 class Toolchain:
+    can_unload = False  # may kernel libraries be dlclosed? (decided when probed)
+
     def __init__(self, cc, version, flags, libs, vector_math, march):
         self.cc, self.version, self.flags, self.libs = cc, version, flags, libs
         self.vector_math, self.march = vector_math, march
@@ -82,8 +85,15 @@ def _toolchain(cflags: str) -> Toolchain | None:
     if not probe["openmp"]:
         flags = [f for f in flags if f != "-fopenmp"]
     libs = (["-lmvec"] if probe["vector_math"] else []) + ["-lm"]
-    _load_openmp_runtime()
-    return Toolchain(cc, version, flags, libs, probe["vector_math"], probe["march"])
+    pinned = _load_openmp_runtime() or "-fopenmp" not in flags
+    if probe["vector_math"]:
+        _keep_loaded("libmvec.so.1")  # not loaded and unloaded with every kernel library
+    tc = Toolchain(cc, version, flags, libs, probe["vector_math"], probe["march"])
+    # Kernel libraries may be unloaded when no executable uses them any more only if the
+    # OpenMP runtime their threads live in stays: gcc's libgomp, pinned above.  (clang's
+    # -fopenmp links libomp, which is not pinned: its libraries stay loaded.)
+    tc.can_unload = pinned and ("clang" not in version.lower() or "-fopenmp" not in flags)
+    return tc
 
 
 _PROBE_SOURCE = """
@@ -103,11 +113,9 @@ def _probe(cc, version, flags) -> dict | None:
     from .cache import cache_dir
     key = hashlib.sha256((cc + version + " ".join(flags)).encode()).hexdigest()[:16]
     path = os.path.join(cache_dir(), f"toolchain-{key}.json")
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        pass
+    remembered = read_probe(path)
+    if remembered is not None:
+        return remembered
     with tempfile.TemporaryDirectory() as tmp:
         src = os.path.join(tmp, "probe.c")
 
@@ -132,8 +140,30 @@ def _probe(cc, version, flags) -> dict | None:
         march = next((line.split()[-1] for line in march.splitlines()
                       if line.strip().startswith("-march=")), "native")
     result = {"openmp": openmp, "vector_math": bool(vector_math), "march": march}
-    _write_json_atomically(path, result)
+    from .cache import write_atomically
+    write_atomically(path, json.dumps(result).encode())
     return result
+
+
+def read_probe(path) -> dict | None:
+    """What an earlier process found, if the file holds exactly that (anything else -- `{}`,
+    `null`, garbage, a wrong type -- is ignored: the compiler is probed again)."""
+    try:
+        with open(path, "rb") as f:
+            data = json.loads(f.read(4096))
+    except (OSError, ValueError):
+        return None
+    if not (isinstance(data, dict) and set(data) == {"openmp", "vector_math", "march"}
+            and type(data["openmp"]) is bool and type(data["vector_math"]) is bool
+            and isinstance(data["march"], str)
+            and _MARCH.fullmatch(data["march"]) is not None):
+        return None
+    if data["vector_math"] and not data["openmp"]:
+        return None
+    return data
+
+
+_MARCH = re.compile(r"[A-Za-z0-9_.+-]{1,64}")
 
 
 def _loads(path) -> bool:
@@ -144,16 +174,6 @@ def _loads(path) -> bool:
         return False
 
 
-def _write_json_atomically(path, data):
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        with open(tmp, "w") as f:
-            json.dump(data, f)
-        os.replace(tmp, path)
-    except OSError:
-        pass
-
-
 _openmp_runtime = []
 
 
@@ -161,7 +181,7 @@ def _load_openmp_runtime():
     """Load libgomp once, globally, and keep it: a kernel library loaded later then shares it,
     and it is never unloaded under live worker threads (that crashes at exit)."""
     if _openmp_runtime:
-        return
+        return True
     # Idle OpenMP workers spin briefly, then sleep: long enough to catch the next kernel of
     # the same Program (fully passive workers cost an MLP step 2.0 ms instead of 1.4 ms), not
     # so long that they starve other threads: BLAS's own (the default 300k iterations next
@@ -171,8 +191,19 @@ def _load_openmp_runtime():
     if "OMP_WAIT_POLICY" not in os.environ:
         os.environ.setdefault("GOMP_SPINCOUNT", "1000")
     for name in ("libgomp.so.1", "libgomp.so"):
-        try:
-            _openmp_runtime.append(ctypes.CDLL(name, mode=ctypes.RTLD_GLOBAL))
-            return
-        except OSError:
-            continue
+        if _keep_loaded(name):
+            _openmp_runtime.append(name)
+            return True
+    return False
+
+
+_kept = []
+
+
+def _keep_loaded(name) -> bool:
+    """Load a shared library globally and never unload it."""
+    try:
+        _kept.append(ctypes.CDLL(name, mode=ctypes.RTLD_GLOBAL))
+        return True
+    except OSError:
+        return False
