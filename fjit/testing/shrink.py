@@ -1,0 +1,110 @@
+"""Shrinking: a failing program is made smaller (fewer outputs, statements, keyword
+arguments; smaller shapes; plainer dtypes and values) one step at a time, keeping each step
+only while `still_fails` says the failure is still there."""
+from __future__ import annotations
+
+import numpy as np
+
+from .expr import Call, FuzzProgram, Method, Ref, refs, substitute
+
+
+def dce(prog: FuzzProgram) -> FuzzProgram:
+    """Only the statements the outputs need, and only the inputs those read."""
+    live = set(prog.outputs)
+    kept = []
+    for name, e in reversed(prog.stmts):
+        if name in live:
+            kept.append((name, e))
+            live |= refs(e)
+    kept.reverse()
+    inputs = [(n, v) for n, v in prog.inputs if n in live]
+    return prog.copy(stmts=kept, inputs=inputs)
+
+
+def _bypass(prog, k):
+    """Programs without statement k, its uses reading one of its operands instead."""
+    name, e = prog.stmts[k]
+    for r in sorted(refs(e)):
+        mapping = {name: Ref(r)}
+        stmts = [(n, substitute(s, mapping)) for n, s in prog.stmts[:k] + prog.stmts[k + 1:]]
+        outputs = []
+        for o in prog.outputs:
+            o = r if o == name else o
+            if o not in outputs:
+                outputs.append(o)
+        if all(o in {n for n, _ in prog.inputs} for o in outputs):
+            continue  # a program must compute something
+        yield dce(prog.copy(stmts=stmts, outputs=outputs))
+
+
+def _fewer_kwargs(prog, k):
+    name, e = prog.stmts[k]
+    if type(e) in (Call, Method) and e.kwargs:
+        for j in range(len(e.kwargs)):
+            kwargs = e.kwargs[:j] + e.kwargs[j + 1:]
+            new = Call(e.func, e.args, kwargs) if type(e) is Call else \
+                Method(e.obj, e.name, e.args, kwargs)
+            stmts = list(prog.stmts)
+            stmts[k] = (name, new)
+            yield prog.copy(stmts=stmts)
+
+
+def _simpler_input(prog, k):
+    name, v = prog.inputs[k]
+
+    def with_value(new):
+        inputs = list(prog.inputs)
+        inputs[k] = (name, new)
+        return prog.copy(inputs=inputs)
+
+    for axis, d in enumerate(v.shape):
+        for smaller in sorted({1, d // 2}):
+            if smaller < d:
+                yield with_value(np.take(v, np.arange(smaller), axis=axis))
+    if v.dtype.name != "float32" and (v.dtype.kind == "f" or v.dtype.name == "bfloat16"):
+        yield with_value(v.astype(np.float32))
+    if v.dtype.kind in "iu" and v.dtype.name != "int32":
+        yield with_value(v.astype(np.int32))
+    if v.size and np.any(v != 1):
+        yield with_value(np.ones_like(v))
+
+
+def candidates(prog: FuzzProgram):
+    """Smaller variants of `prog`, the most promising first."""
+    yield dce(prog)
+    if len(prog.outputs) > 1:
+        for o in prog.outputs:
+            yield dce(prog.copy(outputs=[o]))
+    for k in reversed(range(len(prog.stmts))):
+        yield from _bypass(prog, k)
+    for k in range(len(prog.stmts)):
+        yield from _fewer_kwargs(prog, k)
+    for k in range(len(prog.inputs)):
+        yield from _simpler_input(prog, k)
+
+
+def size(prog: FuzzProgram):
+    """How big a program is, to decide that a candidate is smaller."""
+    return (len(prog.stmts), len(prog.outputs),
+            sum(len(e.kwargs) for _, e in prog.stmts if type(e) in (Call, Method)),
+            sum(v.size for _, v in prog.inputs),
+            sum(v.dtype.itemsize for _, v in prog.inputs) +
+            sum(int(np.any(v != 1)) for _, v in prog.inputs if v.size))
+
+
+def shrink(prog: FuzzProgram, still_fails, max_checks=200) -> FuzzProgram:
+    """The smallest program reached from `prog` by greedy steps that keep `still_fails`."""
+    checks = 0
+    progress = True
+    while progress and checks < max_checks:
+        progress = False
+        for cand in candidates(prog):
+            if size(cand) >= size(prog):
+                continue
+            checks += 1
+            if still_fails(cand):
+                prog, progress = cand, True
+                break
+            if checks >= max_checks:
+                break
+    return prog
