@@ -88,8 +88,11 @@ def size(prog: FuzzProgram):
     return (len(prog.stmts), len(prog.outputs),
             sum(len(e.kwargs) for _, e in prog.stmts if type(e) in (Call, Method)),
             sum(v.size for _, v in prog.inputs),
-            sum(v.dtype.itemsize for _, v in prog.inputs) +
+            sum(v.dtype.name not in _PLAIN for _, v in prog.inputs) +
             sum(int(np.any(v != 1)) for _, v in prog.inputs if v.size))
+
+
+_PLAIN = ("float32", "int32", "bool")
 
 
 def shrink(prog: FuzzProgram, still_fails, max_checks=200) -> FuzzProgram:
