@@ -44,18 +44,35 @@ def _groups():
             yield same[i:i + GROUP]
 
 
+# Failures of bugs known and being fixed (issue 13), named in the failure message so that a
+# new failure stands out; they still fail the test.
+KNOWN = {"index expression divides by zero":
+         "known: issue 13 item 2 (size-0 arrays through reshape-like ops)",
+         "KeyError": "known?: issue 13 item 1 (jit(grad) of matmul w.r.t. both operands)"}
+
+
+def _known(failure):
+    return next((why for key, why in KNOWN.items() if key in failure.describe()), "NEW")
+
+
 def test_fixed_seed_programs_agree_on_every_backend():
-    problems = []
+    failures = {}  # signature -> [(program, failure)]
     for group in _groups():
         if not check(combine(group)):
             continue
-        for p in group:  # find the members that fail and print each as a reproducer
+        for p in group:  # the members that fail, each on its own
             for f in check(p):
-                small = shrink(p, lambda c, f=f: any(
-                    g.signature() == f.signature() for g in check(c, (f.mode,), [f.target])),
-                    max_checks=40)
-                problems.append(f"{f.describe()}\n{reproducer_source(small, f.mode, f.target)}")
-    assert not problems, f"{len(problems)} fuzz failures:\n\n" + "\n\n".join(problems)
+                failures.setdefault(f.signature(), []).append((p, f))
+    problems = []
+    for sig, cases in failures.items():  # one shrunk reproducer per distinct failure
+        p, f = cases[0]
+        small = shrink(p, lambda c: any(g.signature() == sig
+                                        for g in check(c, (f.mode,), [f.target])),
+                       max_checks=40)
+        problems.append(f"{f.describe()} [{_known(f)}] in {len(cases)} programs, seeds "
+                        f"{[c[0].seed for c in cases]}; shrunk:\n"
+                        + reproducer_source(small, f.mode, f.target, standalone=False))
+    assert not problems, f"{len(problems)} distinct fuzz failures:\n\n" + "\n\n".join(problems)
 
 
 # --- the fuzzer's parts -----------------------------------------------------------------------

@@ -140,7 +140,7 @@ class Generator:
         except Exception:
             self.rejected += 1
             return None
-        if value.size > 4 * MAX_SIZE:
+        if value.size > 12 * MAX_SIZE:
             self.rejected += 1
             return None
         name = f"v{self.counter}"
@@ -412,6 +412,9 @@ def m_matmul(g):
     if a is None or g.coin(0.2):
         a = g.fresh(g.shape(int(g.rng.integers(1, 4))), g.choice(["float32", "float32", "int32",
                                                                  "float16"]))
+    if g.coin(0.15):  # a layer of an MLP: sizes where GEMM and its gradient take over
+        m, k, n = (g.choice([1, 3, 16, 17]) for _ in range(3))
+        return BinOp("@", g.fresh((m, k), "float32"), g.fresh((k, n), "float32"))
     v = g.val(a)
     k = v.shape[-1]
     dt = v.dtype.name if g.coin(0.8) else "float32"

@@ -10,7 +10,10 @@ from .expr import FuzzProgram, array_source, function_source
 from .oracle import batch_size, float_argnums
 
 
-def reproducer_source(prog: FuzzProgram, mode: str, target: str, note: str = "") -> str:
+def reproducer_source(prog: FuzzProgram, mode: str, target: str, note: str = "",
+                      standalone: bool = True) -> str:
+    """The script; `standalone=False` imports the harness from fjit.testing instead of
+    carrying its source (shorter, for test failure messages)."""
     lines = ['"""fjit fuzz reproducer' + (f": {note}" if note else "") + "",
              f"seed {prog.seed!r}; mode {mode}; target {target} (compared with eager fjit)",
              '"""',
@@ -29,10 +32,15 @@ def reproducer_source(prog: FuzzProgram, mode: str, target: str, note: str = "")
         args = f"args = [batch(x, {batch_size(prog)}) for x in inputs]"
     else:
         args = "args = inputs"
-    lines += ["", "", "# --- the fuzzer's harness (fjit/testing/harness.py) ---", ""]
-    lines.append(f"TOLERANCE = {harness.TOLERANCE!r}")
-    for h in helpers:
-        lines += ["", "", inspect.getsource(h).rstrip()]
+    if standalone:
+        lines += ["", "", "# --- the fuzzer's harness (fjit/testing/harness.py) ---", ""]
+        lines.append(f"TOLERANCE = {harness.TOLERANCE!r}")
+        for h in helpers:
+            lines += ["", "", inspect.getsource(h).rstrip()]
+    else:
+        names = ", ".join(h.__name__ for h in helpers)
+        lines.insert(lines.index("from fjit import lax, nn") + 1,
+                     f"from fjit.testing.harness import {names}")
     lines += ["", "", args,
               f"argnums = {float_argnums(prog)!r}  # the floating inputs grad differentiates",
               f'expected = run(f, "{mode}", args, argnums, "eager")',

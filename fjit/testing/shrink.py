@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .expr import Call, FuzzProgram, Method, Ref, refs, substitute
+from .expr import Call, FuzzProgram, Index, Lambda, Method, Ref, refs, substitute, walk
 
 
 def dce(prog: FuzzProgram) -> FuzzProgram:
@@ -35,6 +35,39 @@ def _bypass(prog, k):
         if all(o in {n for n, _ in prog.inputs} for o in outputs):
             continue  # a program must compute something
         yield dce(prog.copy(stmts=stmts, outputs=outputs))
+
+
+def _lambda_variants(e):
+    """`e` with one statement of one of its control-flow bodies bypassed."""
+    t = type(e)
+    if t is Lambda:
+        for j, (name, s) in enumerate(e.stmts):
+            rest = e.stmts[:j] + e.stmts[j + 1:]
+            options = sorted(refs(s) - {name}) or [None]
+            for r in options:
+                if r is None:
+                    if any(name in refs(x) for _, x in rest) or name in refs(e.result):
+                        continue
+                    yield Lambda(e.params, rest, e.result)
+                    continue
+                m = {name: Ref(r)}
+                yield Lambda(e.params, tuple((n, substitute(x, m)) for n, x in rest),
+                             substitute(e.result, m))
+    elif t is Call:
+        for i, a in enumerate(e.args):
+            for v in _lambda_variants(a):
+                yield Call(e.func, e.args[:i] + (v,) + e.args[i + 1:], e.kwargs)
+    elif t is Index:
+        for v in _lambda_variants(e.obj):
+            yield Index(v, e.key)
+
+
+def _smaller_bodies(prog, k):
+    name, e = prog.stmts[k]
+    for v in _lambda_variants(e):
+        stmts = list(prog.stmts)
+        stmts[k] = (name, v)
+        yield dce(prog.copy(stmts=stmts))
 
 
 def _fewer_kwargs(prog, k):
@@ -78,6 +111,8 @@ def candidates(prog: FuzzProgram):
     for k in reversed(range(len(prog.stmts))):
         yield from _bypass(prog, k)
     for k in range(len(prog.stmts)):
+        yield from _smaller_bodies(prog, k)
+    for k in range(len(prog.stmts)):
         yield from _fewer_kwargs(prog, k)
     for k in range(len(prog.inputs)):
         yield from _simpler_input(prog, k)
@@ -85,7 +120,8 @@ def candidates(prog: FuzzProgram):
 
 def size(prog: FuzzProgram):
     """How big a program is, to decide that a candidate is smaller."""
-    return (len(prog.stmts), len(prog.outputs),
+    body_stmts = sum(len(x.stmts) for _, e in prog.stmts for x in walk(e) if type(x) is Lambda)
+    return (len(prog.stmts) + body_stmts, len(prog.outputs),
             sum(len(e.kwargs) for _, e in prog.stmts if type(e) in (Call, Method)),
             sum(v.size for _, v in prog.inputs),
             sum(v.dtype.name not in _PLAIN for _, v in prog.inputs) +
