@@ -137,6 +137,10 @@ def namespaces():
     return {"jnp": jnp, "lax": lax, "nn": nn, "np": np, "fjit": fjit}
 
 
+def _jnp_name(dtype_name):
+    return "bool_" if dtype_name == "bool" else dtype_name
+
+
 def _resolve(func, ns):
     head, *rest = func.split(".")
     obj = ns[head]
@@ -155,7 +159,7 @@ def evaluate(e, env, ns):
     if t is Lit:
         return e.value
     if t is DType:
-        return getattr(ns["jnp"], e.name)
+        return getattr(ns["jnp"], _jnp_name(e.name))
     if t is Const:
         return e.value
     if t is Call:
@@ -224,10 +228,12 @@ def _float_repr(v):
 def array_source(a: np.ndarray) -> str:
     """`a` as an expression of np and jnp (jnp only for bfloat16) that rebuilds it exactly."""
     dt = a.dtype.name
-    dtype = "jnp.bfloat16" if dt == "bfloat16" else f"np.{dt}"
+    dtype = {"bfloat16": "jnp.bfloat16", "bool": "np.bool_"}.get(dt, f"np.{dt}")
     if a.size == 0:
         return f"np.zeros({tuple(a.shape)!r}, dtype={dtype})"
     flat = a.reshape(-1)
+    if a.size > 1 and np.array_equal(flat, np.full_like(flat, flat[0]), equal_nan=a.dtype.kind == "f"):
+        return f"np.full({tuple(a.shape)!r}, {_scalar_source(flat[0])}, dtype={dtype})"
     if a.dtype.kind == "f" or dt == "bfloat16":
         items = ", ".join(_float_repr(float(v)) for v in flat)
     elif a.dtype.kind == "b":
@@ -236,6 +242,14 @@ def array_source(a: np.ndarray) -> str:
         items = ", ".join(repr(int(v)) for v in flat)
     src = f"np.array([{items}], dtype={dtype})"
     return src if a.ndim == 1 else f"{src}.reshape({tuple(a.shape)!r})"
+
+
+def _scalar_source(v):
+    if v.dtype.kind == "b":
+        return repr(bool(v))
+    if v.dtype.kind in "iu":
+        return repr(int(v))
+    return _float_repr(float(v))
 
 
 def _lit_source(v):
@@ -270,7 +284,7 @@ class Printer:
                 return f"slice({v.start!r}, {v.stop!r}, {v.step!r})"
             return _lit_source(v)
         if t is DType:
-            return f"jnp.{e.name}"
+            return f"jnp.{_jnp_name(e.name)}"
         if t is Const:
             return array_source(e.value)
         if t is Call:

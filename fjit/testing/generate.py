@@ -479,20 +479,25 @@ def _body(g, params, values, result_like):
     stmts = sub.stmts[start:]
     for name, _ in sub.inputs:
         g.env.setdefault(name, sub.env[name])
+
+    def fits(name):
+        try:
+            np.broadcast_to(np.zeros(sub.env[name].shape), result_like.shape)
+            return True
+        except ValueError:
+            return False
+    # the body ends at its last statement whose value broadcasts to the result's shape
+    while stmts and not fits(stmts[-1][0]):
+        stmts = stmts[:-1]
     if not stmts:
         return None
+    last_val = sub.env[stmts[-1][0]]
     # rename body locals so they cannot clash with the enclosing function's names
     names = {n: Ref(prefix + n) for n, _ in stmts}
     from .expr import substitute
     stmts = tuple((prefix + n, substitute(e, names)) for n, e in stmts)
-    last_name = stmts[-1][0]
-    last_val = sub.env[stmts[-1][0][len(prefix):]]
-    result = Ref(last_name)
+    result = Ref(stmts[-1][0])
     if last_val.shape != result_like.shape:
-        try:
-            np.broadcast_to(np.zeros(last_val.shape), result_like.shape)
-        except ValueError:
-            return None
         result = Call("jnp.broadcast_to", (result, Lit(tuple(result_like.shape))))
     if last_val.dtype != result_like.dtype:
         result = Method(result, "astype", (DType(result_like.dtype.name),))
