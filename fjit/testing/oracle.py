@@ -1,0 +1,151 @@
+"""The oracle: a fuzz program is run eagerly (fjit without jit: the NumPy reference
+implementations) and under `jit` on every backend, in each mode; every target must agree
+with eager or raise the same type of error eager raises."""
+from __future__ import annotations
+
+import dataclasses
+import re
+import traceback
+
+import numpy as np
+
+from . import harness
+from .expr import FuzzProgram, as_function, op_names
+
+
+@dataclasses.dataclass
+class Failure:
+    mode: str
+    target: str
+    kind: str         # "crash" | "mismatch" | "error-divergence" | "hang"
+    detail: str       # the exception type, or what differs
+    message: str      # the first line of the error, or the differing values
+    trace: str = ""   # the innermost frames of the traceback
+
+    def signature(self):
+        """What makes two failures 'the same bug' (for dedup and for shrinking)."""
+        if self.kind == "mismatch":
+            return (self.mode, self.target, self.kind, self.detail)
+        return (self.mode, self.target, self.kind, self.detail, _normalize(self.message))
+
+    def describe(self):
+        return f"[{self.mode} on {self.target}] {self.kind}: {self.detail}: {self.message}"
+
+
+def _normalize(message):
+    """An error message without the parts that vary between programs (numbers, shapes,
+    names of Vars), so one bug gives one signature."""
+    m = re.sub(r"<[^<>]*>", "<>", message)
+    m = re.sub(r"\[[^\[\]]*\]", "[]", m)
+    m = re.sub(r"\d+", "N", m)
+    return m[:80]
+
+
+def compiled_backends():
+    """Every registered jit backend except the reference interpreter."""
+    from ..runtime.backend import available_backends
+    return [b for b in available_backends() if b != "reference"]
+
+
+def float_argnums(prog: FuzzProgram):
+    return tuple(k for k, (_, v) in enumerate(prog.inputs)
+                 if v.dtype.kind == "f" or v.dtype.name == "bfloat16")
+
+
+def mode_args(prog: FuzzProgram, mode):
+    """The arguments a mode passes: the inputs, or for the vmap modes a batch of each."""
+    values = prog.arg_values()
+    if mode in ("vmap", "jit_vmap_grad"):
+        return [harness.batch(v, batch_size(prog)) for v in values]
+    return values
+
+
+def batch_size(prog):
+    return 1 + sum(len(n) for n, _ in prog.inputs) % 3
+
+
+def coverage(prog: FuzzProgram):
+    names = []
+    for _, e in prog.stmts:
+        names += op_names(e)
+    for _, v in prog.inputs:
+        names.append(f"dtype:{v.dtype.name}")
+        if 0 in v.shape:
+            names.append("shape:size0")
+    return names
+
+
+def _short_trace(exc):
+    frames = traceback.extract_tb(exc.__traceback__)[-3:]
+    return "".join(traceback.format_list(frames))
+
+
+def _first_line(exc):
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else ""
+
+
+def check(prog: FuzzProgram, modes=harness.MODES, targets=None):
+    """The failures of `prog` (an empty list when every target agrees with eager)."""
+    import fjit
+    targets = list(targets) if targets is not None else ["reference"] + compiled_backends()
+    f = as_function(prog)
+    argnums = float_argnums(prog)
+    saved = (fjit.config.backend, fjit.config.enable_x64)
+    failures = []
+    try:
+        fjit.config.update("enable_x64", prog.x64)
+        forward = None
+        for mode in modes:
+            if mode in ("grad", "jit_vmap_grad"):
+                if not argnums:
+                    continue
+                if forward is None:
+                    forward = _outcome(f, "forward", prog.arg_values(), argnums, "eager")
+                if isinstance(forward, BaseException) or not any(
+                        np.asarray(o).dtype.kind == "f" or np.asarray(o).dtype.name == "bfloat16"
+                        for o in forward):
+                    continue
+            args = mode_args(prog, mode)
+            expected = _outcome(f, mode, args, argnums, "eager")
+            mode_targets = list(targets)
+            if mode in ("vmap", "jit_vmap_grad") and len(args) and len(args[0]):
+                mode_targets.insert(0, "eager_loop")
+            for target in mode_targets:
+                got = _outcome(f, mode, args, argnums, target)
+                failure = _judge(mode, target, expected, got)
+                if failure is not None:
+                    failures.append(failure)
+    finally:
+        fjit.config.update("backend", saved[0])
+        fjit.config.update("enable_x64", saved[1])
+    return failures
+
+
+def _outcome(f, mode, args, argnums, target):
+    try:
+        out = harness.run(f, mode, args, argnums, target)
+        leaves = out if isinstance(out, (tuple, list)) else (out,)
+        return tuple(np.asarray(o) for o in leaves)
+    except Exception as exc:  # noqa: BLE001 -- every error is an outcome to compare
+        return exc
+
+
+def _judge(mode, target, expected, got):
+    e_err, g_err = isinstance(expected, BaseException), isinstance(got, BaseException)
+    if e_err and g_err:
+        if type(expected) is type(got):
+            return None
+        return Failure(mode, target, "crash", type(got).__name__,
+                       f"{_first_line(got)} (eager raised {type(expected).__name__}: "
+                       f"{_first_line(expected)})", _short_trace(got))
+    if g_err:
+        return Failure(mode, target, "crash", type(got).__name__, _first_line(got),
+                       _short_trace(got))
+    if e_err:
+        return Failure(mode, target, "error-divergence", type(expected).__name__,
+                       f"eager raised {_first_line(expected)!r}; {target} returned a value")
+    diff = harness.compare(expected, got)
+    if diff is None:
+        return None
+    return Failure(mode, target, "mismatch", diff.split(":")[0], diff)
