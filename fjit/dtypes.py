@@ -206,7 +206,10 @@ def _promote_cached(pairs, _x64):
 
 
 def scalar_type_of(value) -> tuple[np.dtype, bool]:
-    """(dtype, weak_type) of a Python or NumPy scalar/array given to an fjit operation."""
+    """(dtype, weak_type) of a Python or NumPy scalar/array given to an fjit operation.
+    NumPy scalars are strongly typed, as in JAX, although np.float64 subclasses float."""
+    if isinstance(value, np.generic):
+        return canonicalize(value.dtype), False
     if isinstance(value, bool):
         return bool_, False
     if isinstance(value, int):

@@ -160,3 +160,15 @@ def test_scalar_types_are_dtypes_and_constructors():
     assert jnp.zeros(2, dtype=jnp.uint8).dtype == np.uint8
     assert jnp.promote_types(jnp.int8, jnp.uint8) == np.int16
     assert jnp.result_type(jnp.ones(2, jnp.int8), 2.0) == np.float32
+
+
+@pytest.mark.parametrize("scalar", [np.float64(0.5), np.float32(0.5), np.int64(3), np.bool_(True)])
+def test_numpy_scalars_are_strongly_typed_under_jit_as_in_eager(x64, scalar):
+    """np.float64 subclasses Python's float, but it is a NumPy value with a dtype: strongly
+    typed, as in JAX (the fuzzer found jit treating it as weak: f16 + np.float64 gave f16)."""
+    x = np.ones(3, np.float16)
+    add = lambda a, b: jnp.where(a < 0, a, b)
+    eager, jitted = add(x, scalar), fjit.jit(add)(x, scalar)
+    want = {np.float64: np.float64, np.float32: np.float32}.get(type(scalar), np.float16)
+    assert eager.dtype == jitted.dtype == want
+    assert not fjit.jit(lambda s: s)(scalar).weak_type
