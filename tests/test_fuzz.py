@@ -44,17 +44,6 @@ def _groups():
             yield same[i:i + GROUP]
 
 
-# Failures of bugs known and being fixed (issue 13), named in the failure message so that a
-# new failure stands out; they still fail the test.
-KNOWN = {"index expression divides by zero":
-         "known: issue 13 item 2 (size-0 arrays through reshape-like ops)",
-         "KeyError": "known?: issue 13 item 1 (jit(grad) of matmul w.r.t. both operands)"}
-
-
-def _known(failure):
-    return next((why for key, why in KNOWN.items() if key in failure.describe()), "NEW")
-
-
 def test_fixed_seed_programs_agree_on_every_backend():
     failures = {}  # signature -> [(program, failure)]
     for group in _groups():
@@ -69,7 +58,7 @@ def test_fixed_seed_programs_agree_on_every_backend():
         small = shrink(p, lambda c: any(g.signature() == sig
                                         for g in check(c, (f.mode,), [f.target])),
                        max_checks=40)
-        problems.append(f"{f.describe()} [{_known(f)}] in {len(cases)} programs, seeds "
+        problems.append(f"{f.describe()} in {len(cases)} programs, seeds "
                         f"{[c[0].seed for c in cases]}; shrunk:\n"
                         + reproducer_source(small, f.mode, f.target, standalone=False))
     assert not problems, f"{len(problems)} distinct fuzz failures:\n\n" + "\n\n".join(problems)
