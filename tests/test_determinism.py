@@ -170,6 +170,24 @@ def test_shared_program_lookup_survives_a_concurrent_eviction(monkeypatch):
     assert sharing.shared(two) is two and len(table) == 1
 
 
+def test_threads_building_one_transformation_share_the_first_result():
+    """Program.cached computed in two threads at once (another thread's compute finishes
+    while this one's runs): both get the same object, so both run one sub-Program and
+    its executables instead of two equal ones."""
+    program = fjit.make_program(lambda x: x * 2.0)(np.float32(1))
+    other, calls = [], []
+
+    def compute():
+        calls.append(1)
+        if len(calls) == 1:  # the first compute lets another thread finish the same key
+            t = threading.Thread(target=lambda: other.append(program.cached("k", compute)))
+            t.start()
+            t.join()
+        return object()
+
+    assert program.cached("k", compute) is other[0] is program.cached("k", compute)
+
+
 # --- order independence -----------------------------------------------------------------------
 
 def test_eager_results_do_not_depend_on_which_ops_ran_before():
