@@ -154,10 +154,11 @@ class Program:
     def cached(self, key, compute):
         """compute(), remembered on this Program under `key`: transformations of a
         sub-Program (its jvp, split, batched form, ...) are built once, so retracing an
-        enclosing function rebuilds nothing and finds the executables built before."""
+        enclosing function rebuilds nothing and finds the executables built before.  Threads
+        computing the same key at once all get the value stored first."""
         value = self.cache.get(key)
         if value is None:
-            value = self.cache[key] = compute()
+            value = self.cache.setdefault(key, compute())
         return value
 
     def closure_convert(self) -> tuple["Program", list]:

@@ -8,10 +8,13 @@ thing, whose executables are already built: same structure, types, literals and 
 constants with the same bytes.  Only the trace is repeated, never a compile.
 
 Programs with a param that is not plain data (a Python callable, say) are not shared.
+The table is guarded by a lock: eager loops run in several threads at once, and a lookup
+racing an eviction raised KeyError.
 """
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import OrderedDict
 
 import numpy as np
@@ -22,6 +25,7 @@ from ..lax import indexexpr as ix
 MAX_SHARED = 256   # Programs kept (least recently used first out)
 
 _shared: OrderedDict = OrderedDict()
+_lock = threading.Lock()
 
 
 class _NotData(Exception):
@@ -35,14 +39,15 @@ def shared(program: Program) -> Program:
         key = fingerprint(program)
     except _NotData:
         return program
-    found = _shared.get(key)
-    if found is not None:
-        _shared.move_to_end(key)
-        return found
-    _shared[key] = program
-    if len(_shared) > MAX_SHARED:
-        _shared.popitem(last=False)
-    return program
+    with _lock:
+        found = _shared.get(key)
+        if found is not None:
+            _shared.move_to_end(key)
+            return found
+        _shared[key] = program
+        while len(_shared) > MAX_SHARED:
+            _shared.popitem(last=False)
+        return program
 
 
 def fingerprint(program: Program) -> tuple:
