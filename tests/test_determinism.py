@@ -220,9 +220,6 @@ def test_eager_results_do_not_depend_on_which_ops_ran_before():
 
 
 @pytest.mark.c_backend
-@pytest.mark.xfail(strict=True, reason="compiler/scalar.py interns constants and "
-                   "compiler/flatten.py CSEs literals by ==, so -0.0 becomes 0.0 (not owned "
-                   "here; fix proposed in the determinism report)")
 def test_compiled_signed_zero_constants_are_not_merged_with_zero():
     """x * -0.0 is -0.0 for positive x and max(-1, -0.0) is -0.0, also when a Program with
     the constant 0.0 was compiled before (or in the same Program)."""
@@ -231,6 +228,10 @@ def test_compiled_signed_zero_constants_are_not_merged_with_zero():
     assert np.signbit(np.asarray(fjit.jit(lambda x: jnp.maximum(x * 2.0 - 3.0, -0.0))(x))).all()
     zero, negative = fjit.jit(lambda x: (x * 0.0, x * -0.0))(x)
     assert not np.signbit(np.asarray(zero)).any() and np.signbit(np.asarray(negative)).all()
+    plus, minus = fjit.jit(lambda x: (jnp.pad(x, 1, constant_values=0.0),
+                                      jnp.pad(x, 1, constant_values=-0.0)))(x)
+    assert not np.signbit(np.asarray(plus)).any()
+    assert np.signbit(np.asarray(minus)[[0, -1]]).all()
 
 
 class _PoisonedNumpy(types.ModuleType):

@@ -2,6 +2,8 @@
 flat list of meta-op equations, and merge duplicate equations (CSE)."""
 from __future__ import annotations
 
+import numpy as np
+
 from ..core import Eqn, Literal, Program, Var
 
 
@@ -60,14 +62,26 @@ def flatten(program: Program) -> FlatProgram:
 def _key(eqn, rename):
     def atom(a):
         if isinstance(a, Literal):
-            return ("lit", a.aval, a.value.item() if hasattr(a.value, "item") else a.value)
+            return ("lit", a.aval, np.asarray(a.value).tobytes())
         return rename.get(a, a)
     try:
-        params = tuple(sorted(eqn.params.items()))
+        params = tuple((name, _exact(value)) for name, value in sorted(eqn.params.items()))
         hash(params)
     except TypeError:
         return None
     return (eqn.primitive, tuple(atom(a) for a in eqn.invars), params)
+
+
+def _exact(value):
+    """A param as a key that tells -0.0 from 0.0 (and 1 from 1.0 and True): floats compare
+    by their bits, other scalars with their type."""
+    if isinstance(value, float):
+        return ("float", np.float64(value).tobytes())
+    if isinstance(value, (bool, int)):
+        return (type(value).__name__, value)
+    if type(value) is tuple:
+        return tuple(_exact(v) for v in value)
+    return value
 
 
 def cse(flat: FlatProgram) -> FlatProgram:

@@ -10,6 +10,8 @@ subexpressions are shared when the body is scheduled.
 """
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 
 
@@ -29,12 +31,13 @@ class SExpr:
 
     def __init__(self, kind, dtype, args, data):
         self.kind, self.dtype, self.args, self.data = kind, np.dtype(dtype), tuple(args), data
-        self._hash = hash((kind, self.dtype, self.args, data))
+        self._hash = hash((kind, self.dtype, self.args, _identity(data)))
 
     def __eq__(self, other):
         return (self is other) or (isinstance(other, SExpr) and self._hash == other._hash
                                    and self.kind == other.kind and self.dtype == other.dtype
-                                   and self.data == other.data and self.args == other.args)
+                                   and _identity(self.data) == _identity(other.data)
+                                   and self.args == other.args)
 
     def __hash__(self):
         return self._hash
@@ -47,6 +50,12 @@ class SExpr:
         if self.kind == "op":
             return f"{self.data[0]}({', '.join(map(repr, self.args))})"
         return f"{self.kind}{self.data}({', '.join(map(repr, self.args))})"
+
+
+def _identity(data):
+    """What makes two nodes' data the same: a float constant by its bits, so -0.0 is not
+    interned as 0.0 (and NaN is equal to itself)."""
+    return ("float", struct.pack("<d", data)) if type(data) is float else data
 
 
 _interned: dict = {}
