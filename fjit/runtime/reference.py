@@ -111,6 +111,10 @@ def _find_contractions(program: Program) -> _Contractions:
         if any(isinstance(a, Literal) or a.aval.shape != full_shape for a in mul.invars):
             continue
         sides = [_einsum_side(a, producer, full_shape) for a in mul.invars]
+        covered = {d for side in sides for d in side[1]}
+        if any(d not in covered for d in range(len(full_shape))
+               if d not in eqn.params["axes"]):
+            continue  # an output dim only broadcasts (both sides lack it): einsum cannot make it
         letters = string.ascii_letters[:len(full_shape)]
         out_letters = "".join(c for k, c in enumerate(letters) if k not in eqn.params["axes"])
         subscripts = ",".join("".join(letters[d] for d in side[1]) for side in sides)
