@@ -267,16 +267,23 @@ def _convert_jvp(primals, tangents, out, new_dtype, weak_type):
     return _lax().convert_element_type(tangents[0], new_dtype)
 
 
-def _extremum_partial(wins_if, first):
-    """d max(x, y)/dx (wins_if=gt) or d min(x, y)/dx (lt): 1 where x is chosen, 1/2 at ties
-    (JAX's balanced rule), else 0; `first` picks the operand."""
-    def d(x, y, out):
+def _extremum_jvp(wins_if):
+    """max (wins_if=gt) / min (lt): each operand's tangent where it is chosen, half of it at
+    ties (JAX's balanced rule), else 0.  Selected, not multiplied by a 0/1 mask, so an inf or
+    NaN tangent of the operand that lost does not leak into the result."""
+    def rule(primals, tangents, out):
+        from ..interpreters.ad import Zero, add_tangents
         lax = _lax()
-        mine, other = (x, y) if first else (y, x)
-        wins = lax.convert_element_type(getattr(lax, wins_if)(mine, other), out.dtype)
-        ties = lax.convert_element_type(lax.eq(mine, other), out.dtype)
-        return lax.add(wins, lax.mul(ties, 0.5))
-    return d
+        total = Zero(None)
+        for mine, other, t in ((primals[0], primals[1], tangents[0]),
+                               (primals[1], primals[0], tangents[1])):
+            if isinstance(t, Zero):
+                continue
+            zero = lax.full((), 0, t.dtype)
+            half = lax.select(lax.eq(mine, other), lax.mul(t, 0.5), zero)
+            total = add_tangents(total, lax.select(getattr(lax, wins_if)(mine, other), t, half))
+        return total
+    return rule
 
 
 def _indicator(cond, like):
@@ -462,10 +469,8 @@ TABLE = [
                                        lambda x, y, out: _lax().neg(_lax().div(out, y)))),
     _binary("rem", _rem, NUM, partials(lambda x, y, out: _c(x, 1), _rem_dy)),
     _binary("pow", np.power, FLOAT, partials(_pow_dx, _pow_dy)),
-    _binary("max", np.maximum, ANY, partials(_extremum_partial("gt", True),
-                                                   _extremum_partial("gt", False))),
-    _binary("min", np.minimum, ANY, partials(_extremum_partial("lt", True),
-                                                   _extremum_partial("lt", False))),
+    _binary("max", np.maximum, ANY, _extremum_jvp("gt")),
+    _binary("min", np.minimum, ANY, _extremum_jvp("lt")),
     _binary("atan2", np.arctan2, FLOAT, _atan2_partials()),
     _binary("nextafter", np.nextafter, FLOAT, Z,
             c="{% if sf in ('f16', 'bf16') %}fj_nextafter_{{ sf }}({{ x }}, {{ y }})"

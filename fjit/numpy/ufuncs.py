@@ -325,12 +325,18 @@ def floor_divide(x1, x2, /):
     x1, x2 = promote_args_numeric("floor_divide", x1, x2)
     if dtypes.is_float(x1.dtype):
         return _floor_divmod_float(x1, x2)[0]
-    q = lax.div(x1, x2)
+    q = lax.div(x1, x2)   # truncated; x // 0 is -1 (all ones unsigned), MIN // -1 is MIN
     if dtypes.is_unsigned(x1.dtype):
         return q
-    r = lax.rem(x1, x2)
-    wrong = lax.bitwise_and(lax.ne(r, 0), lax.ne(lax.lt(r, 0), lax.lt(x2, 0)))
+    # Round down where the signs differ and the division is inexact; with x2 == 0 that makes
+    # x // 0 = -2 for x != 0 and 0 // 0 = -1, as in JAX (lax.rem(x, 0) is x).
+    wrong = lax.bitwise_and(lax.ne(lax.sign(x1), lax.sign(x2)), lax.ne(lax.rem(x1, x2), 0))
     return lax.select(wrong, lax.sub(q, 1), q)
+
+
+def _nonzero_divisor(x2):
+    """Integer x2 with zeros replaced by ones: JAX's x % 0 and fmod(x, 0) are 0."""
+    return lax.select(lax.eq(x2, 0), lax.full((), 1, x2.dtype), x2)
 
 
 def remainder(x1, x2, /):
@@ -338,6 +344,7 @@ def remainder(x1, x2, /):
     x1, x2 = promote_args_numeric("remainder", x1, x2)
     if dtypes.is_float(x1.dtype):
         return _floor_divmod_float(x1, x2)[1]
+    x2 = _nonzero_divisor(x2)
     r = lax.rem(x1, x2)
     if dtypes.is_unsigned(x1.dtype):
         return r
@@ -355,6 +362,8 @@ def divmod(x1, x2, /):
 def fmod(x1, x2, /):
     """Remainder with the sign of x1 (C's fmod)."""
     x1, x2 = promote_args_numeric("fmod", x1, x2)
+    if dtypes.is_int(x1.dtype):
+        x2 = _nonzero_divisor(x2)
     return lax.rem(x1, x2)
 
 
