@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import dtypes
 from ..core import Primitive, ShapedArray, type_error
+from ..errors import FjitTypeError, FjitValueError
 
 # --- dtype rules ------------------------------------------------------------------------------
 
@@ -168,7 +169,7 @@ def _erf(x):
 def _integer_pow(x, y):
     """x ** y by repeated squaring in x's own type (integers wrap, like XLA)."""
     if dtypes.is_int(x.dtype) and y < 0:
-        raise ValueError("integer_pow of an integer array needs a non-negative exponent")
+        raise FjitValueError("integer_pow of an integer array needs a non-negative exponent")
     result, base, e = np.ones_like(x), x, abs(y)
     while e:
         if e & 1:
@@ -605,7 +606,7 @@ def _transpose_neg(ct, x):
 def _transpose_mul(ct, x, y):
     from ..interpreters.ad import Zero, is_linear, unbroadcast
     if is_linear(x) and is_linear(y):
-        raise TypeError("transpose of mul: both operands are linear, so the product is not")
+        raise FjitTypeError("transpose of mul: both operands are linear, so the product is not")
     if isinstance(ct, Zero):
         return [None, None]
     if is_linear(x):
@@ -616,7 +617,7 @@ def _transpose_mul(ct, x, y):
 def _transpose_div(ct, x, y):
     from ..interpreters.ad import Zero, is_linear, unbroadcast
     if is_linear(y):
-        raise TypeError("transpose of div: the divisor is linear, so the quotient is not")
+        raise FjitTypeError("transpose of div: the divisor is linear, so the quotient is not")
     if isinstance(ct, Zero):
         return [None, None]
     return [unbroadcast(x.aval, _lax().div(ct, y)), None]
@@ -625,7 +626,7 @@ def _transpose_div(ct, x, y):
 def _transpose_select(ct, pred, a, b):
     from ..interpreters.ad import Zero, is_linear, unbroadcast
     if is_linear(pred):
-        raise TypeError("transpose of select: the predicate cannot be linear")
+        raise FjitTypeError("transpose of select: the predicate cannot be linear")
     if isinstance(ct, Zero):
         return [None, None, None]
     lax = _lax()

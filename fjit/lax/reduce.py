@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import dtypes
 from ..core import Primitive, ShapedArray, type_error
+from ..errors import FjitShapeError
 from .elementwise import ANY, INTBOOL, NUM
 
 
@@ -39,7 +40,7 @@ def _check_axes(opname, x, axes):
     if any(not 0 <= a < x.ndim for a in axes) or len(set(axes)) != len(axes) \
             or list(axes) != sorted(axes):
         raise type_error(opname, f"axes {axes} must be distinct, sorted dims of rank {x.ndim}",
-                         x)
+                         x, cls=FjitShapeError)
 
 
 def _as_compute(x):
@@ -81,7 +82,8 @@ class ArgReducePrimitive(Primitive):
 
     def abstract_eval(self, x, *, axis, index_dtype):
         if not isinstance(axis, int) or not 0 <= axis < x.ndim:
-            raise type_error(self.name, f"axis {axis!r} is not a dim of rank {x.ndim}", x)
+            raise type_error(self.name, f"axis {axis!r} is not a dim of rank {x.ndim}", x,
+                             cls=FjitShapeError)
         if x.shape[axis] == 0:
             raise type_error(self.name, f"cannot take {self.name} over the empty axis {axis}",
                              x)
