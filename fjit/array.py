@@ -21,7 +21,7 @@ class Array(ArrayMethods):
     __slots__ = ("_value", "aval", "_device", "__weakref__")
 
     def __init__(self, value: np.ndarray, aval: ShapedArray, device: Device = CPU):
-        if value.nbytes > _MEMORY_LIMIT[0]:  # a broadcast view claims its full size here
+        if value.nbytes > MEMORY_LIMIT:  # a broadcast view claims its full size here
             check_fits_in_memory(aval.shape, aval.dtype)
         self._value = value
         self.aval = aval
@@ -138,7 +138,7 @@ def _physical_memory() -> int:
     return total
 
 
-_MEMORY_LIMIT = [_physical_memory()]
+MEMORY_LIMIT = _physical_memory()  # bytes; larger arrays raise FjitMemoryError
 
 
 def check_fits_in_memory(shape, dtype, opname: str | None = None):
@@ -148,11 +148,11 @@ def check_fits_in_memory(shape, dtype, opname: str | None = None):
     nbytes = int(np.dtype(dtype).itemsize)
     for d in shape:
         nbytes *= int(d)
-    if nbytes > _MEMORY_LIMIT[0]:
+    if nbytes > MEMORY_LIMIT:
         raise FjitMemoryError(
             f"{opname or calling_function()}: an array of shape {tuple(shape)} and dtype "
             f"{np.dtype(dtype).name} needs {nbytes} bytes ({nbytes / 2**30:.1f} GiB), more than "
-            f"this machine's memory ({_MEMORY_LIMIT[0]} bytes)")
+            f"this machine's memory ({MEMORY_LIMIT} bytes)")
 
 
 def _rebuild(value, weak_type):

@@ -1,4 +1,9 @@
-"""fjit's error types, and the helper that finds the user's source line for a message."""
+"""fjit's error types, and the helpers that find the user's source line and the fjit function
+the user called, for messages.
+
+Every error about the user's input derives from FjitError (so one `except` catches them all)
+and from the built-in type JAX raises for that mistake, so code written for JAX keeps working.
+"""
 from __future__ import annotations
 
 import os
@@ -83,8 +88,9 @@ def where_text(info: SourceInfo | None) -> str:
 
 
 def _rebuild(cls, args):
+    """Unpickle: the built-in base's __init__, without FjitError's (the line is in args)."""
     error = cls.__new__(cls)
-    error.args = args
+    super(FjitError, error).__init__(*args)
     return error
 
 
@@ -100,6 +106,7 @@ class FjitError(Exception):
         if self._append_source:
             message = message + where_text(current_source_info())
         super().__init__(message)
+        self.args = (message,)  # AxisError's __init__ leaves the constructor's argument
 
     def __reduce__(self):  # unpickling must not append the source line a second time
         return _rebuild, (type(self), self.args)

@@ -537,7 +537,13 @@ class ElementwisePrimitive(Primitive):
             and dtypes.bfloat16 is not None
         if upcast:
             values = [v.astype(np.float32) if v.dtype == dtypes.bfloat16 else v for v in values]
-        out = np.asarray(self.op.numpy(*values, **params))  # callers silence FP warnings
+        try:
+            out = np.asarray(self.op.numpy(*values, **params))  # callers silence FP warnings
+        except MemoryError:  # NumPy could not allocate the result: say which and how large
+            from ..array import check_fits_in_memory
+            shape = np.broadcast_shapes(*(v.shape for v in values))
+            check_fits_in_memory(shape, np.result_type(*values), self.name)
+            raise
         if upcast and out.dtype == np.float32 and "new_dtype" not in params:
             out = out.astype(dtypes.bfloat16)
         return out

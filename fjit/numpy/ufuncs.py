@@ -504,11 +504,11 @@ def clip(arr=None, /, min=None, max=None, *, a=None, a_min=None, a_max=None):
     hi = a_max if max is None else max
     if arr is None:
         raise FjitTypeError("clip: missing the array argument")
-    out = asarray(arr)
+    out = asarray(arr, opname="clip")
     if lo is not None:
-        out = maximum(out, lo)
+        out = lax.max(*promote_args("clip", out, lo))
     if hi is not None:
-        out = minimum(out, hi)
+        out = lax.min(*promote_args("clip", out, hi))
     return out
 
 
