@@ -5,11 +5,14 @@ so eager code and traced code share one implementation.
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from . import dtypes
 from .core import ArrayMethods, ShapedArray, Tracer
 from .runtime.devices import CPU, Device
+from .errors import FjitMemoryError, FjitTypeError, FjitValueError, calling_function
 
 
 class Array(ArrayMethods):
@@ -18,6 +21,8 @@ class Array(ArrayMethods):
     __slots__ = ("_value", "aval", "_device", "__weakref__")
 
     def __init__(self, value: np.ndarray, aval: ShapedArray, device: Device = CPU):
+        if value.nbytes > MEMORY_LIMIT:  # a broadcast view claims its full size here
+            check_fits_in_memory(aval.shape, aval.dtype)
         self._value = value
         self.aval = aval
         self._device = device
@@ -53,12 +58,13 @@ class Array(ArrayMethods):
 
     def __index__(self):
         if not dtypes.is_int(self.aval.dtype) and not dtypes.is_bool(self.aval.dtype):
-            raise TypeError(f"only integer arrays can be used as an index, got {self.aval.str_short()}")
+            raise FjitTypeError(f"only integer arrays can be used as an index, got "
+                                f"{self.aval.str_short()}")
         return self._value.__index__()
 
     def __iter__(self):
         if not self.aval.shape:
-            raise TypeError("iteration over a rank-0 array")
+            raise FjitTypeError("iteration over a rank-0 array")
         return (self[i] for i in range(self.aval.shape[0]))
 
     def __reduce__(self):
@@ -74,11 +80,11 @@ class Array(ArrayMethods):
         return Array(self._value.copy(), self.aval, self._device)
 
     def __setitem__(self, index, value):
-        raise TypeError("fjit arrays are immutable: use x = x.at[index].set(value) instead of "
-                        "x[index] = value")
+        raise FjitTypeError("fjit arrays are immutable: use x = x.at[index].set(value) instead of "
+                            "x[index] = value")
 
     def __hash__(self):
-        raise TypeError("unhashable type: 'fjit.Array'")
+        raise FjitTypeError("unhashable type: 'fjit.Array'")
 
     # --- device -------------------------------------------------------------------------------
     @property
@@ -113,6 +119,42 @@ class Array(ArrayMethods):
         return format(str(self), spec)
 
 
+# --- the memory limit -------------------------------------------------------------------------
+
+def _physical_memory() -> int:
+    """This machine's memory in bytes (less where a cgroup limits the process)."""
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+        return 1 << 62
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path) as f:
+                text = f.read().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            total = min(total, int(text))
+    return total
+
+
+MEMORY_LIMIT = _physical_memory()  # bytes; larger arrays raise FjitMemoryError
+
+
+def check_fits_in_memory(shape, dtype, opname: str | None = None):
+    """Raise FjitMemoryError, before anything is computed, if an array of `shape` and `dtype`
+    is larger than this machine's memory (JAX fails such allocations at once; computing into a
+    broadcast view of one would run for minutes)."""
+    nbytes = int(np.dtype(dtype).itemsize)
+    for d in shape:
+        nbytes *= int(d)
+    if nbytes > MEMORY_LIMIT:
+        raise FjitMemoryError(
+            f"{opname or calling_function()}: an array of shape {tuple(shape)} and dtype "
+            f"{np.dtype(dtype).name} needs {nbytes} bytes ({nbytes / 2**30:.1f} GiB), more than "
+            f"this machine's memory ({MEMORY_LIMIT} bytes)")
+
+
 def _rebuild(value, weak_type):
     return Array(value, ShapedArray(value.shape, value.dtype, weak_type))
 
@@ -143,11 +185,11 @@ def concrete_operand(x, opname: str = "operation") -> Array:
     if isinstance(x, (np.ndarray, np.generic)):
         return from_numpy(x)
     if isinstance(x, Tracer):
-        raise TypeError(f"{opname}: unexpected tracer {x!r}")
+        raise FjitTypeError(f"{opname}: unexpected tracer {x!r}")
     if isinstance(x, (list, tuple)):
-        raise TypeError(f"{opname}: got a Python {type(x).__name__}, which is not an array; "
-                        "convert it with fjit.numpy.asarray first")
-    raise TypeError(f"{opname}: value of type {type(x).__name__} is not a valid fjit array")
+        raise FjitTypeError(f"{opname}: got a Python {type(x).__name__}, which is not an array; "
+                            "convert it with fjit.numpy.asarray first")
+    raise FjitTypeError(f"{opname}: value of type {type(x).__name__} is not a valid fjit array")
 
 
 def aval_of(x) -> ShapedArray:
@@ -163,14 +205,14 @@ def aval_of(x) -> ShapedArray:
         return ShapedArray(np.shape(x), dtypes.canonicalize(x.dtype), False)
     if hasattr(x, "shape") and hasattr(x, "dtype"):
         return ShapedArray(x.shape, dtypes.canonicalize(x.dtype), getattr(x, "weak_type", False))
-    raise TypeError(f"value of type {type(x).__name__} is not a valid array argument")
+    raise FjitTypeError(f"value of type {type(x).__name__} is not a valid array argument")
 
 
 def device_put(x, device: Device | None = None):
     """Put a pytree of arrays on `device` (the CPU): returns fjit Arrays."""
     from .tree_util import tree_map
     if device is not None and device != CPU:
-        raise ValueError(f"fjit.device_put: device {device} is not available")
+        raise FjitValueError(f"fjit.device_put: device {device} is not available")
 
     def put(leaf):
         if isinstance(leaf, Tracer):

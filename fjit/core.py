@@ -20,8 +20,8 @@ from contextlib import contextmanager
 import numpy as np
 
 from . import dtypes
-from .errors import (FjitTypeError, SourceInfo, UnexpectedTracerError, current_source_info,
-                     source_info_override)
+from .errors import (FjitTypeError, FjitValueError, SourceInfo, UnexpectedTracerError,
+                     current_source_info, source_info_override)
 
 
 # --- abstract values --------------------------------------------------------------------------
@@ -141,7 +141,7 @@ class Program:
         self.cache = {}
         self.name = name
         if len(self.constvars) != len(self.consts):
-            raise ValueError("Program needs one const value per constvar")
+            raise FjitValueError("Program needs one const value per constvar")
 
     @property
     def in_avals(self):
@@ -207,11 +207,12 @@ class Primitive:
         return self.name
 
 
-def type_error(opname: str, message: str, *avals) -> FjitTypeError:
-    """An FjitTypeError that names the operation and the operands' types."""
+def type_error(opname: str, message: str, *avals, cls=FjitTypeError) -> FjitTypeError:
+    """An FjitTypeError (or `cls`, a subclass) that names the operation and the operands'
+    types."""
     operands = ", ".join(a.str_short() for a in avals)
     suffix = f" (operands: {operands})" if avals else ""
-    return FjitTypeError(f"{opname}: {message}{suffix}")
+    return cls(f"{opname}: {message}{suffix}")
 
 
 # --- traces and tracers -----------------------------------------------------------------------
@@ -274,7 +275,7 @@ class ArrayMethods:
 
     def __len__(self):
         if not self.aval.shape:
-            raise TypeError("len() of unsized object (a rank-0 array)")
+            raise FjitTypeError("len() of unsized object (a rank-0 array)")
         return self.aval.shape[0]
 
 
@@ -333,11 +334,11 @@ class Tracer(ArrayMethods):
         self._concretization_error(".tolist()", ConcretizationTypeError)
 
     def __hash__(self):
-        raise TypeError(f"unhashable type: traced array {self.aval.str_short()}")
+        raise FjitTypeError(f"unhashable type: traced array {self.aval.str_short()}")
 
     def __iter__(self):
         if not self.aval.shape:
-            raise TypeError("iteration over a rank-0 array")
+            raise FjitTypeError("iteration over a rank-0 array")
         return (self[i] for i in range(self.aval.shape[0]))
 
     def __repr__(self):
@@ -391,7 +392,7 @@ def eval_program(program: Program, *args, rules=None):
     `rules` maps a primitive to `rule(params, operands) -> outputs` to evaluate its
     equations differently (fjit.cross_iteration rotates scans this way)."""
     if len(args) != len(program.invars):
-        raise TypeError(f"Program takes {len(program.invars)} arguments, got {len(args)}")
+        raise FjitTypeError(f"Program takes {len(program.invars)} arguments, got {len(args)}")
     env = {}
     for var, value in zip(program.constvars, program.consts):
         env[var] = value

@@ -15,6 +15,7 @@ import functools
 import numpy as np
 
 from .config import config
+from .errors import FjitTypeError, calling_function
 
 try:  # optional: the bfloat16 NumPy dtype
     import ml_dtypes as _ml_dtypes
@@ -75,11 +76,16 @@ _TO_32 = {int64: int32, uint64: uint32, float64: float32}
 
 def canonicalize(dtype) -> np.dtype:
     """Map a requested dtype to the one fjit stores: 64-bit types become 32-bit unless x64."""
-    dtype = np.dtype(dtype)
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise FjitTypeError(f"{calling_function()}: data type {dtype!r} not understood") \
+            from None
     if dtype not in _SHORT:
         if dtype.kind == "c":
-            raise TypeError(f"fjit does not support complex dtypes yet (got {dtype})")
-        raise TypeError(f"fjit does not support dtype {dtype}")
+            raise FjitTypeError(f"{calling_function()}: fjit does not support complex dtypes "
+                                f"yet (got {dtype})")
+        raise FjitTypeError(f"{calling_function()}: fjit does not support dtype {dtype}")
     if not config.enable_x64:
         return _TO_32.get(dtype, dtype)
     return dtype
@@ -108,7 +114,7 @@ def to_inexact(dtype) -> np.dtype:
 def to_dtype(spec) -> np.dtype:
     """A user's dtype argument (np.float32, 'int8', jnp.float32, float, ...) as a canonical dtype."""
     if spec is None:
-        raise TypeError("dtype must not be None here")
+        raise FjitTypeError("dtype must not be None here")
     if spec is float:
         return default_float()
     if spec is int:
@@ -116,7 +122,7 @@ def to_dtype(spec) -> np.dtype:
     if spec is bool:
         return bool_
     if spec is complex:
-        raise TypeError("fjit does not support complex dtypes yet")
+        raise FjitTypeError("fjit does not support complex dtypes yet")
     if isinstance(spec, str) and spec == "bfloat16":
         return require_bfloat16()
     inner = getattr(spec, "dtype", None)
@@ -174,7 +180,7 @@ def _least_upper_bound(nodes: frozenset):
         if _UPPER[candidate] == common:
             return candidate
     names = ", ".join(sorted(str(n) for n in nodes))
-    raise TypeError(f"no common type for {names}")
+    raise FjitTypeError(f"no common type for {names}")
 
 
 def _lattice_node(dtype, weak: bool):
@@ -217,7 +223,7 @@ def scalar_type_of(value) -> tuple[np.dtype, bool]:
     if isinstance(value, float):
         return default_float(), True
     if isinstance(value, complex):
-        raise TypeError("fjit does not support complex numbers yet")
+        raise FjitTypeError("fjit does not support complex numbers yet")
     return canonicalize(np.asarray(value).dtype), False
 
 

@@ -9,6 +9,8 @@ import collections
 import dataclasses
 import functools
 
+from .errors import FjitTypeError, FjitValueError, PytreeKeyError, PytreeRecursionError
+
 _registry: dict[type, tuple] = {}  # type -> (flatten(x) -> (children, aux), unflatten(aux, children))
 
 
@@ -16,7 +18,7 @@ def register_pytree_node(nodetype: type, flatten_func, unflatten_func):
     """Make `nodetype` a pytree node: flatten(x) -> (children, aux_data) and
     unflatten(aux_data, children) -> x.  aux_data must be hashable."""
     if nodetype in _registry:
-        raise ValueError(f"{nodetype.__name__} is already registered as a pytree node")
+        raise FjitValueError(f"{nodetype.__name__} is already registered as a pytree node")
     _registry[nodetype] = (flatten_func, unflatten_func)
     _node_cache.pop(nodetype, None)   # it may have been seen as a leaf before
     return nodetype
@@ -39,8 +41,8 @@ def register_dataclass(cls=None, data_fields=None, meta_fields=None):
                                  meta_fields=meta_fields)
     if data_fields is None and meta_fields is None:
         if not dataclasses.is_dataclass(cls):
-            raise TypeError(f"register_dataclass: {cls.__name__} is not a dataclass; pass "
-                            "data_fields and meta_fields explicitly")
+            raise FjitTypeError(f"register_dataclass: {cls.__name__} is not a dataclass; pass "
+                                "data_fields and meta_fields explicitly")
         fields = [f for f in dataclasses.fields(cls) if f.init]
         meta_fields = [f.name for f in fields if f.metadata.get("static", False)]
         data_fields = [f.name for f in fields if not f.metadata.get("static", False)]
@@ -59,8 +61,20 @@ def register_dataclass(cls=None, data_fields=None, meta_fields=None):
     return cls
 
 
+def _sorted_keys(d):
+    """A dict's keys in sorted order (JAX's order); keys that cannot be compared (1 and 'a')
+    are an error naming them, as in JAX."""
+    try:
+        return sorted(d)
+    except TypeError:
+        types = sorted({type(k).__name__ for k in d})
+        raise PytreeKeyError(f"pytree: the keys of a {type(d).__name__} must be sortable "
+                             f"(flattening sorts them), got keys {list(d)!r} of types "
+                             f"{', '.join(types)}") from None
+
+
 def _flatten_dict(d):
-    keys = sorted(d)
+    keys = _sorted_keys(d)
     return [d[k] for k in keys], tuple(keys)
 
 
@@ -70,7 +84,7 @@ def _flatten_ordered_dict(d):
 
 
 def _flatten_defaultdict(d):
-    keys = sorted(d)
+    keys = _sorted_keys(d)
     return [d[k] for k in keys], (d.default_factory, tuple(keys))
 
 
@@ -135,11 +149,11 @@ class PyTreeDef:
             out.append(tree)
             return
         if _node_type_of(tree) != self.node_type:
-            raise ValueError(f"pytree structure mismatch: expected a {self.node_type.__name__}"
-                             f", got {type(tree).__name__}: {tree!r}")
+            raise FjitValueError(f"pytree structure mismatch: expected a {self.node_type.__name__}"
+                                 f", got {type(tree).__name__}: {tree!r}")
         children, data = _node_of(tree)[0](tree)
         if data != self.node_data or len(children) != len(self.children):
-            raise ValueError(f"pytree structure mismatch: {self} vs {tree_structure(tree)}")
+            raise FjitValueError(f"pytree structure mismatch: {self} vs {tree_structure(tree)}")
         for child_def, child in zip(self.children, children):
             child_def._flatten_up_to(child, out)
 
@@ -182,8 +196,47 @@ def _node_type_of(x):
 def tree_flatten(tree, is_leaf=None):
     """(leaves, treedef) of a pytree."""
     leaves = []
-    treedef = _flatten(tree, leaves, is_leaf)
+    try:
+        treedef = _flatten(tree, leaves, is_leaf)
+    except RecursionError:
+        raise _recursion_error(tree, is_leaf) from None
     return leaves, treedef
+
+
+def _recursion_error(tree, is_leaf):
+    """The error for a tree too deep to flatten: one that contains itself (named by the path
+    to the repeated node) or one nested deeper than Python's recursion limit."""
+    found = _find_cycle(tree, is_leaf)
+    if found is not None:
+        node, path = found
+        return PytreeRecursionError(f"pytree: a {type(node).__name__} contains itself (it is "
+                                    f"its own descendant at {keystr(path)}), so the tree has "
+                                    "no finite list of leaves")
+    return PytreeRecursionError("pytree: the tree is nested too deeply to flatten (deeper "
+                                "than Python's recursion limit)")
+
+
+def _find_cycle(tree, is_leaf):
+    """(node, path from `tree`) of a node that is its own ancestor, or None (iterative: no
+    recursion limit here)."""
+    on_path = set()
+    stack = [(tree, (), False)]
+    while stack:
+        node, path, leaving = stack.pop()
+        if leaving:
+            on_path.discard(id(node))
+            continue
+        if (is_leaf is not None and is_leaf(node)) or _node_of(node) is None:
+            continue
+        if id(node) in on_path:
+            return node, path
+        on_path.add(id(node))
+        stack.append((node, path, True))
+        children, _ = _node_of(node)[0](node)
+        for k, child in reversed(list(enumerate(children))):
+            key = (("key", list(node)[k]) if isinstance(node, dict) else ("index", k))
+            stack.append((child, path + (key,), False))
+    return None
 
 
 def _flatten(tree, leaves, is_leaf):
@@ -278,7 +331,7 @@ def tree_unflatten(treedef: PyTreeDef, leaves):
     leaves = iter(leaves)
     out = _unflatten(treedef, leaves)
     if next(leaves, _SENTINEL) is not _SENTINEL:
-        raise ValueError(f"tree_unflatten: too many leaves for {treedef}")
+        raise FjitValueError(f"tree_unflatten: too many leaves for {treedef}")
     return out
 
 
@@ -289,7 +342,7 @@ def _unflatten(treedef, leaves):
     if treedef.node_type is None:
         leaf = next(leaves, _SENTINEL)
         if leaf is _SENTINEL:
-            raise ValueError("tree_unflatten: too few leaves for the tree structure")
+            raise FjitValueError("tree_unflatten: too few leaves for the tree structure")
         return leaf
     children = [_unflatten(c, leaves) for c in treedef.children]
     unflatten = _registry.get(treedef.node_type)

@@ -13,6 +13,7 @@ import numpy as np
 from .. import dtypes
 from ..array import Array
 from ..core import ShapedArray, Tracer
+from ..errors import FjitTypeError
 from . import indexexpr
 from .call import jit_p
 from .elementwise import PRIMITIVES as _EW
@@ -36,8 +37,8 @@ def _dtype_of(x):
 def _weak_scalar(value, dtype):
     """A Python scalar as a weakly typed rank-0 array of `dtype`."""
     if dtypes.is_int(dtype) and isinstance(value, float) and not value.is_integer():
-        raise TypeError(f"cannot use the float {value!r} as an operand of integer type "
-                        f"{dtype.name}")
+        raise FjitTypeError(f"cannot use the float {value!r} as an operand of integer type "
+                            f"{dtype.name}")
     if dtypes.is_int(dtype) and not isinstance(value, bool):
         info = np.iinfo(dtype)
         if not info.min <= value <= info.max:
@@ -112,7 +113,7 @@ def round(x, rounding_method=RoundingMethod.AWAY_FROM_ZERO):
 def integer_pow(x, y: int):
     """x ** y for a static Python int y (negative y needs a float x)."""
     if not isinstance(y, (int, np.integer)):
-        raise TypeError(f"integer_pow: the exponent must be a Python int, got {y!r}")
+        raise FjitTypeError(f"integer_pow: the exponent must be a Python int, got {y!r}")
     return _EW["integer_pow"].bind(x, y=int(y))
 
 
@@ -196,8 +197,8 @@ def squeeze(x, dimensions):
     dims = {d % x.ndim for d in dimensions}
     for d in dims:
         if x.shape[d] != 1:
-            raise TypeError(f"squeeze: dimension {d} of {x.aval.str_short()} has size "
-                            f"{x.shape[d]}, not 1")
+            raise FjitTypeError(f"squeeze: dimension {d} of {x.aval.str_short()} has size "
+                                f"{x.shape[d]}, not 1")
     return reshape(x, tuple(s for k, s in enumerate(x.shape) if k not in dims))
 
 

@@ -27,7 +27,7 @@ from ..array import Array, aval_of, concrete_operand
 from ..config import config
 from ..core import (Eqn, Primitive, Program, Tracer, Var, current_trace, eval_program,
                     set_current_trace, type_error)
-from ..errors import FjitTypeError
+from ..errors import FjitTypeError, FjitValueError
 from ..interpreters import ad, batching
 from ..interpreters.eager import EvalTrace
 from ..interpreters.partial_eval import (DebugInfo, StagingTrace, dce_program, dce_rules,
@@ -53,7 +53,7 @@ def flatten_args(opname: str, what: str, tree):
         try:
             avals.append(aval_of(leaf))
         except TypeError:
-            raise TypeError(f"{opname}: {path} is a {type(leaf).__name__}, not an array") \
+            raise FjitTypeError(f"{opname}: {path} is a {type(leaf).__name__}, not an array") \
                 from None
     return leaves, treedef, avals
 
@@ -204,15 +204,15 @@ def cond(pred, true_fun, false_fun, *operands):
     the operands' types) and must return the same pytree of the same shapes and dtypes.
     """
     if not (callable(true_fun) and callable(false_fun)):
-        raise TypeError("cond: true_fun and false_fun must be callable")
+        raise FjitTypeError("cond: true_fun and false_fun must be callable")
     if pred is None:
-        raise TypeError("cond: the predicate is None")
+        raise FjitTypeError("cond: the predicate is None")
     pred = _scalar_operand("cond", "the predicate", pred)
     dtype = pred.aval.dtype
     if not dtypes.is_bool(dtype):
         if not (dtypes.is_int(dtype) or dtypes.is_float(dtype)):
-            raise TypeError(f"cond: the predicate must be boolean or a number, got "
-                            f"{pred.aval.str_short()}")
+            raise FjitTypeError(f"cond: the predicate must be boolean or a number, got "
+                                f"{pred.aval.str_short()}")
         from . import ne
         pred = ne(pred, 0)
     from . import convert_element_type
@@ -226,15 +226,15 @@ def switch(index, branches, *operands):
     try:
         branches = tuple(branches)
     except TypeError:
-        raise TypeError("switch: branches must be a sequence of callables") from None
+        raise FjitTypeError("switch: branches must be a sequence of callables") from None
     if not all(callable(b) for b in branches):
-        raise TypeError("switch: branches must be a sequence of callables")
+        raise FjitTypeError("switch: branches must be a sequence of callables")
     index = _scalar_operand("switch", "the branch index", index)
     if not dtypes.is_int(index.aval.dtype):
-        raise TypeError(f"switch: the branch index must be an integer, got "
-                        f"{index.aval.str_short()}")
+        raise FjitTypeError(f"switch: the branch index must be an integer, got "
+                            f"{index.aval.str_short()}")
     if not branches:
-        raise ValueError("switch: empty branch sequence")
+        raise FjitValueError("switch: empty branch sequence")
     if len(branches) == 1:
         return branches[0](*operands)
     from . import clamp, convert_element_type
@@ -246,15 +246,15 @@ def switch(index, branches, *operands):
 
 def _scalar_operand(opname, what, x):
     if isinstance(x, (list, tuple)):
-        raise TypeError(f"{opname}: {what} must be a scalar, got a {type(x).__name__}")
+        raise FjitTypeError(f"{opname}: {what} must be a scalar, got a {type(x).__name__}")
     if not isinstance(x, (Array, Tracer)):
         try:
             x = concrete_operand(x, opname)
         except TypeError:
-            raise TypeError(f"{opname}: {what} must be a scalar array, got "
-                            f"{type(x).__name__}") from None
+            raise FjitTypeError(f"{opname}: {what} must be a scalar array, got "
+                                f"{type(x).__name__}") from None
     if x.aval.shape != ():
-        raise TypeError(f"{opname}: {what} must be a scalar, got shape {x.aval.shape}")
+        raise FjitTypeError(f"{opname}: {what} must be a scalar, got shape {x.aval.shape}")
     return x
 
 
@@ -328,7 +328,7 @@ def _jvp_branch(program, nonzero, instantiate):
 
 def _cond_transpose(cts, index, *ops, branches):
     if ad.is_linear(index):
-        raise TypeError("cond: the branch index cannot be linear")
+        raise FjitTypeError("cond: the branch index cannot be linear")
     linear = [ad.is_linear(x) for x in ops]
     transposed = tuple(ad.transpose_program(b, linear) for b in branches)
     cts = [ad.zeros_like_aval(ad.tangent_aval(a)) if isinstance(c, ad.Zero) else c

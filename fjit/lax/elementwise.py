@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import dtypes
 from ..core import Primitive, ShapedArray, type_error
+from ..errors import FjitTypeError, FjitValueError
 
 # --- dtype rules ------------------------------------------------------------------------------
 
@@ -168,7 +169,7 @@ def _erf(x):
 def _integer_pow(x, y):
     """x ** y by repeated squaring in x's own type (integers wrap, like XLA)."""
     if dtypes.is_int(x.dtype) and y < 0:
-        raise ValueError("integer_pow of an integer array needs a non-negative exponent")
+        raise FjitValueError("integer_pow of an integer array needs a non-negative exponent")
     result, base, e = np.ones_like(x), x, abs(y)
     while e:
         if e & 1:
@@ -267,16 +268,23 @@ def _convert_jvp(primals, tangents, out, new_dtype, weak_type):
     return _lax().convert_element_type(tangents[0], new_dtype)
 
 
-def _extremum_partial(wins_if, first):
-    """d max(x, y)/dx (wins_if=gt) or d min(x, y)/dx (lt): 1 where x is chosen, 1/2 at ties
-    (JAX's balanced rule), else 0; `first` picks the operand."""
-    def d(x, y, out):
+def _extremum_jvp(wins_if):
+    """max (wins_if=gt) / min (lt): each operand's tangent where it is chosen, half of it at
+    ties (JAX's balanced rule), else 0.  Selected, not multiplied by a 0/1 mask, so an inf or
+    NaN tangent of the operand that lost does not leak into the result."""
+    def rule(primals, tangents, out):
+        from ..interpreters.ad import Zero, add_tangents
         lax = _lax()
-        mine, other = (x, y) if first else (y, x)
-        wins = lax.convert_element_type(getattr(lax, wins_if)(mine, other), out.dtype)
-        ties = lax.convert_element_type(lax.eq(mine, other), out.dtype)
-        return lax.add(wins, lax.mul(ties, 0.5))
-    return d
+        total = Zero(None)
+        for mine, other, t in ((primals[0], primals[1], tangents[0]),
+                               (primals[1], primals[0], tangents[1])):
+            if isinstance(t, Zero):
+                continue
+            zero = lax.full((), 0, t.dtype)
+            half = lax.select(lax.eq(mine, other), lax.mul(t, 0.5), zero)
+            total = add_tangents(total, lax.select(getattr(lax, wins_if)(mine, other), t, half))
+        return total
+    return rule
 
 
 def _indicator(cond, like):
@@ -462,10 +470,8 @@ TABLE = [
                                        lambda x, y, out: _lax().neg(_lax().div(out, y)))),
     _binary("rem", _rem, NUM, partials(lambda x, y, out: _c(x, 1), _rem_dy)),
     _binary("pow", np.power, FLOAT, partials(_pow_dx, _pow_dy)),
-    _binary("max", np.maximum, ANY, partials(_extremum_partial("gt", True),
-                                                   _extremum_partial("gt", False))),
-    _binary("min", np.minimum, ANY, partials(_extremum_partial("lt", True),
-                                                   _extremum_partial("lt", False))),
+    _binary("max", np.maximum, ANY, _extremum_jvp("gt")),
+    _binary("min", np.minimum, ANY, _extremum_jvp("lt")),
     _binary("atan2", np.arctan2, FLOAT, _atan2_partials()),
     _binary("nextafter", np.nextafter, FLOAT, Z,
             c="{% if sf in ('f16', 'bf16') %}fj_nextafter_{{ sf }}({{ x }}, {{ y }})"
@@ -531,7 +537,13 @@ class ElementwisePrimitive(Primitive):
             and dtypes.bfloat16 is not None
         if upcast:
             values = [v.astype(np.float32) if v.dtype == dtypes.bfloat16 else v for v in values]
-        out = np.asarray(self.op.numpy(*values, **params))  # callers silence FP warnings
+        try:
+            out = np.asarray(self.op.numpy(*values, **params))  # callers silence FP warnings
+        except MemoryError:  # NumPy could not allocate the result: say which and how large
+            from ..array import check_fits_in_memory
+            shape = np.broadcast_shapes(*(v.shape for v in values))
+            check_fits_in_memory(shape, np.result_type(*values), self.name)
+            raise
         if upcast and out.dtype == np.float32 and "new_dtype" not in params:
             out = out.astype(dtypes.bfloat16)
         return out
@@ -600,7 +612,7 @@ def _transpose_neg(ct, x):
 def _transpose_mul(ct, x, y):
     from ..interpreters.ad import Zero, is_linear, unbroadcast
     if is_linear(x) and is_linear(y):
-        raise TypeError("transpose of mul: both operands are linear, so the product is not")
+        raise FjitTypeError("transpose of mul: both operands are linear, so the product is not")
     if isinstance(ct, Zero):
         return [None, None]
     if is_linear(x):
@@ -611,7 +623,7 @@ def _transpose_mul(ct, x, y):
 def _transpose_div(ct, x, y):
     from ..interpreters.ad import Zero, is_linear, unbroadcast
     if is_linear(y):
-        raise TypeError("transpose of div: the divisor is linear, so the quotient is not")
+        raise FjitTypeError("transpose of div: the divisor is linear, so the quotient is not")
     if isinstance(ct, Zero):
         return [None, None]
     return [unbroadcast(x.aval, _lax().div(ct, y)), None]
@@ -620,7 +632,7 @@ def _transpose_div(ct, x, y):
 def _transpose_select(ct, pred, a, b):
     from ..interpreters.ad import Zero, is_linear, unbroadcast
     if is_linear(pred):
-        raise TypeError("transpose of select: the predicate cannot be linear")
+        raise FjitTypeError("transpose of select: the predicate cannot be linear")
     if isinstance(ct, Zero):
         return [None, None, None]
     lax = _lax()

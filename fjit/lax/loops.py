@@ -25,6 +25,7 @@ from ..interpreters.partial_eval import (DebugInfo, StagingTrace, dce, dce_progr
                                          partial_eval_rules, param_program,
                                          trace_to_program)
 from ..runtime.backend import executable_for
+from ..errors import FjitTypeError, FjitValueError
 
 
 class ScanPrimitive(Primitive):
@@ -122,21 +123,22 @@ def scan(f, init, xs=None, length=None, reverse=False, unroll=1):
     x_leaves, x_tree = tree_flatten(xs)
     lengths = {int(np.shape(x)[0]) if np.ndim(x) else None for x in x_leaves}
     if None in lengths:
-        raise TypeError(f"scan({name}): every leaf of xs needs a leading axis to scan over; "
-                        f"got shapes {[np.shape(x) for x in x_leaves]}")
+        raise FjitTypeError(f"scan({name}): every leaf of xs needs a leading axis to scan over; "
+                            f"got shapes {[np.shape(x) for x in x_leaves]}")
     if length is not None:
         lengths.add(int(length))
     if len(lengths) > 1:
-        raise ValueError(f"scan({name}): xs leaves and length disagree on the number of "
-                         f"iterations: {sorted(lengths)} (leaves {_leaf_paths(xs)} have "
-                         f"shapes {[np.shape(x) for x in x_leaves]})")
+        raise FjitValueError(f"scan({name}): xs leaves and length disagree on the number of "
+                             f"iterations: {sorted(lengths)} (leaves {_leaf_paths(xs)} have "
+                             f"shapes {[np.shape(x) for x in x_leaves]})")
     if not lengths:
-        raise ValueError(f"scan({name}): with no xs, pass length=")
+        raise FjitValueError(f"scan({name}): with no xs, pass length=")
     length = lengths.pop()
     if isinstance(unroll, bool):
         unroll = max(length, 1) if unroll else 1
     if int(unroll) < 1:
-        raise ValueError(f"scan({name}): unroll must be a positive int or a bool, got {unroll}")
+        raise FjitValueError(f"scan({name}): unroll must be a positive int or a bool, got "
+                             f"{unroll}")
     carry_leaves, carry_tree = tree_flatten(init)
     carry_avals = [aval_of(c) for c in carry_leaves]
     x_avals = [aval_of(x).update(shape=np.shape(x)[1:]) for x in x_leaves]
@@ -147,20 +149,20 @@ def scan(f, init, xs=None, length=None, reverse=False, unroll=1):
         x = tree_unflatten(x_tree, args[len(carry_avals):])
         out = f(carry, x)
         if not (isinstance(out, (tuple, list)) and len(out) == 2):
-            raise TypeError(f"scan({name}): the body must return a pair (carry, y), got "
-                            f"{type(out).__name__}")
+            raise FjitTypeError(f"scan({name}): the body must return a pair (carry, y), got "
+                                f"{type(out).__name__}")
         new_carry, y = out
         new_leaves, new_tree = tree_flatten(new_carry)
         if new_tree != carry_tree:
-            raise TypeError(f"scan({name}): the body changed the carry's structure from "
-                            f"{carry_tree} to {new_tree}")
+            raise FjitTypeError(f"scan({name}): the body changed the carry's structure from "
+                                f"{carry_tree} to {new_tree}")
         paths = _leaf_paths(init)
         for path, got, want in zip(paths, new_leaves, carry_avals):
             g = aval_of(got)
             if g.shape != want.shape or g.dtype != want.dtype:
-                raise TypeError(f"scan({name}): the carry leaf {path or '(root)'} enters the "
-                                f"body as {want.str_short()} and leaves it as "
-                                f"{g.str_short()}; it must keep its shape and dtype")
+                raise FjitTypeError(f"scan({name}): the carry leaf {path or '(root)'} enters the "
+                                    f"body as {want.str_short()} and leaves it as "
+                                    f"{g.str_short()}; it must keep its shape and dtype")
         y_leaves, y_tree = tree_flatten(y)
         out_tree_box.append(y_tree)
         return list(new_leaves) + list(y_leaves)

@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import dtypes
 from ..core import Primitive, ShapedArray, type_error
+from ..errors import FjitShapeError
 from .elementwise import ANY, INTBOOL, NUM
 
 
@@ -39,7 +40,7 @@ def _check_axes(opname, x, axes):
     if any(not 0 <= a < x.ndim for a in axes) or len(set(axes)) != len(axes) \
             or list(axes) != sorted(axes):
         raise type_error(opname, f"axes {axes} must be distinct, sorted dims of rank {x.ndim}",
-                         x)
+                         x, cls=FjitShapeError)
 
 
 def _as_compute(x):
@@ -81,7 +82,8 @@ class ArgReducePrimitive(Primitive):
 
     def abstract_eval(self, x, *, axis, index_dtype):
         if not isinstance(axis, int) or not 0 <= axis < x.ndim:
-            raise type_error(self.name, f"axis {axis!r} is not a dim of rank {x.ndim}", x)
+            raise type_error(self.name, f"axis {axis!r} is not a dim of rank {x.ndim}", x,
+                             cls=FjitShapeError)
         if x.shape[axis] == 0:
             raise type_error(self.name, f"cannot take {self.name} over the empty axis {axis}",
                              x)
@@ -124,16 +126,28 @@ def _sum_transpose(ct, x, axes):
     return [_lax().broadcast_in_dim(ct, shape, _kept_dims(len(shape), axes))]
 
 
+def _chosen(x, back):
+    """Where x is the extreme value: equal to it, or NaN where the result is NaN (max/min
+    propagate NaN, and NaN != NaN would choose nothing and make 1/0 of the count)."""
+    lax = _lax()
+    chosen = lax.eq(x, back)
+    if dtypes.is_float(x.dtype):
+        chosen = lax.bitwise_or(chosen, lax.bitwise_and(lax.ne(x, x), lax.ne(back, back)))
+    return chosen
+
+
 def _chooser_jvp(name):
-    """max/min: the tangent at the chosen positions, averaged over ties (JAX's rule)."""
+    """max/min: the tangent at the chosen positions, averaged over ties (JAX's rule).  The
+    others are selected away, not multiplied by 0, so an inf/NaN tangent there stays out."""
     def rule(primals, tangents, axes):
         lax = _lax()
         x, t = primals[0], tangents[0]
         out = REDUCE_PRIMITIVES[name].bind(x, axes=axes)
         back = lax.broadcast_in_dim(out, x.shape, _kept_dims(x.ndim, axes))
-        chosen = lax.convert_element_type(lax.eq(x, back), x.dtype)
-        counts = lax.reduce_sum(chosen, axes)
-        return out, lax.div(lax.reduce_sum(lax.mul(t, chosen), axes), counts)
+        chosen = _chosen(x, back)
+        counts = lax.reduce_sum(lax.convert_element_type(chosen, x.dtype), axes)
+        picked = lax.select(chosen, t, lax.full((), 0, t.dtype))
+        return out, lax.div(lax.reduce_sum(picked, axes), counts)
     return rule
 
 

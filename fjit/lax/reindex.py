@@ -22,6 +22,7 @@ from .. import dtypes
 from ..core import Primitive, ShapedArray, type_error
 from . import indexexpr as ix
 from .reduce import MONOIDS
+from ..errors import FjitTypeError
 
 MONOID_OF_OP = {m.name: m for m in MONOIDS.values()}  # add, mul, max, min, and, or
 
@@ -181,7 +182,7 @@ def _reindex_jvp(primals, tangents, shape, index, fill, fill_if):
 def _reindex_transpose(ct, x, *index_arrays, shape, index, fill, fill_if):
     from ..interpreters.ad import Zero, is_linear
     if any(is_linear(a) for a in index_arrays):
-        raise TypeError("transpose of reindex: index operands cannot be linear")
+        raise FjitTypeError("transpose of reindex: index operands cannot be linear")
     if isinstance(ct, Zero):
         return [None] * (1 + len(index_arrays))
     back = reindex_reduce_p.bind(ct, *index_arrays, op="add", shape=x.aval.shape, index=index,
@@ -192,8 +193,8 @@ def _reindex_transpose(ct, x, *index_arrays, shape, index, fill, fill_if):
 def _scatter_add_transpose(ct, x, *index_arrays, op, shape, index, drop_if):
     from ..interpreters.ad import Zero, is_linear
     if op != "add" or any(is_linear(a) for a in index_arrays):
-        raise TypeError(f"transpose of reindex_reduce: only op='add' with non-linear index "
-                        f"operands is linear (got op={op!r})")
+        raise FjitTypeError(f"transpose of reindex_reduce: only op='add' with non-linear index "
+                            f"operands is linear (got op={op!r})")
     if isinstance(ct, Zero):
         return [None] * (1 + len(index_arrays))
     zero = 0.0 if dtypes.is_float(ct.dtype) else 0

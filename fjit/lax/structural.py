@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import dtypes
 from ..core import Primitive, ShapedArray, type_error
+from ..errors import FjitShapeError
 
 
 def _check_shape(opname, shape):
@@ -56,7 +57,7 @@ class Reshape(Primitive):
         _check_shape(self.name, new_sizes)
         if int(np.prod(new_sizes, dtype=np.int64)) != x.size:
             raise type_error(self.name, f"cannot reshape {x.shape} ({x.size} elements) into "
-                             f"{new_sizes}", x)
+                             f"{new_sizes}", x, cls=FjitShapeError)
         return ShapedArray(new_sizes, x.dtype, x.weak_type)
 
     def impl(self, x, *, new_sizes):

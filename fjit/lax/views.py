@@ -13,6 +13,7 @@ from .. import dtypes
 from ..array import Array
 from ..core import Tracer
 from . import indexexpr as ix
+from ..errors import FjitShapeError, FjitTypeError
 
 
 def _lax():
@@ -29,8 +30,8 @@ def transpose(x, permutation):
     shape = _shape(x)
     perm = tuple(int(p) % builtins.max(len(shape), 1) for p in permutation)
     if sorted(perm) != list(range(len(shape))):
-        raise TypeError(f"transpose: permutation {tuple(permutation)} is not a permutation of "
-                        f"the {len(shape)} dims of shape {shape}")
+        raise FjitTypeError(f"transpose: permutation {tuple(permutation)} is not a permutation of "
+                            f"the {len(shape)} dims of shape {shape}")
     if perm == tuple(range(len(shape))):
         return x
     index = [None] * len(shape)
@@ -44,12 +45,13 @@ def slice(x, start_indices, limit_indices, strides=None):
     shape = _shape(x)
     strides = strides or (1,) * len(shape)
     if not (len(start_indices) == len(limit_indices) == len(strides) == len(shape)):
-        raise TypeError(f"slice: start {start_indices}, limit {limit_indices} and strides "
-                        f"{strides} must each have one entry per dim of {shape}")
+        raise FjitTypeError(f"slice: start {start_indices}, limit {limit_indices} and strides "
+                            f"{strides} must each have one entry per dim of {shape}")
     out_shape, index = [], []
     for k, (lo, hi, st, n) in enumerate(zip(start_indices, limit_indices, strides, shape)):
         if st <= 0 or not 0 <= lo <= hi <= n:
-            raise TypeError(f"slice: invalid bounds {lo}:{hi}:{st} for dim {k} of size {n}")
+            raise FjitTypeError(f"slice: invalid bounds {lo}:{hi}:{st} for dim {k} of size {n} "
+                                f"(shape {tuple(shape)})")
         out_shape.append(-(-(hi - lo) // st))
         index.append(lo + ix.idx(k) * st)
     if tuple(out_shape) == tuple(shape):
@@ -85,16 +87,16 @@ def pad(x, padding_value, padding_config):
     lax = _lax()
     shape = _shape(x)
     if len(padding_config) != len(shape):
-        raise TypeError(f"pad: padding_config needs one (low, high, interior) per dim of "
-                        f"{shape}, got {padding_config}")
+        raise FjitShapeError(f"pad: padding_config needs one (low, high, interior) per dim of "
+                             f"{shape}, got {padding_config}")
     out_shape, index, fill_if = [], [], []
     for k, ((lo, hi, interior), n) in enumerate(zip(padding_config, shape)):
         if interior < 0:
-            raise TypeError(f"pad: interior padding must be non-negative, got {interior}")
+            raise FjitTypeError(f"pad: interior padding must be non-negative, got {interior}")
         size = lo + hi + n + builtins.max(n - 1, 0) * interior
         if size < 0:
-            raise TypeError(f"pad: padding {(lo, hi, interior)} leaves dim {k} of size {n} "
-                            "with negative size")
+            raise FjitTypeError(f"pad: padding {(lo, hi, interior)} leaves dim {k} of size {n} "
+                                "with negative size")
         out_shape.append(size)
         offset = ix.idx(k) - lo
         if interior:
@@ -119,20 +121,22 @@ def concatenate(operands, dimension):
     lax = _lax()
     operands = list(operands)
     if not operands:
-        raise TypeError("concatenate: needs at least one array")
+        raise FjitTypeError("concatenate: needs at least one array")
     shapes = [_shape(x) for x in operands]
     ndim = len(shapes[0])
     if ndim == 0:
-        raise TypeError("concatenate: cannot concatenate rank-0 arrays")
+        raise FjitTypeError("concatenate: cannot concatenate rank-0 arrays")
     dim = dimension % ndim
     for s in shapes:
-        if len(s) != ndim or any(a != b for k, (a, b) in enumerate(zip(s, shapes[0]))
-                                 if k != dim):
-            raise TypeError(f"concatenate: shapes {shapes} differ outside dimension {dim}")
+        if len(s) != ndim:
+            raise FjitTypeError(f"concatenate: cannot concatenate arrays of different ranks, "
+                                f"got shapes {shapes}")
+        if any(a != b for k, (a, b) in enumerate(zip(s, shapes[0])) if k != dim):
+            raise FjitTypeError(f"concatenate: shapes {shapes} differ outside dimension {dim}")
     dts = {x.aval.dtype for x in operands}
     if len(dts) != 1:
-        raise TypeError(f"concatenate: operands must have one dtype, got "
-                        f"{sorted(d.name for d in dts)}")
+        raise FjitTypeError(f"concatenate: operands must have one dtype, got "
+                            f"{sorted(d.name for d in dts)}")
     pieces = [(x, s) for x, s in zip(operands, shapes) if s[dim] > 0] or [(operands[0],
                                                                          shapes[0])]
     if len(pieces) == 1:
@@ -159,7 +163,8 @@ def _start_expressions(start_indices, shape, slice_sizes):
     index_arrays, starts = [], []
     for k, (s, n, size) in enumerate(zip(start_indices, shape, slice_sizes)):
         if size > n or size < 0:
-            raise TypeError(f"dynamic_slice: slice size {size} does not fit dim {k} of size {n}")
+            raise FjitTypeError(f"dynamic_slice: slice size {size} does not fit dim {k} of size "
+                                f"{n} (shape {tuple(shape)})")
         if isinstance(s, np.ndarray) and s.shape == () and dtypes.is_int(s.dtype):
             s = s.item()
         if isinstance(s, (int, np.integer)):
@@ -168,7 +173,8 @@ def _start_expressions(start_indices, shape, slice_sizes):
             continue
         aval = getattr(s, "aval", None)
         if aval is None or aval.shape != () or not dtypes.is_int(aval.dtype):
-            raise TypeError(f"dynamic_slice: start index {k} must be a scalar integer, got {s!r}")
+            raise FjitTypeError(f"dynamic_slice: start index {k} must be a scalar integer, got "
+                                f"{s!r}")
         index_arrays.append(s)
         load = ix.load(len(index_arrays), ())
         wrapped = ix.where(ix.lt(load, 0), load + n, load)
@@ -180,8 +186,9 @@ def dynamic_slice(x, start_indices, slice_sizes):
     """`x[s0:s0+size0, ...]` with start indices that may be traced scalars."""
     shape = _shape(x)
     if len(start_indices) != len(shape) or len(slice_sizes) != len(shape):
-        raise TypeError(f"dynamic_slice: needs one start index and slice size per dim of "
-                        f"{shape}")
+        raise FjitShapeError(f"dynamic_slice: needs one start index and slice size per dim of "
+                             f"{shape}, got {len(start_indices)} start indices and slice sizes "
+                             f"{tuple(slice_sizes)}")
     index_arrays, starts = _start_expressions(start_indices, shape, slice_sizes)
     index = [start + ix.idx(k) for k, start in enumerate(starts)]
     return _lax().reindex(x, tuple(slice_sizes), index, index_arrays=index_arrays)
@@ -192,7 +199,8 @@ def dynamic_update_slice(x, update, start_indices):
     lax = _lax()
     shape, ushape = _shape(x), _shape(update)
     if len(ushape) != len(shape):
-        raise TypeError(f"dynamic_update_slice: update {ushape} and operand {shape} ranks differ")
+        raise FjitTypeError(f"dynamic_update_slice: update {ushape} and operand {shape} ranks "
+                            "differ")
     index_arrays, starts = _start_expressions(start_indices, shape, ushape)
     # Loads in the reindexes below read operand 1.. of each reindex; same numbering here.
     index = [ix.idx(k) - start for k, start in enumerate(starts)]
@@ -218,14 +226,14 @@ def windows(x, window_shape, strides=None, padding=None, dilation=None, fill=0):
     dilation = tuple(dilation or (1,) * ndim)
     padding = tuple(tuple(p) for p in (padding or ((0, 0),) * ndim))
     if not (len(window_shape) == len(strides) == len(dilation) == len(padding) == ndim):
-        raise TypeError(f"windows: window_shape {window_shape}, strides {strides}, dilation "
-                        f"{dilation} and padding {padding} need one entry per dim of {shape}")
+        raise FjitTypeError(f"windows: window_shape {window_shape}, strides {strides}, dilation "
+                            f"{dilation} and padding {padding} need one entry per dim of {shape}")
     out_shape, index = [], []
     for k, (n, w, s, d, (lo, hi)) in enumerate(zip(shape, window_shape, strides, dilation,
                                                    padding)):
         if w < 1 or s < 1 or d < 1:
-            raise TypeError(f"windows: window size, stride and dilation must be positive "
-                            f"(dim {k}: {w}, {s}, {d})")
+            raise FjitTypeError(f"windows: window size, stride and dilation must be positive "
+                                f"(dim {k}: {w}, {s}, {d})")
         span = d * (w - 1) + 1
         out_shape.append(builtins.max((n + lo + hi - span) // s + 1, 0))
         index.append(ix.idx(k) * s + ix.idx(ndim + k) * d - lo)

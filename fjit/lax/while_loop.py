@@ -19,7 +19,7 @@ from __future__ import annotations
 from .. import dtypes
 from ..array import aval_of
 from ..core import Eqn, Primitive, Program, Var, eval_program, set_current_trace, type_error
-from ..errors import FjitTypeError
+from ..errors import FjitTypeError, FjitValueError
 from ..interpreters import ad, batching
 from ..interpreters.partial_eval import (StagingTrace, dce_program, dce_rules,
                                          partial_eval_program, partial_eval_program_rules,
@@ -90,7 +90,7 @@ def while_loop(cond_fun, body_fun, init_val):
     reverse mode raises (the trip count is dynamic).
     """
     if not (callable(cond_fun) and callable(body_fun)):
-        raise TypeError("while_loop: cond_fun and body_fun must be callable")
+        raise FjitTypeError("while_loop: cond_fun and body_fun must be callable")
     leaves, tree, avals = flatten_args("while_loop", "init_val", init_val)
     cond_prog, cond_consts, body_prog, body_consts, body_tree = _trace(cond_fun, body_fun,
                                                                        tree, avals)
@@ -206,7 +206,7 @@ def _jvp_body(body, nconsts, bc_nz, carry_nz):
 
 
 def _while_transpose(cts, *args, **params):
-    raise ValueError(
+    raise FjitValueError(
         "Reverse-mode differentiation does not work for fjit.lax.while_loop: its trip count "
         "is only known at run time, so the iterations cannot be stored for the backward "
         "pass. Use forward mode (jvp, jacfwd), or write the loop as fjit.lax.scan or "

@@ -2,16 +2,19 @@
 broadcasting, and axis arguments."""
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 from .. import dtypes, lax
 from ..array import Array, _from_scalar, from_numpy
 from ..core import Tracer
-from ..errors import FjitTypeError
+from ..errors import (FjitAxisError, FjitError, FjitShapeError, FjitTypeError,
+                      FjitValueError, calling_function)
 
 
-class ShapeMismatchError(FjitTypeError, ValueError):
-    """Shapes that do not broadcast: a TypeError (fjit's rule) and a ValueError (NumPy's)."""
+class ShapeMismatchError(FjitShapeError):
+    """Shapes that do not broadcast: a TypeError (JAX's rule) and a ValueError (NumPy's)."""
 
 
 def is_array(x) -> bool:
@@ -30,8 +33,10 @@ def _contains_array(x) -> bool:
     return False
 
 
-def asarray(x, dtype=None):
-    """`x` as an fjit array (Array or tracer), optionally cast to `dtype`."""
+def asarray(x, dtype=None, *, opname=None):
+    """`x` as an fjit array (Array or tracer), optionally cast to `dtype`.  `opname` names the
+    operation in the error for an input that is not an array (default: the fjit function the
+    user called)."""
     if is_array(x):
         out = x
     elif is_python_scalar(x):
@@ -41,19 +46,35 @@ def asarray(x, dtype=None):
     elif isinstance(x, (list, tuple)):
         if _contains_array(x):
             from .manipulation import stack
-            out = stack([asarray(e) for e in x])
+            out = stack([asarray(e, opname=opname) for e in x])
         else:
-            value = np.asarray(x)
-            if value.dtype == object:
-                raise TypeError(f"cannot make an array from {type(x).__name__} {x!r}")
-            out = from_numpy(value)
+            out = from_numpy(_numpy_value(x, opname))
     elif hasattr(x, "__array__"):
         out = from_numpy(np.asarray(x))
     else:
-        raise TypeError(f"cannot convert {type(x).__name__} to an fjit array")
+        raise FjitTypeError(f"{opname or calling_function()}: cannot convert {_describe(x)} to "
+                            "an fjit array")
     if dtype is not None:
         out = lax.convert_element_type(out, dtypes.to_dtype(dtype))
     return out
+
+
+def _describe(x):
+    text = repr(x)
+    return f"{type(x).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
+
+
+def _numpy_value(x, opname):
+    """A nested list or tuple of numbers as a NumPy array (ragged or non-numeric: an error)."""
+    try:
+        value = np.asarray(x)
+    except ValueError as e:
+        raise FjitValueError(f"{opname or calling_function()}: cannot make an array from "
+                             f"{_describe(x)}: {str(e).splitlines()[0]}") from None
+    if value.dtype == object or value.dtype.kind in "USV":
+        raise FjitTypeError(f"{opname or calling_function()}: cannot make an array from "
+                            f"{_describe(x)}")
+    return value
 
 
 def as_bool(x):
@@ -62,14 +83,14 @@ def as_bool(x):
     return x if dtypes.is_bool(x.dtype) else lax.ne(x, lax.full((), 0, x.dtype))
 
 
-def dtype_and_weak(x):
+def dtype_and_weak(x, opname=None):
     if is_array(x):
         return x.aval.dtype, x.aval.weak_type
     if is_python_scalar(x):
         return dtypes.scalar_type_of(x)
     if isinstance(x, (np.ndarray, np.generic)):
         return dtypes.canonicalize(x.dtype), False
-    return dtype_and_weak(asarray(x))
+    return dtype_and_weak(asarray(x, opname=opname))
 
 
 def result_type(*args):
@@ -77,36 +98,36 @@ def result_type(*args):
     return dtypes.promote(*(dtype_and_weak(a) for a in args))[0]
 
 
-def _convert(x, dtype, weak):
+def _convert(x, dtype, weak, opname=None):
     """x (any input) as an array of `dtype`; Python scalars stay concrete rank-0 values."""
     if is_python_scalar(x):
         return lax._weak_scalar(x, dtype)
-    x = asarray(x)
+    x = asarray(x, opname=opname)
     if x.aval.dtype != dtype:
         x = lax.convert_element_type(x, dtype, weak_type=weak)
     return x
 
 
-def promote_dtypes(*args):
+def promote_dtypes(*args, opname=None):
     """All arguments as arrays of their common (JAX-promoted) dtype; shapes untouched."""
     if not args:
         return []
-    dtype, weak = dtypes.promote(*(dtype_and_weak(a) for a in args))
-    return [_convert(a, dtype, weak) for a in args]
+    dtype, weak = dtypes.promote(*(dtype_and_weak(a, opname) for a in args))
+    return [_convert(a, dtype, weak, opname) for a in args]
 
 
-def promote_dtypes_inexact(*args):
+def promote_dtypes_inexact(*args, opname=None):
     """Like promote_dtypes, but integers and bools become floats (dtypes.to_inexact)."""
-    dtype, weak = dtypes.promote(*(dtype_and_weak(a) for a in args))
-    return [_convert(a, dtypes.to_inexact(dtype), weak) for a in args]
+    dtype, weak = dtypes.promote(*(dtype_and_weak(a, opname) for a in args))
+    return [_convert(a, dtypes.to_inexact(dtype), weak, opname) for a in args]
 
 
-def promote_dtypes_numeric(*args):
+def promote_dtypes_numeric(*args, opname=None):
     """Like promote_dtypes, but bools become the default int (for arithmetic on bools)."""
-    dtype, weak = dtypes.promote(*(dtype_and_weak(a) for a in args))
+    dtype, weak = dtypes.promote(*(dtype_and_weak(a, opname) for a in args))
     if dtypes.is_bool(dtype):
         dtype = dtypes.default_int()
-    return [_convert(a, dtype, weak) for a in args]
+    return [_convert(a, dtype, weak, opname) for a in args]
 
 
 def shape_of(x):
@@ -159,7 +180,7 @@ def promote_args(opname, *args):
         fast = _strong_float_and_scalar(*args)
         if fast is not None:
             return fast
-    return broadcast_operands(opname, *promote_dtypes(*args))
+    return broadcast_operands(opname, *promote_dtypes(*args, opname=opname))
 
 
 def _strong_float_and_scalar(a, b):
@@ -180,30 +201,38 @@ def _strong_float_and_scalar(a, b):
 
 
 def promote_args_inexact(opname, *args):
-    return broadcast_operands(opname, *promote_dtypes_inexact(*args))
+    return broadcast_operands(opname, *promote_dtypes_inexact(*args, opname=opname))
 
 
 def promote_args_numeric(opname, *args):
-    return broadcast_operands(opname, *promote_dtypes_numeric(*args))
+    return broadcast_operands(opname, *promote_dtypes_numeric(*args, opname=opname))
 
 
-def normalize_axis(axis, ndim, opname="axis"):
-    axis = int(axis)
+def normalize_axis(axis, ndim, opname=None):
+    """`axis` as a non-negative int < ndim (negative counts from the end)."""
+    try:
+        axis = operator.index(axis)
+    except FjitError:
+        raise
+    except TypeError:
+        raise FjitTypeError(f"{opname or calling_function()}: axis must be an integer, got "
+                            f"{axis!r}") from None
     if not -ndim <= axis < max(ndim, 1) or (ndim == 0 and axis not in (0, -1)):
-        raise np.exceptions.AxisError(f"{opname}: axis {axis} is out of bounds for an array of "
-                                      f"dimension {ndim}")
+        raise FjitAxisError(f"{opname or calling_function()}: axis {axis} is out of bounds for "
+                            f"an array of dimension {ndim}")
     return axis % ndim if ndim else 0
 
 
-def normalize_axes(axis, ndim, opname="axis"):
+def normalize_axes(axis, ndim, opname=None):
     """None -> all axes; int or sequence -> sorted tuple of non-negative axes."""
     if axis is None:
         return tuple(range(ndim))
     if isinstance(axis, (int, np.integer)):
         axis = (axis,)
+    opname = opname or calling_function()
     axes = tuple(sorted(normalize_axis(a, ndim, opname) for a in axis))
     if len(set(axes)) != len(axes):
-        raise ValueError(f"{opname}: repeated axis in {axis}")
+        raise FjitValueError(f"{opname}: repeated axis in {axis}")
     return axes
 
 

@@ -15,6 +15,7 @@ import numpy as np
 from .. import dtypes, lax
 from ..api import jit
 from ._util import asarray, broadcast_shapes, promote_dtypes
+from ..errors import FjitShapeError, FjitTypeError, FjitValueError
 
 
 # --- the labelled-contraction core ------------------------------------------------------------
@@ -51,7 +52,7 @@ def _sum_labels(x, labels, drop):
     return reduce(x, axes), [l for l in labels if l not in drop]
 
 
-def _contract_pair(a, a_labels, b, b_labels, keep):
+def _contract_pair(a, a_labels, b, b_labels, keep, opname):
     """Multiply a and b over the union of their labels; sum labels not in `keep`."""
     shared = [l for l in a_labels if l in b_labels]
     if [l for l in b_labels if l in shared] != shared:  # orders disagree: transpose b
@@ -62,8 +63,8 @@ def _contract_pair(a, a_labels, b, b_labels, keep):
     for x, labels in ((a, a_labels), (b, b_labels)):
         for l, n in zip(labels, x.shape):
             if sizes.setdefault(l, n) != n:
-                raise TypeError(f"contraction: axis {l!r} has size {sizes[l]} in one operand "
-                                f"and {n} in the other (shapes {a.shape} and {b.shape})")
+                raise FjitShapeError(f"{opname}: axis {l!r} has size {sizes[l]} in one operand "
+                                     f"and {n} in the other (shapes {a.shape} and {b.shape})")
     shape = tuple(sizes[l] for l in space)
     a_full = lax.broadcast_in_dim(a, shape, tuple(space.index(l) for l in a_labels))
     b_full = lax.broadcast_in_dim(b, shape, tuple(space.index(l) for l in b_labels))
@@ -72,8 +73,9 @@ def _contract_pair(a, a_labels, b, b_labels, keep):
     return _sum_labels(product, space, set(space) - set(keep))
 
 
-def contract(operands, labels, out_labels):
-    """einsum over already-labelled operands (labels: one sequence of labels per operand)."""
+def contract(operands, labels, out_labels, opname="einsum"):
+    """einsum over already-labelled operands (labels: one sequence of labels per operand);
+    `opname` is the user's function, for errors."""
     operands = promote_dtypes(*operands)
     labels = [list(l) for l in labels]
     out_labels = list(out_labels)
@@ -84,7 +86,7 @@ def contract(operands, labels, out_labels):
     x, x_labels = operands[0], labels[0]
     for k in range(1, len(operands)):
         keep = set(out_labels).union(*(set(o) for o in labels[k + 1:]))
-        x, x_labels = _contract_pair(x, x_labels, operands[k], labels[k], keep)
+        x, x_labels = _contract_pair(x, x_labels, operands[k], labels[k], keep, opname)
     x, x_labels = _sum_labels(x, x_labels, set(x_labels) - set(out_labels))
     return _transpose_to(x, x_labels, out_labels)
 
@@ -99,7 +101,8 @@ def _parse_einsum(subscripts, shapes):
         inputs, output = subscripts, None
     terms = inputs.split(",")
     if len(terms) != len(shapes):
-        raise ValueError(f"einsum: {len(terms)} operand subscripts for {len(shapes)} operands")
+        raise FjitValueError(f"einsum: {len(terms)} operand subscripts {subscripts!r} for "
+                             f"{len(shapes)} operands of shapes {', '.join(map(str, shapes))}")
     used = set(subscripts)
     spare = [c for c in string.ascii_letters if c not in used]
     ell_rank = 0
@@ -113,8 +116,8 @@ def _parse_einsum(subscripts, shapes):
             n = len(shape) - (len(term) - 3)
             term = term.replace("...", "".join(ell_labels[ell_rank - n:]))
         if len(term) != len(shape):
-            raise ValueError(f"einsum: subscripts {term!r} do not match an operand of rank "
-                             f"{len(shape)}")
+            raise FjitValueError(f"einsum: subscripts {term!r} do not match an operand of shape "
+                                 f"{tuple(shape)} (rank {len(shape)})")
         parsed.append(list(term))
     if output is None:
         counts = {}
@@ -136,7 +139,7 @@ def _collapse_repeats(x, labels):
     sizes = {}
     for l, n in zip(labels, x.shape):
         if sizes.setdefault(l, n) != n:
-            raise ValueError(f"einsum: repeated label {l!r} with sizes {sizes[l]} and {n}")
+            raise FjitValueError(f"einsum: repeated label {l!r} with sizes {sizes[l]} and {n}")
     from ..lax import indexexpr as ix
     index = [ix.idx(unique.index(l)) for l in labels]
     return lax.reindex(x, tuple(sizes[l] for l in unique), index), unique
@@ -149,7 +152,7 @@ def _broadcast_ellipsis(operands, labels, ell_labels):
         for l, n in zip(ls, x.shape):
             if l in ell_labels and n != 1:
                 if sizes.setdefault(l, n) != n:
-                    raise ValueError(f"einsum: broadcast axes have sizes {sizes[l]} and {n}")
+                    raise FjitValueError(f"einsum: broadcast axes have sizes {sizes[l]} and {n}")
     out = []
     for x, ls in zip(operands, labels):
         shape = tuple(sizes.get(l, n) if l in ell_labels else n for l, n in zip(ls, x.shape))
@@ -173,7 +176,7 @@ def einsum(subscripts, *operands, out=None, optimize="optimal", precision=None,
            preferred_element_type=None, _dot_general=None):
     """Einstein summation, e.g. einsum('bij,bjk->bik', a, b)."""
     if not isinstance(subscripts, str):
-        raise TypeError("einsum: fjit supports the string form of subscripts only")
+        raise FjitTypeError("einsum: fjit supports the string form of subscripts only")
     result = _einsum(subscripts, tuple(asarray(x) for x in operands))
     if preferred_element_type is not None:
         result = asarray(result, preferred_element_type)
@@ -188,8 +191,8 @@ def _matmul(a, b):
     a2 = lax.reshape(a, (1,) + a.shape) if a_vec else a
     b2 = lax.reshape(b, b.shape + (1,)) if b_vec else b
     if a2.shape[-1] != b2.shape[-2]:
-        raise TypeError(f"matmul: contracting dimensions differ: {a.shape} @ {b.shape} "
-                        f"({a2.shape[-1]} != {b2.shape[-2]})")
+        raise FjitShapeError(f"matmul: contracting dimensions differ: {a.shape} @ {b.shape} "
+                             f"({a2.shape[-1]} != {b2.shape[-2]})")
     batch = broadcast_shapes("matmul", a2.shape[:-2], b2.shape[:-2])
     a2 = lax.broadcast_in_dim(a2, batch + a2.shape[-2:],
                               tuple(range(len(batch) - a2.ndim + 2, len(batch) + 2)))
@@ -208,10 +211,10 @@ def _matmul(a, b):
 
 def matmul(a, b, *, precision=None, preferred_element_type=None):
     """Matrix product with NumPy's rules (1-D promotion, broadcast batch dims)."""
-    a, b = promote_dtypes(a, b)
+    a, b = promote_dtypes(a, b, opname="matmul")
     if a.ndim == 0 or b.ndim == 0:
-        raise TypeError(f"matmul: operands must be at least 1-D, got shapes {a.shape} and "
-                        f"{b.shape}; use multiply for scalars")
+        raise FjitShapeError(f"matmul: operands must be at least 1-D, got shapes {a.shape} and "
+                             f"{b.shape}; use multiply for scalars")
     out = _matmul(a, b)
     return asarray(out, preferred_element_type) if preferred_element_type else out
 
@@ -223,10 +226,6 @@ def _labels(n, start=0):
 @jit(static_argnums=(2,), inline=True)
 def _tensordot(a, b, axes):
     a_axes, b_axes = axes
-    for i, j in zip(a_axes, b_axes):
-        if a.shape[i] != b.shape[j]:
-            raise TypeError(f"tensordot: axis {i} of {a.shape} and axis {j} of {b.shape} "
-                            "differ in size")
     a_labels = _labels(a.ndim)
     b_labels = _labels(b.ndim, a.ndim)
     for i, j in zip(a_axes, b_axes):
@@ -236,22 +235,29 @@ def _tensordot(a, b, axes):
     return contract([a, b], [a_labels, b_labels], out)
 
 
-def tensordot(a, b, axes=2, *, precision=None, preferred_element_type=None):
-    a, b = promote_dtypes(a, b)
+def tensordot(a, b, axes=2, *, precision=None, preferred_element_type=None,
+              _opname="tensordot"):
+    a, b = promote_dtypes(a, b, opname=_opname)
     if isinstance(axes, (int, np.integer)):
         n = int(axes)
         if n > min(a.ndim, b.ndim) or n < 0:
-            raise TypeError(f"tensordot: cannot contract {n} axes of shapes {a.shape}, "
-                            f"{b.shape}")
+            raise FjitShapeError(f"{_opname}: cannot contract {n} axes of shapes {a.shape}, "
+                                 f"{b.shape}")
         a_axes, b_axes = tuple(range(a.ndim - n, a.ndim)), tuple(range(n))
     else:
         a_axes, b_axes = axes
         a_axes = (a_axes,) if isinstance(a_axes, (int, np.integer)) else tuple(a_axes)
         b_axes = (b_axes,) if isinstance(b_axes, (int, np.integer)) else tuple(b_axes)
         if len(a_axes) != len(b_axes):
-            raise TypeError("tensordot: both operands need the same number of axes to contract")
+            raise FjitShapeError(f"{_opname}: both operands need the same number of axes to "
+                                 f"contract, got {a_axes} and {b_axes} for shapes {a.shape} "
+                                 f"and {b.shape}")
         a_axes = tuple(int(x) % a.ndim for x in a_axes)
         b_axes = tuple(int(x) % b.ndim for x in b_axes)
+    for i, j in zip(a_axes, b_axes):
+        if a.shape[i] != b.shape[j]:
+            raise FjitShapeError(f"{_opname}: axis {i} of {a.shape} and axis {j} of {b.shape} "
+                                 f"differ in size ({a.shape[i]} != {b.shape[j]})")
     out = _tensordot(a, b, (a_axes, b_axes))
     return asarray(out, preferred_element_type) if preferred_element_type else out
 
@@ -264,15 +270,17 @@ def dot(a, b, *, precision=None, preferred_element_type=None):
         from .ufuncs import multiply
         return multiply(a, b)
     if b.ndim == 1:
-        return tensordot(a, b, ((a.ndim - 1,), (0,)))
-    return tensordot(a, b, ((a.ndim - 1,), (b.ndim - 2,)))
+        return tensordot(a, b, ((a.ndim - 1,), (0,)), _opname="dot")
+    return tensordot(a, b, ((a.ndim - 1,), (b.ndim - 2,)), _opname="dot")
 
 
 def vdot(a, b, *, precision=None, preferred_element_type=None):
-    a, b = promote_dtypes(a, b)
+    a, b = promote_dtypes(a, b, opname="vdot")
+    shapes = a.shape, b.shape
     a, b = lax.reshape(a, (a.size,)), lax.reshape(b, (b.size,))
     if a.shape != b.shape:
-        raise TypeError(f"vdot: operands have {a.size} and {b.size} elements")
+        raise FjitShapeError(f"vdot: operands have {a.size} and {b.size} elements (shapes "
+                             f"{shapes[0]} and {shapes[1]})")
     return tensordot(a, b, 1)
 
 
@@ -281,7 +289,7 @@ def inner(a, b, *, precision=None, preferred_element_type=None):
     if a.ndim == 0 or b.ndim == 0:
         from .ufuncs import multiply
         return multiply(a, b)
-    return tensordot(a, b, ((a.ndim - 1,), (b.ndim - 1,)))
+    return tensordot(a, b, ((a.ndim - 1,), (b.ndim - 1,)), _opname="inner")
 
 
 def outer(a, b, out=None):

@@ -3,27 +3,39 @@ from __future__ import annotations
 
 import builtins
 import math
+import operator
 
 import numpy as np
 
 from .. import dtypes, lax
 from ..core import Tracer
 from ._util import asarray as _asarray, broadcast_to_shape, normalize_axis, promote_dtypes
+from ..array import check_fits_in_memory
+from ..errors import (FjitError, FjitShapeError, FjitTypeError, FjitValueError,
+                      FjitZeroDivisionError, calling_function)
 
 
 def _dtype(dtype, default):
     return dtypes.to_dtype(dtype) if dtype is not None else default
 
 
-def _shape(shape):
+def _shape(shape, dtype=None, opname=None):
+    """A shape argument as a tuple of ints (not floats, as in JAX), none negative; with
+    `dtype`, also refused when the array would not fit in this machine's memory."""
     if isinstance(shape, (int, np.integer)):
         shape = (shape,)
     try:
-        shape = tuple(int(d) for d in shape)
+        shape = tuple(operator.index(d) for d in shape)
+    except FjitError:
+        raise  # a traced size: the concretization error says where
     except TypeError:
-        raise TypeError(f"shape must be an int or a sequence of ints, got {shape!r}") from None
+        raise FjitTypeError(f"{opname or calling_function()}: shapes must be integers or "
+                            f"sequences of integers, got {shape!r}") from None
     if any(d < 0 for d in shape):
-        raise ValueError(f"negative dimensions are not allowed: {shape}")
+        raise FjitShapeError(f"{opname or calling_function()}: negative dimensions are not "
+                             f"allowed, got shape {shape}")
+    if dtype is not None:
+        check_fits_in_memory(shape, dtype, opname)
     return shape
 
 
@@ -43,11 +55,13 @@ def copy(a, order=None):
 
 
 def zeros(shape, dtype=None, *, device=None):
-    return lax.full(_shape(shape), 0, _dtype(dtype, dtypes.default_float()))
+    dtype = _dtype(dtype, dtypes.default_float())
+    return lax.full(_shape(shape, dtype, "zeros"), 0, dtype)
 
 
 def ones(shape, dtype=None, *, device=None):
-    return lax.full(_shape(shape), 1, _dtype(dtype, dtypes.default_float()))
+    dtype = _dtype(dtype, dtypes.default_float())
+    return lax.full(_shape(shape, dtype, "ones"), 1, dtype)
 
 
 def empty(shape, dtype=None, *, device=None):
@@ -56,18 +70,16 @@ def empty(shape, dtype=None, *, device=None):
 
 
 def full(shape, fill_value, dtype=None, *, device=None):
-    shape = _shape(shape)
-    if dtype is None:
-        fill = _asarray(fill_value)
-        return broadcast_to_shape(fill, shape)
-    fill = _asarray(fill_value, dtype)
+    shape = _shape(shape, opname="full")
+    fill = _asarray(fill_value, dtype, opname="full")
+    check_fits_in_memory(shape, fill.dtype, "full")
     return broadcast_to_shape(fill, shape)
 
 
 def _like(a, dtype, shape):
     a = _asarray(a)
-    return (a.dtype if dtype is None else dtypes.to_dtype(dtype),
-            a.shape if shape is None else _shape(shape))
+    dtype = a.dtype if dtype is None else dtypes.to_dtype(dtype)
+    return dtype, a.shape if shape is None else _shape(shape, dtype)
 
 
 def zeros_like(a, dtype=None, shape=None, *, device=None):
@@ -91,8 +103,8 @@ def full_like(a, fill_value, dtype=None, shape=None, *, device=None):
 
 def _concrete_scalar(x, name):
     if isinstance(x, Tracer):
-        raise TypeError(f"arange: the {name} argument must be concrete (the result's length "
-                        "depends on it), got a traced value")
+        raise FjitTypeError(f"arange: the {name} argument must be concrete (the result's length "
+                            "depends on it), got a traced value")
     return np.asarray(x).item() if hasattr(x, "aval") or isinstance(x, np.generic) else x
 
 
@@ -107,12 +119,14 @@ def arange(start, stop=None, step=None, dtype=None, *, device=None):
     if step is None:
         step = 1
     if step == 0:
-        raise ValueError("arange: step must not be zero")
+        raise FjitZeroDivisionError(f"arange: step must not be zero (start {start}, stop "
+                                    f"{stop})")
     length = builtins.max(0, math.ceil((stop - start) / step))
     all_int = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
                   for v in (start, stop, step))
     out_dtype = _dtype(dtype, dtypes.default_int() if all_int else dtypes.default_float())
     compute = out_dtype if all_int or dtypes.is_float(out_dtype) else dtypes.default_float()
+    check_fits_in_memory((length,), compute, "arange")
     values = lax.iota(compute, length)
     if step != 1:
         values = lax.mul(values, lax.full((), step, compute))
@@ -126,7 +140,7 @@ def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis
     """`num` evenly spaced values from start to stop (inclusive with endpoint)."""
     num = int(num)
     if num < 0:
-        raise ValueError(f"linspace: number of samples {num} must be non-negative")
+        raise FjitValueError(f"linspace: number of samples {num} must be non-negative")
     out_dtype = _dtype(dtype, None)
     start, stop = promote_dtypes(start, stop)
     compute = start.dtype if dtypes.is_float(start.dtype) else dtypes.default_float()
@@ -136,6 +150,7 @@ def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis
     start, stop = broadcast_to_shape(start, shape), broadcast_to_shape(stop, shape)
     div = (num - 1) if endpoint else num
     out_shape = (num,) + tuple(shape)
+    check_fits_in_memory(out_shape, compute, "linspace")
     steps = lax.broadcasted_iota(compute, out_shape, 0)
     s = lax.broadcast_in_dim(start, out_shape, tuple(range(1, len(out_shape))))
     e = lax.broadcast_in_dim(stop, out_shape, tuple(range(1, len(out_shape))))
@@ -185,8 +200,10 @@ def _diagonal_mask(n, m, k, compare):
 
 def eye(N, M=None, k=0, dtype=None, *, device=None):
     M = N if M is None else M
-    mask = _diagonal_mask(int(N), int(M), int(k), lax.eq)
-    return lax.convert_element_type(mask, _dtype(dtype, dtypes.default_float()))
+    dtype = _dtype(dtype, dtypes.default_float())
+    N, M = _shape((N, M), dtype, "eye")
+    mask = _diagonal_mask(N, M, int(k), lax.eq)
+    return lax.convert_element_type(mask, dtype)
 
 
 def identity(n, dtype=None):
@@ -196,14 +213,17 @@ def identity(n, dtype=None):
 def tri(N, M=None, k=0, dtype=None):
     """Ones at and below the k-th diagonal."""
     M = N if M is None else M
-    mask = _diagonal_mask(int(N), int(M), int(k), lax.ge)
-    return lax.convert_element_type(mask, _dtype(dtype, dtypes.default_float()))
+    dtype = _dtype(dtype, dtypes.default_float())
+    N, M = _shape((N, M), dtype, "tri")
+    mask = _diagonal_mask(N, M, int(k), lax.ge)
+    return lax.convert_element_type(mask, dtype)
 
 
 def _triangle(m, k, lower):
     m = _asarray(m)
     if m.ndim < 2:
-        raise ValueError(f"{'tril' if lower else 'triu'}: needs at least 2 dimensions")
+        raise FjitValueError(f"{'tril' if lower else 'triu'}: needs at least 2 dimensions, got "
+                             f"shape {m.shape}")
     n_rows, n_cols = m.shape[-2:]
     mask = _diagonal_mask(n_rows, n_cols, k if lower else k - 1, lax.ge)
     if not lower:
@@ -222,7 +242,7 @@ def triu(m, k=0):
 
 def meshgrid(*xi, copy=True, sparse=False, indexing="xy"):
     if indexing not in ("xy", "ij"):
-        raise ValueError(f"meshgrid: indexing must be 'xy' or 'ij', got {indexing!r}")
+        raise FjitValueError(f"meshgrid: indexing must be 'xy' or 'ij', got {indexing!r}")
     arrays = [lax.reshape(_asarray(x), (_asarray(x).size,)) for x in xi]
     if indexing == "xy" and len(arrays) >= 2:
         arrays[0], arrays[1] = arrays[1], arrays[0]
@@ -241,8 +261,8 @@ def meshgrid(*xi, copy=True, sparse=False, indexing="xy"):
 
 
 def indices(dimensions, dtype=None, sparse=False):
-    dimensions = _shape(dimensions)
     dtype = _dtype(dtype, dtypes.default_int())
+    dimensions = _shape(dimensions, dtype, "indices")
     out = []
     for k, n in enumerate(dimensions):
         if sparse:

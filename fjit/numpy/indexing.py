@@ -16,7 +16,8 @@ import numpy as np
 from .. import dtypes, lax
 from ..array import Array
 from ..core import Tracer
-from ..errors import NonConcreteBooleanIndexError
+from ..errors import (FjitIndexError, FjitIndexTypeError, FjitShapeError, FjitTypeError,
+                      FjitValueError, NonConcreteBooleanIndexError)
 from ..lax import indexexpr as ix
 from ._util import asarray, broadcast_shapes, broadcast_to_shape, is_array, normalize_axis
 
@@ -69,8 +70,8 @@ def _as_index_array(entry):
     if dtypes.is_bool(arr.dtype):
         return arr
     if not dtypes.is_int(arr.dtype):
-        raise IndexError(f"arrays used as indices must be of integer (or boolean) type, got "
-                         f"{arr.dtype.name}")
+        raise FjitIndexTypeError(f"arrays used as indices must be of integer (or boolean) "
+                                 f"type, got {arr.aval.str_short()}")
     return arr
 
 
@@ -113,12 +114,12 @@ def plan_index(shape, index, mode="clamp") -> _Plan:
     entries = _expand_booleans(list(index))
     n_ellipsis = sum(e is Ellipsis for e in entries)
     if n_ellipsis > 1:
-        raise IndexError("an index can only have a single ellipsis ('...')")
+        raise FjitIndexError("an index can only have a single ellipsis ('...')")
     consumed = sum(1 for e in entries
                    if e is not None and e is not Ellipsis and not isinstance(e, _NewAxis))
     if consumed > len(shape):
-        raise IndexError(f"too many indices for array: array is {len(shape)}-dimensional, but "
-                         f"{consumed} were indexed")
+        raise FjitIndexError(f"too many indices for array: array of shape {tuple(shape)} is "
+                             f"{len(shape)}-dimensional, but {consumed} were indexed")
     if n_ellipsis:
         k = entries.index(Ellipsis)
         entries[k:k + 1] = [slice(None)] * (len(shape) - consumed)
@@ -160,7 +161,8 @@ def plan_index(shape, index, mode="clamp") -> _Plan:
         elif isinstance(e, (int, np.integer)):
             v = int(e)
             if not -n <= v < n:
-                raise IndexError(f"index {v} is out of bounds for axis {dim} with size {n}")
+                raise FjitIndexError(f"index {v} is out of bounds for axis {dim} with size {n} "
+                                     f"(array of shape {tuple(shape)})")
             exprs.append(ix.as_expr(v % n))
             if advanced and adjacent and adv_start is None and k == adv_positions[0]:
                 place_advanced()
@@ -171,8 +173,9 @@ def plan_index(shape, index, mode="clamp") -> _Plan:
             pending_exprs.append((len(exprs), len(arrays), e, n))
             exprs.append(None)
         else:
-            raise IndexError(f"invalid index {e!r} of type {type(e).__name__}: use ints, "
-                             "slices, None, Ellipsis or integer/boolean arrays")
+            raise FjitIndexTypeError(f"invalid index {e!r} of type {type(e).__name__} for an "
+                                     f"array of shape {tuple(shape)}: use ints, slices, None, "
+                                     "Ellipsis or integer/boolean arrays")
         dim += 1
     for slot, operand, arr, n in pending_exprs:
         offset = adv_start + len(adv_shape) - arr.ndim
@@ -200,7 +203,7 @@ def gather(x, index, mode=None, fill_value=None):
     if mode in ("promise_in_bounds",):
         mode = "clamp"
     if mode not in ("clamp", "fill", "wrap", "clip"):
-        raise ValueError(f"unknown indexing mode {mode!r}")
+        raise FjitValueError(f"unknown indexing mode {mode!r}")
     plan = plan_index(x.shape, index, mode)
     fill = 0
     if mode == "fill":
@@ -217,18 +220,26 @@ def getitem(x, index):
 
 # --- scatter: x.at[index] ---------------------------------------------------------------------
 
-def _updates(x, plan, values):
+def _updates(x, plan, values, op):
     values = asarray(values)
     if values.dtype != x.dtype:
         values = lax.convert_element_type(values, x.dtype)
+    if not _broadcasts_to(values.shape, plan.shape):
+        raise FjitShapeError(f"at[...].{op}: updates of shape {values.shape} do not broadcast "
+                             f"to the indexed shape {plan.shape} (array of shape {x.shape})")
     return broadcast_to_shape(values, plan.shape)
+
+
+def _broadcasts_to(shape, target):
+    lead = len(target) - len(shape)
+    return lead >= 0 and all(s in (1, t) for s, t in zip(shape, target[lead:]))
 
 
 def scatter(x, index, values, op):
     """x with `values` combined into x[index]: op is 'set', 'add', 'mul', 'min' or 'max'."""
     x = asarray(x)
     plan = plan_index(x.shape, index, mode="drop")
-    values = _updates(x, plan, values)
+    values = _updates(x, plan, values, op)
     if op == "set":
         return _scatter_set(x, plan, values)
     combine = {"add": lax.add, "mul": lax.mul, "min": lax.min, "max": lax.max}[op]
@@ -330,7 +341,7 @@ def take(a, indices, axis=None, out=None, mode=None, unique_indices=False,
     axis = normalize_axis(axis, a.ndim, "take")
     indices = asarray(indices)
     if not dtypes.is_int(indices.dtype):
-        raise TypeError(f"take: indices must be integers, got {indices.dtype.name}")
+        raise FjitTypeError(f"take: indices must be integers, got {indices.dtype.name}")
     mode = mode or "fill"
     index = (slice(None),) * axis + (indices,)
     return gather(a, index, mode=mode, fill_value=fill_value)
@@ -344,10 +355,10 @@ def take_along_axis(arr, indices, axis, mode=None, fill_value=None):
         indices = lax.reshape(indices, (indices.size,))
         axis = 0
     if arr.ndim != indices.ndim:
-        raise ValueError(f"take_along_axis: indices {indices.shape} and array {arr.shape} must "
-                         "have the same number of dimensions")
+        raise FjitValueError(f"take_along_axis: indices {indices.shape} and array {arr.shape} "
+                             "must have the same number of dimensions")
     if not dtypes.is_int(indices.dtype):
-        raise TypeError(f"take_along_axis: indices must be integers, got {indices.dtype.name}")
+        raise FjitTypeError(f"take_along_axis: indices must be integers, got {indices.dtype.name}")
     axis = normalize_axis(axis, arr.ndim, "take_along_axis")
     others = [s for k, s in enumerate(arr.shape) if k != axis]
     other_idx = [s for k, s in enumerate(indices.shape) if k != axis]

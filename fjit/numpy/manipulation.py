@@ -4,6 +4,7 @@ like any other reindex."""
 from __future__ import annotations
 
 import builtins
+import operator
 
 import numpy as np
 
@@ -12,27 +13,44 @@ from ..core import Tracer
 from ..lax import indexexpr as ix
 from ._util import (asarray, broadcast_shapes as _broadcast_shapes, broadcast_to_shape,
                     normalize_axes, normalize_axis, promote_dtypes)
+from ..errors import (FjitError, FjitShapeError, FjitTypeError, FjitValueError,
+                      calling_function)
 
 
-def _shape_arg(shape):
-    if isinstance(shape, (int, np.integer)):
-        return (int(shape),)
-    return tuple(int(d) for d in shape)
+def _shape_arg(shape, opname=None):
+    """A shape argument as a tuple of Python ints (ints, not floats, as in JAX)."""
+    try:
+        if isinstance(shape, (int, np.integer)):
+            return (operator.index(shape),)
+        return tuple(operator.index(d) for d in shape)
+    except FjitError:
+        raise  # a traced size: the concretization error says where
+    except TypeError:
+        raise FjitTypeError(f"{opname or calling_function()}: shapes must be integers or "
+                            f"sequences of integers, got {shape!r}") from None
 
 
-def _infer_shape(opname, size, shape):
-    shape = list(_shape_arg(shape))
+def _infer_shape(opname, a, shape):
+    """The shape `a` is reshaped to, with one -1 replaced by the size it must have."""
+    size = a.size
+    shape = list(_shape_arg(shape, opname))
     unknown = [k for k, d in enumerate(shape) if d == -1]
     if len(unknown) > 1:
-        raise ValueError(f"{opname}: can only specify one unknown dimension (-1), got {shape}")
+        raise FjitShapeError(f"{opname}: can only specify one unknown dimension (-1), got "
+                             f"{tuple(shape)} for an array of shape {a.shape}")
+    if any(d < -1 for d in shape):
+        raise FjitShapeError(f"{opname}: negative dimensions are not allowed, got "
+                             f"{tuple(shape)} for an array of shape {a.shape}")
     if unknown:
         known = int(np.prod([d for d in shape if d != -1], dtype=np.int64))
         if known == 0 or size % known:
-            raise TypeError(f"{opname}: cannot reshape an array of size {size} into shape "
-                            f"{tuple(shape)}")
+            raise FjitShapeError(f"{opname}: cannot reshape an array of shape {a.shape} (size "
+                                 f"{size}) into shape {tuple(shape)}")
         shape[unknown[0]] = size // known
-    if any(d < 0 for d in shape):
-        raise ValueError(f"{opname}: negative dimensions are not allowed, got {tuple(shape)}")
+    elif int(np.prod(shape, dtype=np.int64)) != size:
+        raise FjitShapeError(f"{opname}: cannot reshape an array of shape {a.shape} (size "
+                             f"{size}) into shape {tuple(shape)} (size "
+                             f"{int(np.prod(shape, dtype=np.int64))})")
     return tuple(shape)
 
 
@@ -41,12 +59,12 @@ def reshape(a, shape=None, order="C", *, newshape=None, copy=None):
     if shape is None:
         shape = newshape
     if shape is None:
-        raise TypeError("reshape: missing the shape argument")
-    shape = _infer_shape("reshape", a.size, shape)
+        raise FjitTypeError("reshape: missing the shape argument")
+    shape = _infer_shape("reshape", a, shape)
     if order == "F":
         return transpose(lax.reshape(transpose(a), shape[::-1]))
     if order not in ("C", "A"):
-        raise ValueError(f"reshape: order must be 'C' or 'F', got {order!r}")
+        raise FjitValueError(f"reshape: order must be 'C' or 'F', got {order!r}")
     return lax.reshape(a, shape)
 
 
@@ -60,7 +78,8 @@ def transpose(a, axes=None):
     axes = tuple(range(a.ndim))[::-1] if axes is None else tuple(
         normalize_axis(x, a.ndim, "transpose") for x in axes)
     if sorted(axes) != list(range(a.ndim)):
-        raise ValueError(f"transpose: axes {axes} are not a permutation of {a.ndim} dims")
+        raise FjitShapeError(f"transpose: axes {axes} are not a permutation of the {a.ndim} "
+                             f"dims of an array of shape {a.shape}")
     return lax.transpose(a, axes)
 
 
@@ -71,7 +90,8 @@ def permute_dims(a, axes):
 def matrix_transpose(x):
     x = asarray(x)
     if x.ndim < 2:
-        raise ValueError("matrix_transpose: needs at least 2 dimensions")
+        raise FjitValueError(f"matrix_transpose: needs at least 2 dimensions, got shape "
+                             f"{x.shape}")
     return swapaxes(x, -1, -2)
 
 
@@ -90,7 +110,12 @@ def moveaxis(a, source, destination):
     dst = tuple(normalize_axis(d, a.ndim) for d in (
         destination if isinstance(destination, (list, tuple)) else (destination,)))
     if len(src) != len(dst):
-        raise ValueError("moveaxis: source and destination need the same number of axes")
+        raise FjitValueError(f"moveaxis: source {source} and destination {destination} need "
+                             f"the same number of axes (array of shape {a.shape})")
+    for name, axes, arg in (("source", src, source), ("destination", dst, destination)):
+        if len(set(axes)) != len(axes):
+            raise FjitValueError(f"moveaxis: repeated axis in {name} {arg} (array of shape "
+                                 f"{a.shape})")
     order = [k for k in range(a.ndim) if k not in src]
     for d, s in sorted(zip(dst, src)):
         order.insert(d, s)
@@ -103,7 +128,8 @@ def expand_dims(a, axis):
     ndim = a.ndim + len(axes)
     axes = sorted(normalize_axis(x, ndim, "expand_dims") for x in axes)
     if len(set(axes)) != len(axes):
-        raise ValueError(f"expand_dims: repeated axis in {axis}")
+        raise FjitValueError(f"expand_dims: repeated axis in {axis} (array of shape "
+                             f"{a.shape})")
     shape = list(a.shape)
     for x in axes:
         shape.insert(x, 1)
@@ -118,8 +144,8 @@ def squeeze(a, axis=None):
         axes = normalize_axes(axis, a.ndim, "squeeze")
         for k in axes:
             if a.shape[k] != 1:
-                raise ValueError(f"squeeze: cannot select an axis to squeeze out which has "
-                                 f"size not equal to one (axis {k} of shape {a.shape})")
+                raise FjitValueError(f"squeeze: cannot select an axis to squeeze out which has "
+                                     f"size not equal to one (axis {k} of shape {a.shape})")
     return lax.reshape(a, tuple(d for k, d in enumerate(a.shape) if k not in axes))
 
 
@@ -171,7 +197,7 @@ def concatenate(arrays, axis=0, dtype=None):
         arrays = [arrays[k] for k in range(arrays.shape[0])]
     arrays = [asarray(a) for a in arrays]
     if not arrays:
-        raise ValueError("need at least one array to concatenate")
+        raise FjitValueError("concatenate: need at least one array to concatenate")
     if axis is None:
         arrays = [ravel(a) for a in arrays]
         axis = 0
@@ -179,7 +205,8 @@ def concatenate(arrays, axis=0, dtype=None):
     if dtype is not None:
         arrays = [asarray(a, dtype) for a in arrays]
     if any(a.ndim == 0 for a in arrays):
-        raise ValueError("zero-dimensional arrays cannot be concatenated")
+        raise FjitValueError(f"concatenate: zero-dimensional arrays cannot be concatenated, "
+                             f"got shapes {[a.shape for a in arrays]}")
     axis = normalize_axis(axis, arrays[0].ndim, "concatenate")
     return lax.concatenate(arrays, axis)
 
@@ -190,11 +217,11 @@ concat = concatenate
 def stack(arrays, axis=0, out=None, dtype=None):
     arrays = [asarray(a) for a in arrays]
     if not arrays:
-        raise ValueError("need at least one array to stack")
+        raise FjitValueError("stack: need at least one array to stack")
     shapes = {a.shape for a in arrays}
     if len(shapes) != 1:
-        raise ValueError(f"stack: all input arrays must have the same shape, got "
-                         f"{sorted(shapes)}")
+        raise FjitValueError(f"stack: all input arrays must have the same shape, got "
+                             f"{sorted(shapes)}")
     axis = normalize_axis(axis, arrays[0].ndim + 1, "stack")
     return concatenate([expand_dims(a, axis) for a in arrays], axis, dtype)
 
@@ -227,10 +254,10 @@ def _split_points(opname, n, indices_or_sections, even):
     if isinstance(indices_or_sections, (int, np.integer)):
         sections = int(indices_or_sections)
         if sections <= 0:
-            raise ValueError(f"{opname}: number of sections must be larger than 0")
+            raise FjitValueError(f"{opname}: number of sections must be larger than 0")
         if even and n % sections:
-            raise ValueError(f"{opname}: array split does not result in an equal division "
-                             f"({n} into {sections})")
+            raise FjitValueError(f"{opname}: array split does not result in an equal division "
+                                 f"(an axis of size {n} into {sections})")
         size, extra = divmod(n, sections)
         bounds = [0]
         for k in range(sections):
@@ -280,7 +307,10 @@ def dsplit(ary, indices_or_sections):
 def tile(A, reps):
     """Repeat the whole array `reps` times per dim: a reindex with i % n."""
     A = asarray(A)
-    reps = _shape_arg(reps)
+    reps = _shape_arg(reps, "tile")
+    if any(r < 0 for r in reps):
+        raise FjitShapeError(f"tile: reps must be non-negative, got {reps} for an array of "
+                             f"shape {A.shape}")
     ndim = builtins.max(len(reps), A.ndim)
     A = reshape(A, (1,) * (ndim - A.ndim) + A.shape)
     reps = (1,) * (ndim - len(reps)) + reps
@@ -304,18 +334,22 @@ def repeat(a, repeats, axis=None, *, total_repeat_length=None):
     if isinstance(repeats, (int, np.integer)):
         r = int(repeats)
         if r < 0:
-            raise ValueError("repeat: repeats may not be negative")
+            raise FjitValueError("repeat: repeats may not be negative")
         if total_repeat_length is None:
             shape = a.shape[:axis] + (n * r,) + a.shape[axis + 1:]
             index = [ix.idx(k) // r if k == axis and r else ix.idx(k) for k in range(a.ndim)]
             return lax.reindex(a, shape, index)
         repeats = np.full(n, r)
     if isinstance(repeats, Tracer):
-        raise TypeError("repeat: per-element repeats must be concrete (the output size depends "
-                        "on them); pass a NumPy array or a list")
-    counts = np.broadcast_to(np.asarray(repeats), (n,))
+        raise FjitTypeError("repeat: per-element repeats must be concrete (the output size "
+                            "depends on them); pass a NumPy array or a list")
+    try:
+        counts = np.broadcast_to(np.asarray(repeats), (n,))
+    except ValueError:
+        raise FjitValueError(f"repeat: repeats of shape {np.shape(repeats)} do not fit axis "
+                             f"{axis} of an array of shape {a.shape}") from None
     if (counts < 0).any():
-        raise ValueError("repeat: repeats may not be negative")
+        raise FjitValueError("repeat: repeats may not be negative")
     source = np.repeat(np.arange(n), counts).astype(np.int32)
     if total_repeat_length is not None:  # truncate, or pad with the last element
         source = source[:total_repeat_length]
@@ -338,14 +372,14 @@ def flip(m, axis=None):
 def fliplr(m):
     m = asarray(m)
     if m.ndim < 2:
-        raise ValueError("fliplr: needs at least 2 dimensions")
+        raise FjitValueError("fliplr: needs at least 2 dimensions")
     return flip(m, 1)
 
 
 def flipud(m):
     m = asarray(m)
     if m.ndim < 1:
-        raise ValueError("flipud: needs at least 1 dimension")
+        raise FjitValueError("flipud: needs at least 1 dimension")
     return flip(m, 0)
 
 
@@ -393,7 +427,8 @@ def roll(a, shift, axis=None):
 
 # --- padding ----------------------------------------------------------------------------------
 
-def _pad_widths(pad_width, ndim):
+def _pad_widths(pad_width, shape):
+    ndim = len(shape)
     widths = np.asarray(pad_width, dtype=np.int64)
     if widths.ndim == 0:
         widths = np.broadcast_to(widths, (ndim, 2))
@@ -401,9 +436,10 @@ def _pad_widths(pad_width, ndim):
         widths = np.broadcast_to(widths, (ndim, 2)) if widths.size == 2 or widths.size == 1 \
             else None
     if widths is None or widths.shape != (ndim, 2):
-        raise ValueError(f"pad: pad_width {pad_width} does not fit an array of rank {ndim}")
+        raise FjitValueError(f"pad: pad_width {pad_width} does not fit an array of rank {ndim}"
+                             f" (shape {shape})")
     if (widths < 0).any():
-        raise ValueError("pad: pad widths must be non-negative")
+        raise FjitValueError(f"pad: pad widths must be non-negative, got {pad_width}")
     return [tuple(int(v) for v in w) for w in widths]
 
 
@@ -411,7 +447,7 @@ def pad(array, pad_width, mode="constant", **kwargs):
     """NumPy's pad for the modes constant, edge, wrap, reflect and symmetric.  Each is one
     reindex: only the index expression for the border positions differs."""
     array = asarray(array)
-    widths = _pad_widths(pad_width, array.ndim)
+    widths = _pad_widths(pad_width, array.shape)
     if mode == "constant":
         value = kwargs.get("constant_values", 0)
         values = np.asarray(value) if not hasattr(value, "aval") else None
@@ -440,8 +476,8 @@ def pad(array, pad_width, mode="constant", **kwargs):
     for k, ((lo, hi), n) in enumerate(zip(widths, array.shape)):
         shape.append(n + lo + hi)
         if (lo or hi) and n == 0:
-            raise ValueError(f"pad: can't extend empty axis {k} using modes other than "
-                             "'constant'")
+            raise FjitValueError(f"pad: can't extend empty axis {k} using modes other than "
+                                 "'constant'")
         index.append(_border_index(mode, ix.idx(k) - lo, n) if lo or hi else ix.idx(k))
     return lax.reindex(array, tuple(shape), index)
 
@@ -468,10 +504,11 @@ def _border_index(mode, t, n):
 def diagonal(a, offset=0, axis1=0, axis2=1):
     a = asarray(a)
     if a.ndim < 2:
-        raise ValueError("diagonal: needs at least 2 dimensions")
+        raise FjitValueError(f"diagonal: needs at least 2 dimensions, got shape {a.shape}")
     axis1, axis2 = normalize_axis(axis1, a.ndim), normalize_axis(axis2, a.ndim)
     if axis1 == axis2:
-        raise ValueError("diagonal: axis1 and axis2 cannot be the same")
+        raise FjitValueError(f"diagonal: axis1 and axis2 cannot be the same (both {axis1}, "
+                             f"array of shape {a.shape})")
     n1, n2 = a.shape[axis1], a.shape[axis2]
     length = builtins.max(0, builtins.min(n1 + builtins.min(offset, 0),
                                           n2 - builtins.max(offset, 0)))
@@ -492,7 +529,7 @@ def diag(v, k=0):
     if v.ndim == 2:
         return diagonal(v, k)
     if v.ndim != 1:
-        raise ValueError("diag: input must be 1- or 2-dimensional")
+        raise FjitValueError(f"diag: input must be 1- or 2-dimensional, got shape {v.shape}")
     n = v.shape[0] + builtins.abs(k)
     i, j = ix.idx(0), ix.idx(1)
     source = i if k >= 0 else j

@@ -8,6 +8,7 @@ import numpy as np
 from .. import dtypes, lax
 from ..lax import indexexpr as ix
 from ._util import as_bool, asarray, broadcast_to_shape, normalize_axes, normalize_axis
+from ..errors import FjitValueError
 
 
 def _sum_dtype(dtype):
@@ -38,13 +39,13 @@ def _reduction(name, reduce_fn, identity, a, axis, dtype, keepdims, initial, whe
         a = lax.convert_element_type(a, target)
     if where is not None:
         if identity is None and initial is None:
-            raise ValueError(f"{name}: reduction with where= needs initial=")
+            raise FjitValueError(f"{name}: reduction with where= needs initial=")
         fill = identity(target) if identity is not None else initial
         a = lax.select(broadcast_to_shape(asarray(where, dtypes.bool_), a.shape), a,
                        lax.full((), fill, target))
     if needs_identity and initial is None and builtins.any(a.shape[k] == 0 for k in axes):
-        raise ValueError(f"zero-size array to reduction operation {name} which has no "
-                         "identity")
+        raise FjitValueError(f"zero-size array to reduction operation {name} which has no "
+                             "identity")
     out = reduce_fn(a, axes)
     if initial is not None:
         combine = {"sum": lax.add, "prod": lax.mul, "max": lax.max, "min": lax.min}[name]
@@ -145,12 +146,12 @@ def _arg_reduce(prim_fn, name, a, axis, keepdims):
     a = asarray(a)
     if axis is None:
         if a.size == 0:
-            raise ValueError(f"attempt to get {name} of an empty sequence")
+            raise FjitValueError(f"attempt to get {name} of an empty sequence")
         out = prim_fn(lax.reshape(a, (a.size,)), 0)
         return lax.reshape(out, (1,) * a.ndim) if keepdims else out
     axis = normalize_axis(axis, a.ndim, name)
     if a.shape[axis] == 0:
-        raise ValueError(f"attempt to get {name} of an empty sequence")
+        raise FjitValueError(f"attempt to get {name} of an empty sequence")
     out = prim_fn(a, axis)
     return _keep_dims(out, (axis,), a.ndim) if keepdims else out
 
@@ -277,7 +278,7 @@ def _cumulative(name, scan, identity, x, axis, dtype, include_initial, widen):
     x = asarray(x)
     if axis is None:
         if x.ndim > 1:
-            raise ValueError(f"{name}: axis is required for arrays of more than one dimension")
+            raise FjitValueError(f"{name}: axis is required for arrays of more than one dimension")
         axis = 0
     if x.ndim == 0:
         x = lax.reshape(x, (1,))

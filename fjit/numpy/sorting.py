@@ -20,6 +20,7 @@ import numpy as np
 from .. import dtypes, lax
 from ..lax import indexexpr as ix
 from ._util import asarray, normalize_axis
+from ..errors import FjitTypeError, FjitValueError
 
 
 def _order_keys(x, descending):
@@ -91,12 +92,12 @@ def _bitonic(keys, axis):
 
 def _check(name, a, kind, order):
     if order is not None:
-        raise ValueError(f"{name}: 'order' is not supported (got {order!r})")
+        raise FjitValueError(f"{name}: 'order' is not supported (got {order!r})")
     if kind is not None and kind not in ("stable", "quicksort", "mergesort", "heapsort"):
-        raise ValueError(f"{name}: unknown kind {kind!r}")
+        raise FjitValueError(f"{name}: unknown kind {kind!r}")
     a = asarray(a)
     if not (dtypes.is_float(a.dtype) or dtypes.is_int(a.dtype) or dtypes.is_bool(a.dtype)):
-        raise TypeError(f"{name}: cannot sort an array of dtype {a.dtype.name}")
+        raise FjitTypeError(f"{name}: cannot sort an array of dtype {a.dtype.name}")
     return a
 
 
@@ -110,8 +111,8 @@ def argsort(a, axis=-1, kind=None, order=None, stable=True, descending=False):
     """Indices that sort `a` along `axis` (stable; NaNs last, or first if descending)."""
     a = _check("argsort", a, kind, order)
     if a.ndim == 0 and axis is not None:
-        raise ValueError(f"argsort: axis {axis} is out of bounds for a 0-d array; use "
-                         "axis=None")
+        raise FjitValueError(f"argsort: axis {axis} is out of bounds for a 0-d array; use "
+                             "axis=None")
     a, axis = _flatten_if_none(a, axis)
     out_dtype = dtypes.default_int()
     if a.shape[axis] <= 1:
@@ -125,7 +126,7 @@ def sort(a, axis=-1, kind=None, order=None, stable=True, descending=False):
     is the cotangent scattered back through the sorting permutation."""
     a = _check("sort", a, kind, order)
     if a.ndim == 0 and axis is not None:
-        raise ValueError(f"sort: axis {axis} is out of bounds for a 0-d array; use axis=None")
+        raise FjitValueError(f"sort: axis {axis} is out of bounds for a 0-d array; use axis=None")
     a, axis = _flatten_if_none(a, axis)
     if a.shape[axis] <= 1:
         return a

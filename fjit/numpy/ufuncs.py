@@ -7,11 +7,17 @@ from .. import dtypes, lax
 from ._util import (as_bool, asarray, promote_args, promote_args_inexact,
                     promote_args_numeric, promote_dtypes, promote_dtypes_inexact,
                     promote_dtypes_numeric)
+from ..errors import FjitTypeError, FjitValueError
+
+
+def _types(*xs):
+    """The operands' types for a message, like f32[3], i32[]."""
+    return ", ".join(x.aval.str_short() for x in xs)
 
 
 def _one_inexact(fn, name):
     def ufunc(x, /):
-        (x,) = promote_dtypes_inexact(x)
+        (x,) = promote_dtypes_inexact(x, opname=name)
         return fn(x)
     ufunc.__name__ = name
     ufunc.__doc__ = f"Element-wise {name} (integers are promoted to the default float)."
@@ -20,7 +26,7 @@ def _one_inexact(fn, name):
 
 def _one_numeric(fn, name):
     def ufunc(x, /):
-        x = asarray(x)
+        x = asarray(x, opname=name)
         return fn(x)
     ufunc.__name__ = name
     ufunc.__doc__ = f"Element-wise {name}."
@@ -131,8 +137,8 @@ around = round
 def negative(x, /):
     x = asarray(x)
     if dtypes.is_bool(x.dtype):
-        raise TypeError("negative: the numpy boolean negative is not supported; use "
-                        "logical_not or invert instead")
+        raise FjitTypeError(f"negative: the numpy boolean negative is not supported ({_types(x)}"
+                            "); use logical_not or invert instead")
     return lax.neg(x)
 
 
@@ -221,7 +227,8 @@ def logical_not(x, /):
 def invert(x, /):
     x = asarray(x)
     if dtypes.is_float(x.dtype):
-        raise TypeError(f"invert: not defined for {x.dtype.name}; use an integer or bool array")
+        raise FjitTypeError(f"invert: not defined for {_types(x)}; use an integer or bool "
+                            "array")
     return lax.bitwise_not(x)
 
 
@@ -233,8 +240,8 @@ bitwise_not = bitwise_invert = invert
 def _no_bool(fn, name):
     def apply(x, y):
         if dtypes.is_bool(x.dtype):
-            raise TypeError(f"{name}: not defined for bool arrays; use logical_xor / "
-                            "logical_and or cast to an integer type")
+            raise FjitTypeError(f"{name}: not defined for bool arrays ({_types(x, y)}); use "
+                                "logical_xor / logical_and or cast to an integer type")
         return fn(x, y)
     return apply
 
@@ -266,8 +273,8 @@ greater_equal = _two(lax.ge, "greater_equal")
 def _int_or_bool_only(fn, name):
     def apply(x, y):
         if dtypes.is_float(x.dtype):
-            raise TypeError(f"{name}: not defined for {x.dtype.name}; use integer or bool "
-                            "arrays")
+            raise FjitTypeError(f"{name}: not defined for {_types(x, y)}; use integer or bool "
+                                "arrays")
         return fn(x, y)
     return apply
 
@@ -278,7 +285,8 @@ bitwise_xor = _two(_int_or_bool_only(lax.bitwise_xor, "bitwise_xor"), "bitwise_x
 def left_shift(x1, x2, /):
     x1, x2 = promote_args_numeric("left_shift", x1, x2)
     if not dtypes.is_int(x1.dtype):
-        raise TypeError(f"left_shift: not defined for {x1.dtype.name}")
+        raise FjitTypeError(f"left_shift: not defined for {_types(x1, x2)}; use integer "
+                            "arrays")
     return lax.shift_left(x1, x2)
 
 
@@ -288,7 +296,8 @@ bitwise_left_shift = left_shift
 def right_shift(x1, x2, /):
     x1, x2 = promote_args_numeric("right_shift", x1, x2)
     if not dtypes.is_int(x1.dtype):
-        raise TypeError(f"right_shift: not defined for {x1.dtype.name}")
+        raise FjitTypeError(f"right_shift: not defined for {_types(x1, x2)}; use integer "
+                            "arrays")
     if dtypes.is_unsigned(x1.dtype):
         return lax.shift_right_logical(x1, x2)
     return lax.shift_right_arithmetic(x1, x2)
@@ -325,12 +334,18 @@ def floor_divide(x1, x2, /):
     x1, x2 = promote_args_numeric("floor_divide", x1, x2)
     if dtypes.is_float(x1.dtype):
         return _floor_divmod_float(x1, x2)[0]
-    q = lax.div(x1, x2)
+    q = lax.div(x1, x2)   # truncated; x // 0 is -1 (all ones unsigned), MIN // -1 is MIN
     if dtypes.is_unsigned(x1.dtype):
         return q
-    r = lax.rem(x1, x2)
-    wrong = lax.bitwise_and(lax.ne(r, 0), lax.ne(lax.lt(r, 0), lax.lt(x2, 0)))
+    # Round down where the signs differ and the division is inexact; with x2 == 0 that makes
+    # x // 0 = -2 for x != 0 and 0 // 0 = -1, as in JAX (lax.rem(x, 0) is x).
+    wrong = lax.bitwise_and(lax.ne(lax.sign(x1), lax.sign(x2)), lax.ne(lax.rem(x1, x2), 0))
     return lax.select(wrong, lax.sub(q, 1), q)
+
+
+def _nonzero_divisor(x2):
+    """Integer x2 with zeros replaced by ones: JAX's x % 0 and fmod(x, 0) are 0."""
+    return lax.select(lax.eq(x2, 0), lax.full((), 1, x2.dtype), x2)
 
 
 def remainder(x1, x2, /):
@@ -338,6 +353,7 @@ def remainder(x1, x2, /):
     x1, x2 = promote_args_numeric("remainder", x1, x2)
     if dtypes.is_float(x1.dtype):
         return _floor_divmod_float(x1, x2)[1]
+    x2 = _nonzero_divisor(x2)
     r = lax.rem(x1, x2)
     if dtypes.is_unsigned(x1.dtype):
         return r
@@ -355,6 +371,8 @@ def divmod(x1, x2, /):
 def fmod(x1, x2, /):
     """Remainder with the sign of x1 (C's fmod)."""
     x1, x2 = promote_args_numeric("fmod", x1, x2)
+    if dtypes.is_int(x1.dtype):
+        x2 = _nonzero_divisor(x2)
     return lax.rem(x1, x2)
 
 
@@ -363,7 +381,7 @@ def power(x1, x2, /):
     if isinstance(x2, int) and not isinstance(x2, bool):
         x1 = asarray(x1)
         if dtypes.is_int(x1.dtype) and x2 < 0:
-            raise ValueError("power: integers cannot be raised to negative integer powers")
+            raise FjitValueError("power: integers cannot be raised to negative integer powers")
         if not dtypes.is_bool(x1.dtype):
             return lax.integer_pow(x1, x2)
     x1, x2 = promote_args_numeric("power", x1, x2)
@@ -466,7 +484,7 @@ def where(condition, x=None, y=None, /):
         from .indexing import nonzero
         return nonzero(condition)
     if x is None or y is None:
-        raise ValueError("where: give both x and y, or neither")
+        raise FjitValueError("where: give both x and y, or neither")
     condition = as_bool(condition)
     x, y = promote_dtypes(x, y)
     condition, x, y = _broadcast_all("where", condition, x, y)
@@ -485,12 +503,12 @@ def clip(arr=None, /, min=None, max=None, *, a=None, a_min=None, a_max=None):
     lo = a_min if min is None else min
     hi = a_max if max is None else max
     if arr is None:
-        raise TypeError("clip: missing the array argument")
-    out = asarray(arr)
+        raise FjitTypeError("clip: missing the array argument")
+    out = asarray(arr, opname="clip")
     if lo is not None:
-        out = maximum(out, lo)
+        out = lax.max(*promote_args("clip", out, lo))
     if hi is not None:
-        out = minimum(out, hi)
+        out = lax.min(*promote_args("clip", out, hi))
     return out
 
 
