@@ -65,6 +65,10 @@ class ReducePrimitive(Primitive):
         return ShapedArray(shape, x.dtype, x.weak_type)
 
     def impl(self, x, *, axes):
+        if x.size > 0 and all(x.shape[a] == 1 for a in axes):
+            # a reduction over one element is that element (as compiled code and XLA have
+            # it): folding it into the identity would turn a sum's -0.0 into +0.0
+            return np.asarray(x).reshape([d for k, d in enumerate(x.shape) if k not in axes])
         identity = self.monoid.identity(x.dtype)
         value = _as_compute(x)
         with np.errstate(all="ignore"):

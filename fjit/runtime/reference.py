@@ -108,6 +108,8 @@ def _find_contractions(program: Program) -> _Contractions:
         if mul is None or mul.primitive is not _mul_p or uses[eqn.invars[0]] != 1:
             continue
         full_shape = mul.outvars[0].aval.shape
+        if all(full_shape[a] == 1 for a in eqn.params["axes"]):
+            continue  # a product, not a contraction: reduce_sum keeps each element as it is
         if any(isinstance(a, Literal) or a.aval.shape != full_shape for a in mul.invars):
             continue
         sides = [_einsum_side(a, producer, full_shape) for a in mul.invars]
