@@ -282,3 +282,15 @@ def test_memory_error_names_shape_dtype_and_bytes():
 def test_arrays_that_fit_are_fine():
     assert jnp.zeros((1000, 1000)).sum() == 0
     assert fjit.jit(lambda: jnp.ones((256, 256)).sum())() == 256 * 256
+
+
+def test_jit_refuses_outputs_larger_than_memory_before_running():
+    """An outer product of 200k x 200k float32 (149 GiB) as a jit output: refused before any
+    C is built or memory touched, naming the shape, the bytes and this line."""
+    x = np.ones(200_000, np.float32)
+    with pytest.raises(MemoryError) as info:
+        fjit.jit(lambda x, y: x[:, None] * y[None, :])(x, x)
+    assert isinstance(info.value, FjitMemoryError)
+    message = str(info.value)
+    assert "160000000000 bytes" in message and "200000, 200000" in message
+    assert "test_errors.py" in message

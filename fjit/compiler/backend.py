@@ -19,7 +19,8 @@ import numpy as np
 
 from ..config import config
 from ..core import Program
-from ..runtime.memory import MIN_POOLED_BYTES, pool
+from ..errors import FjitMemoryError, source_info_override
+from ..runtime.memory import MEMORY_LIMIT, MIN_POOLED_BYTES, pool
 from . import cache, codegen
 from .flatten import flatten
 from . import contractions
@@ -192,12 +193,35 @@ def _set_blas(lib):
     lib.fj_set_blas(sgemm, dgemm)
 
 
+def _check_fits_in_memory(compiled):
+    """Refuse, before building, a Program whose outputs and temporaries together need more
+    than this machine's memory: allocating them would succeed (memory is overcommitted) and
+    the kernels would then page for minutes or be killed.  The error names the largest
+    buffer and the user's line that made it."""
+    allocated = [b for b in compiled.plan.buffers if b.role in ("output", "temp")]
+    total = sum(b.size * b.dtype.itemsize for b in allocated)
+    if total <= MEMORY_LIMIT:
+        return
+    largest = max(allocated, key=lambda b: b.size * b.dtype.itemsize)
+    where = next((e.source_info for e in compiled.flat.eqns
+                  if any(getattr(v, "aval", None) is not None and v.aval.shape == largest.shape
+                         and v.aval.dtype == largest.dtype for v in e.outvars)), None)
+    with source_info_override(where):
+        raise FjitMemoryError(
+            f"jit({compiled.program.name or 'program'}): its outputs and temporaries need "
+            f"{total} bytes ({total / 2**30:.1f} GiB), more than this machine's memory "
+            f"({MEMORY_LIMIT} bytes); the largest is {largest.role} "
+            f"{largest.dtype.name}{list(largest.shape)} of "
+            f"{largest.size * largest.dtype.itemsize} bytes")
+
+
 class CExecutable:
     """A compiled Program: call it with NumPy arrays (one per invar), get NumPy arrays."""
 
     def __init__(self, program: Program):
         start = time.perf_counter()
         compiled = compile_program(program)
+        _check_fits_in_memory(compiled)
         self.library, how = load_library(compiled)  # held: unloaded after us
         log.info("compile %s: %d kernels, %s, cache %s (%.3fs)", program.name or "program",
                  len(compiled.scheduled), compiled.key,

@@ -6,6 +6,7 @@ import numpy as np
 from ..array import Array, concrete_operand
 from ..config import config
 from ..core import Program, Trace, Tracer, escaped_tracer_error
+from ..runtime.memory import check_fits_in_memory
 
 
 class EvalTrace(Trace):
@@ -54,6 +55,9 @@ def _abstract_eval(primitive, avals, params):
         return primitive.abstract_eval(*avals, **params)
     if out is None:
         out = primitive.abstract_eval(*avals, **params)
+        for aval in (out if isinstance(out, (list, tuple)) else (out,)):
+            # before NumPy starts filling it (a result it can allocate, overcommitted)
+            check_fits_in_memory(aval.shape, aval.dtype, primitive.name)
         if len(_avals_cache) > 4096:
             _avals_cache.clear()
         _avals_cache[key] = out
