@@ -148,18 +148,24 @@ def _secret(directory) -> bytes:
     return secret
 
 
-def _read_secret(path) -> bytes | None:
+def _read_private(path, limit: int = -1) -> bytes | None:
+    """The bytes of `path` if it is a regular file (not a link) that this user owns and no one
+    else can write; else None."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError:
         return None
     with os.fdopen(fd, "rb") as f:
         st = os.fstat(f.fileno())
-        data = f.read(33)
-    if (not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid()
-            or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) or len(data) != 32):
-        return None
-    return data
+        if (not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid()
+                or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)):
+            return None
+        return f.read(limit)
+
+
+def _read_secret(path) -> bytes | None:
+    data = _read_private(path, 33)
+    return data if data is not None and len(data) == 32 else None
 
 
 def _mac(secret, key: str, library: bytes) -> bytes:
@@ -186,16 +192,9 @@ def verified_entry(key: str) -> str | None:
     Reads and checks the file; never loads it."""
     directory = cache_dir()
     path = entry_path(directory, key)
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError:
+    data = _read_private(path)
+    if data is None:
         return None
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if (not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid()
-                or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)):
-            return None
-        data = f.read()
     try:
         if not intact(data, key, _secret(directory)):
             return None
