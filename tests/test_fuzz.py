@@ -150,3 +150,21 @@ def test_shrinker_reaches_the_minimum():
     assert all(v.size <= 1 and v.dtype in (np.float32, np.int32, np.bool_)
                for _, v in small.inputs)
     assert small == dce(small)
+
+
+def test_mismatches_within_the_programs_own_sensitivity_are_not_failures():
+    """remainder(x, y) with y from a cancelling dot product: two correct summation orders give
+    y a few ulps apart, and remainder amplifies that (the campaign's (12, 1114)); a mismatch
+    no larger than eager's own change under a few-ulp input perturbation is accepted, and a
+    wrong value in a well-conditioned output is not."""
+    from fjit.testing.oracle import _within_sensitivity
+    expected = (np.array([1.0, -0.002604127], np.float32),)
+    perturbed = (np.array([1.0, -0.0027], np.float32),)       # eager moved by 1e-4
+    assert _within_sensitivity(expected, (np.array([1.0, -0.0025931597], np.float32),),
+                               perturbed)
+    assert not _within_sensitivity(expected, (np.array([1.01, -0.002604127], np.float32),),
+                                   perturbed)                 # a stable element is wrong
+    assert not _within_sensitivity(expected, (np.array([1.0, -0.01], np.float32),),
+                                   perturbed)                 # beyond the sensitivity
+    assert not _within_sensitivity((np.array([1, 2]),), (np.array([1, 3]),),
+                                   (np.array([1, 2]),))        # ints are exact

@@ -69,6 +69,21 @@ TOLERANCE = {"float16": (2e-2, 2e-2), "bfloat16": (6e-2, 6e-2), "float32": (2e-4
              "float64": (1e-9, 1e-12)}
 
 
+def mismatched(e, g):
+    """Where `g` differs from `e` (same shape and dtype): ints and bools exactly, NaN and inf
+    at the same places, finite floats beyond the dtype's tolerance scaled by the output's
+    magnitude."""
+    if e.dtype.kind in "biu":
+        return e != g
+    e64, g64 = e.astype(np.float64), g.astype(np.float64)
+    rtol, atol = TOLERANCE.get(e.dtype.name, TOLERANCE["float32"])
+    finite = np.isfinite(e64)
+    scale = max(1.0, float(np.max(np.abs(e64[finite]), initial=0.0)))
+    with np.errstate(invalid="ignore"):
+        close = np.abs(e64 - g64) <= atol * scale + rtol * np.abs(e64)
+    return np.where(finite, ~close, ~((e64 == g64) | (np.isnan(e64) & np.isnan(g64))))
+
+
 def compare(expected, got):
     """None if `got` matches `expected` (ints and bools exactly, NaN and inf at the same
     places, finite floats within the dtype's tolerance scaled by the output's magnitude),
@@ -84,16 +99,7 @@ def compare(expected, got):
             return f"shape: output {k} expected {e.shape}, got {g.shape}"
         if e_dt != g_dt:
             return f"dtype: output {k} expected {e_dt}, got {g_dt}"
-        if e_dt.kind in "biu":
-            bad = e != g
-        else:
-            e64, g64 = e.astype(np.float64), g.astype(np.float64)
-            rtol, atol = TOLERANCE.get(e_dt.name, TOLERANCE["float32"])
-            finite = np.isfinite(e64)
-            scale = max(1.0, float(np.max(np.abs(e64[finite]), initial=0.0)))
-            with np.errstate(invalid="ignore"):
-                close = np.abs(e64 - g64) <= atol * scale + rtol * np.abs(e64)
-            bad = np.where(finite, ~close, ~((e64 == g64) | (np.isnan(e64) & np.isnan(g64))))
+        bad = mismatched(e, g)
         if np.any(bad):
             at = tuple(int(i) for i in np.argwhere(bad)[0])
             what = "nan" if np.isnan(e[at].astype(np.float64)) != np.isnan(

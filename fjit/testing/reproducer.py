@@ -24,7 +24,7 @@ def reproducer_source(prog: FuzzProgram, mode: str, target: str, note: str = "",
     lines += ["", function_source(prog), "", ""]
     inputs = ", ".join(array_source(v) for _, v in prog.inputs)
     lines.append(f"inputs = [{inputs}]")
-    helpers = [harness.transform, harness.run, harness.compare]
+    helpers = [harness.transform, harness.run, harness.mismatched, harness.compare]
     if mode in ("grad", "jit_vmap_grad"):
         helpers.insert(0, harness.loss_of)
     if mode in ("vmap", "jit_vmap_grad"):
