@@ -39,3 +39,40 @@ def test_a_reduction_over_one_element_is_that_element():
     for eager in (False, True):
         s = jnp.sum(jnp.asarray(x), axis=1) if eager else fjit.jit(lambda v: jnp.sum(v, 1))(x)
         assert np.signbit(np.asarray(s)[0, 1, 1])
+
+
+def _f16_contraction_case():
+    """A float16 batched matmul whose float16-rounded products cancel: 1.076 - 0.9365 ...
+    sums to 0.07367 from rounded products but 0.0731 (the float64 value, 0.07315, rounded)
+    from exact ones."""
+    a = np.array([[[-0.0, 0.75, -0.5, 0.75, -0.75]]], np.float16)
+    b = np.array([0.59, 1.435, 0.05667, -1.249, 0.05023], np.float16).reshape(1, 5, 1)
+    exact = np.einsum("bij,bjk->bik", a.astype(np.float64), b.astype(np.float64))
+    return a, b, exact.astype(np.float16)
+
+
+def test_float16_contraction_accumulates_exact_products_in_float32():
+    """Campaign program (12, 4756): the C backend rounded each float16 product of an einsum
+    to float16 (and accumulated strided sums in the float16 output), so v0 = 0.07367 where
+    the reference (and XLA: float32 products and accumulation, one rounding) gave 0.0731;
+    grad of x / v0**2 then overflowed float16 on one backend and not on the other."""
+    a, b, want = _f16_contraction_case()
+    f = fjit.jit(lambda x, y: jnp.einsum("bij,bjk->bik", x, y))
+    np.testing.assert_array_equal(np.asarray(f(a, b)), want)
+    np.testing.assert_array_equal(np.asarray(jnp.einsum("bij,bjk->bik", a, b)), want)
+    # the output's strided axis first: a sum accumulated along the output rows
+    at = np.ascontiguousarray(np.broadcast_to(a.reshape(5, 1), (5, 4)))
+    g = fjit.jit(lambda x, y: jnp.sum(x * y, axis=0))
+    np.testing.assert_array_equal(np.asarray(g(at, np.broadcast_to(b.reshape(5, 1), (5, 4)))),
+                                  np.full(4, want.item(), np.float16))
+
+
+def test_float16_sum_read_in_the_same_kernel_is_rounded():
+    """The shrunk reproducer of (12, 4756): a float16 einsum converted to float32 and used
+    in the same kernel was its float32 accumulator, never rounded to float16 (2.2795 where
+    the float16 result is 2.28)."""
+    x = np.array([[1.0, 1.0]], np.float16)
+    y = np.array([1.25, 1.0302734375], np.float16).reshape(1, 2, 1)  # sums to 2.2802734375
+    want = np.float32(np.float16(2.2802734375))
+    f = fjit.jit(lambda x, y: jnp.einsum("bj,bjk->bk", x, y).astype(jnp.float32) * 1.0)
+    np.testing.assert_array_equal(np.asarray(f(x, y)), np.full((1, 1), want))

@@ -103,6 +103,16 @@ def literal(value, dtype) -> dict:
     return {"kind": "int", "text": f"{value}{suffix}", "ctype": compute_type(dtype)}
 
 
+def _exact_product(body, value):
+    """A float16/bfloat16 product summed by its reduction (a contraction: einsum, matmul)
+    stays in float: like XLA's dots, float32 products accumulated in float32, one rounding
+    of the sum."""
+    for s in body:
+        if s["k"] == "let" and s["name"] == value and s["value"]["k"] == "op" \
+                and s["value"]["row"] == "mul":
+            s["value"]["exact"] = True
+
+
 class _Renderer:
     """Turns one scheduled kernel into template data."""
 
@@ -165,7 +175,7 @@ class _Renderer:
                      "st": short(node.dtype), "tf": _STORAGE[short(operand)],
                      "tt": _STORAGE[short(node.dtype)], "kf": kind_of(operand),
                      "p": dict(params)}
-            return {"k": "op", "row": name, "args": args, "types": types}
+            return {"k": "op", "row": name, "args": args, "types": types, "exact": False}
         if kind == "iota":
             return {"k": "iota", "ctype": compute_type(node.dtype),
                     "at": self.index(node.data, extents)}
@@ -211,6 +221,8 @@ class _Renderer:
             extents[loop.axis] = loop.extent
         body = self.statements(stmt.body, extents)
         node = stmt.node
+        if node.kind == "reduce" and node.data[0] == "sum":
+            _exact_product(body, stmt.value)
         if node.kind == "argreduce":
             kind = node.data[0]
             value_dtype = node.args[0].dtype
@@ -218,7 +230,7 @@ class _Renderer:
             body.append({"k": "argbest", "kind": kind, "value": stmt.value, "best": stmt.name,
                          "arg": stmt.index, "var": f"i{stmt.loops[0].axis}",
                          "float": dtypes.is_float(value_dtype)})
-            return {"k": "reduce", "arg": stmt.index, "best": stmt.name,
+            return {"k": "reduce", "arg": stmt.index, "best": stmt.name, "rounds": None,
                     "ctype_value": compute_type(value_dtype),
                     "best_init": literal(init, value_dtype),
                     "loops": [self.loop(l, None) for l in stmt.loops], "body": body}
@@ -231,7 +243,11 @@ class _Renderer:
         clause = _reduction_clause(monoid, s, stmt.name)
         loops = [self.loop(l, clause if k == len(stmt.loops) - 1 else None)
                  for k, l in enumerate(stmt.loops)]
+        # a float16/bfloat16 sum is accumulated in float and rounded once, here: its readers in
+        # this kernel see the value a stored float16 result would have
+        rounds = short(node.dtype) if short(node.dtype) != s else None
         return {"k": "reduce", "arg": None, "name": stmt.name, "ctype": compute_type(node.dtype),
+                "rounds": rounds,
                 "identity": literal(identity, node.dtype), "loops": loops, "body": body}
 
     @staticmethod

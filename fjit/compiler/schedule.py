@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import dtypes
 from ..lax import indexexpr as ix
 from . import ranges, scalar
 from .fusion import GemmKernel, ScatterKernel
@@ -35,6 +36,7 @@ from .fusion import GemmKernel, ScatterKernel
 PARALLEL_MIN_WORK = 1 << 15     # elements x body cost below which threads cost more
 UNROLL_MAX = 16
 UNROLL_BUDGET = 512             # statements a reduction's unrolled loops may expand to
+_ROUNDED_STORAGE = {d for d in (dtypes.float16, dtypes.bfloat16) if d is not None}
 TILE = 16                       # 32 x 32 float32 = 4 KiB per operand block: well inside L1
 
 
@@ -434,6 +436,8 @@ def _reordered_reduction(kernel, name, plan, options, counter):
     buffer, expr = kernel.stores[0]
     if expr.kind != "reduce" or expr.data[0] not in ("sum", "prod", "max", "min"):
         return None
+    if expr.data[0] in ("sum", "prod") and plan.buffers[buffer].dtype in _ROUNDED_STORAGE:
+        return None  # the output buffer would be a float16 accumulator: keep one in float
     red_axes = [a for a, _ in expr.data[1]]
     inner = len(kernel.shape) - 1
     loads = [n for n in scalar.walk(expr.args[0]) if n.kind == "load"]

@@ -44,8 +44,9 @@ def _check_axes(opname, x, axes):
 
 
 def _as_compute(x):
-    """NumPy cannot reduce bfloat16: compute in float32."""
-    if dtypes.bfloat16 is not None and x.dtype == dtypes.bfloat16:
+    """float16 and bfloat16 reduce in float32 and round once, as compiled code and XLA do
+    (NumPy cannot reduce bfloat16 at all, and rounds float16 partial sums)."""
+    if x.dtype == dtypes.float16 or (dtypes.bfloat16 is not None and x.dtype == dtypes.bfloat16):
         return x.astype(np.float32)
     return x
 

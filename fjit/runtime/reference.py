@@ -151,8 +151,10 @@ def _einsum_side(var, producer, full_shape):
 
 
 def _einsum(spec, reshapes, dtype, *operands):
+    """float16/bfloat16 in float32 (as XLA's dots): NumPy's own float16 einsum may round
+    partial sums to float16, depending on the path it picks."""
     operands = [x if shape is None else x.reshape(shape) for x, shape in zip(operands, reshapes)]
-    if dtypes.bfloat16 is not None and dtype == dtypes.bfloat16:
+    if dtype == dtypes.float16 or (dtypes.bfloat16 is not None and dtype == dtypes.bfloat16):
         operands = [x.astype(np.float32) for x in operands]
     return np.asarray(np.einsum(spec, *operands, optimize=len(operands) > 1)).astype(dtype,
                                                                                      copy=False)
