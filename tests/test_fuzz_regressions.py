@@ -76,3 +76,16 @@ def test_float16_sum_read_in_the_same_kernel_is_rounded():
     want = np.float32(np.float16(2.2802734375))
     f = fjit.jit(lambda x, y: jnp.einsum("bj,bjk->bk", x, y).astype(jnp.float32) * 1.0)
     np.testing.assert_array_equal(np.asarray(f(x, y)), np.full((1, 1), want))
+
+
+def test_concatenate_of_int32_then_arithmetic_reads_the_right_elements():
+    """Campaign program (22, 2521): gcc 12.2 at -O3 -march=native with -fwrapv vectorised the
+    clamped indices of a concatenate (`a < b ? a : b`) into gathers that read the wrong
+    element; -1 - concatenate((b, a, a), axis=3) had -3 where -115 belongs."""
+    a = np.arange(8, dtype=np.int32).reshape(2, 2, 1, 2)
+    b = 100 + np.arange(20, dtype=np.int32).reshape(2, 2, 1, 5)
+    want = -1 - np.concatenate((b, a, a), axis=3)
+    got = fjit.jit(lambda a, b: -1 - jnp.concatenate((b, a, a), axis=3))(a, b)
+    np.testing.assert_array_equal(np.asarray(got), want)
+    got = fjit.jit(fjit.vmap(lambda a, b: -1 - jnp.concatenate((b, a, a), axis=2)))(a, b)
+    np.testing.assert_array_equal(np.asarray(got), want)
