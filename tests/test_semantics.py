@@ -127,23 +127,29 @@ def test_issue_examples():
 X = np.array([-1.0, 4.0, 9.0], np.float32)
 
 
+# Reductions use JAX's own max/min rule (the tangent times a 0/1 indicator of the chosen
+# entries, over their count), so a NaN result -- nothing equals it -- gives 0/0 everywhere,
+# as eager JAX does ([nan, nan, nan]; XLA under jax.jit simplifies it to [nan, 0, 0]).
+# A select-based rule that matched jax.jit cost LeNet-5's step 27% (its max-pool backward
+# kernel): not taken; see docs/reliability.md.
+
 @pytest.mark.parametrize("reduce", [jnp.min, jnp.max, jnp.amin, jnp.amax,
                                     lambda v: v.min(), lambda v: v.max()])
-def test_grad_of_extremum_with_nan_entry(reduce):
+def test_grad_of_extremum_with_nan_entry_is_nan_as_in_eager_jax(reduce):
     f = fjit.grad(lambda x: reduce(jnp.sqrt(x)))
     for got in (f(X), fjit.jit(f)(X)):
-        got = np.asarray(got)
-        assert np.isnan(got[0]) and got[1:].tolist() == [0.0, 0.0]
+        assert np.isnan(np.asarray(got)).all()
 
 
 @pytest.mark.parametrize("reduce", [jnp.min, jnp.max])
 def test_grad_of_extremum_along_axis_with_nan_entry(reduce):
+    """Only the row whose result is NaN is NaN; the other row's gradient is exact."""
     x = np.array([[-1.0, 4.0, 9.0], [1.0, 4.0, 9.0]], np.float32)
     f = fjit.grad(lambda x: jnp.sum(reduce(jnp.sqrt(x), axis=1)))
     chosen = 0 if reduce is jnp.min else 2
     for got in (f(x), fjit.jit(f)(x)):
         got = np.asarray(got)
-        assert np.isnan(got[0, 0]) and got[0, 1:].tolist() == [0.0, 0.0]
+        assert np.isnan(got[0]).all()
         expected = np.zeros(3, np.float32)
         expected[chosen] = 0.5 / np.sqrt(x[1, chosen])
         np.testing.assert_allclose(got[1], expected, rtol=1e-6)
@@ -155,9 +161,10 @@ def test_grad_of_extremum_ties_still_split():
                                   [0.0, 0.5, 0.5])
 
 
-def test_jvp_of_max_ignores_infinite_tangent_of_a_loser():
-    """sqrt'(0) = inf, but 0 is not the max: the tangent of max is that of sqrt(4)."""
-    for f in (lambda x: jnp.max(jnp.sqrt(x)), lambda x: jnp.maximum(jnp.sqrt(x), 1.0)[0]):
+def test_jvp_of_maximum_ignores_infinite_tangent_of_a_loser():
+    """sqrt'(0) = inf, but 0 is not the larger: the tangent of maximum is that of sqrt(4)
+    (element-wise maximum selects; the reduction keeps JAX's indicator rule, above)."""
+    for f in (lambda x: jnp.maximum(jnp.sqrt(x), 1.0)[0],):
         _, t = fjit.jvp(f, (np.array([4.0, 0.0], np.float32),), (np.ones(2, np.float32),))
         assert float(t) == 0.25
 

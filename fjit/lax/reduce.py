@@ -131,28 +131,16 @@ def _sum_transpose(ct, x, axes):
     return [_lax().broadcast_in_dim(ct, shape, _kept_dims(len(shape), axes))]
 
 
-def _chosen(x, back):
-    """Where x is the extreme value: equal to it, or NaN where the result is NaN (max/min
-    propagate NaN, and NaN != NaN would choose nothing and make 1/0 of the count)."""
-    lax = _lax()
-    chosen = lax.eq(x, back)
-    if dtypes.is_float(x.dtype):
-        chosen = lax.bitwise_or(chosen, lax.bitwise_and(lax.ne(x, x), lax.ne(back, back)))
-    return chosen
-
-
 def _chooser_jvp(name):
-    """max/min: the tangent at the chosen positions, averaged over ties (JAX's rule).  The
-    others are selected away, not multiplied by 0, so an inf/NaN tangent there stays out."""
+    """max/min: the tangent at the chosen positions, averaged over ties (JAX's rule)."""
     def rule(primals, tangents, axes):
         lax = _lax()
         x, t = primals[0], tangents[0]
         out = REDUCE_PRIMITIVES[name].bind(x, axes=axes)
         back = lax.broadcast_in_dim(out, x.shape, _kept_dims(x.ndim, axes))
-        chosen = _chosen(x, back)
-        counts = lax.reduce_sum(lax.convert_element_type(chosen, x.dtype), axes)
-        picked = lax.select(chosen, t, lax.full((), 0, t.dtype))
-        return out, lax.div(lax.reduce_sum(picked, axes), counts)
+        chosen = lax.convert_element_type(lax.eq(x, back), x.dtype)
+        counts = lax.reduce_sum(chosen, axes)
+        return out, lax.div(lax.reduce_sum(lax.mul(t, chosen), axes), counts)
     return rule
 
 
