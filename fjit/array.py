@@ -5,14 +5,11 @@ so eager code and traced code share one implementation.
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from . import dtypes
 from .core import ArrayMethods, ShapedArray, Tracer
 from .runtime.devices import CPU, Device
-from .runtime.memory import MEMORY_LIMIT, check_fits_in_memory  # noqa: F401 (re-exported)
 from .errors import FjitTypeError, FjitValueError, calling_function
 
 
@@ -22,8 +19,6 @@ class Array(ArrayMethods):
     __slots__ = ("_value", "aval", "_device", "__weakref__")
 
     def __init__(self, value: np.ndarray, aval: ShapedArray, device: Device = CPU):
-        if value.nbytes > MEMORY_LIMIT:  # a broadcast view claims its full size here
-            check_fits_in_memory(aval.shape, aval.dtype)
         self._value = value
         self.aval = aval
         self._device = device

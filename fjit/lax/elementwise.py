@@ -540,7 +540,7 @@ class ElementwisePrimitive(Primitive):
         try:
             out = np.asarray(self.op.numpy(*values, **params))  # callers silence FP warnings
         except MemoryError:  # NumPy could not allocate the result: say which and how large
-            from ..array import check_fits_in_memory
+            from ..runtime.memory import check_fits_in_memory
             shape = np.broadcast_shapes(*(v.shape for v in values))
             check_fits_in_memory(shape, np.result_type(*values), self.name)
             raise
