@@ -89,3 +89,24 @@ def test_concatenate_of_int32_then_arithmetic_reads_the_right_elements():
     np.testing.assert_array_equal(np.asarray(got), want)
     got = fjit.jit(fjit.vmap(lambda a, b: -1 - jnp.concatenate((b, a, a), axis=2)))(a, b)
     np.testing.assert_array_equal(np.asarray(got), want)
+
+
+def test_pad_read_through_a_slice_keeps_the_pad_offset():
+    """Campaign program (32, 4818): pad by one then slice from one composes the reindexes
+    `i0 - 1` and `i0 + 1` into `i0`; substitution then replaced that folded `i0` a second
+    time (`i0 + 1`), so jit read one element too far: [2, 3, 0, 0, 0]."""
+    x = np.arange(1, 4, dtype=np.float32)
+    want = np.pad(x, (1, 2))[-5:]
+    np.testing.assert_array_equal(fjit.jit(lambda v: jnp.pad(v, ((1, 2),))[-5:])(x), want)
+    np.testing.assert_array_equal(fjit.jit(lambda v: jnp.pad(v, 2)[1:-1][1:])(x),
+                                  np.pad(x, 2)[1:-1][1:])
+
+
+def test_row_fusion_of_many_kernels_nests_one_level_deep(x64):
+    """Campaign program (31, 3448): x ** (x ** k) on int64 unrolls two 64-step powers whose
+    kernels row fusion merged one by one, each merge wrapping the last in a deeper block, so
+    rendering the C overflowed Python's recursion limit (RecursionError)."""
+    x = np.array([-3, -4, -4, 1, 1], np.int64)
+    k = np.array([[0], [2]], np.int64)   # exponents x ** k >= 0, where NumPy is defined
+    got = fjit.jit(lambda x, k: x ** (x ** k))(x, k)
+    np.testing.assert_array_equal(got, x ** (x ** k))

@@ -1173,6 +1173,9 @@ def test_substitution_is_simultaneous_even_when_a_node_folds_away():
     i = [ix.idx(k) for k in range(7)]
     assert ix.substitute(i[1] + i[2], {1: 0, 2: i[4], 4: i[6]}) == i[4]
     assert ix.substitute(ix.where(1, i[0], i[1]), {0: i[1], 1: i[0]}) == i[1]
+    # a node that folds into a new leaf (not one of its children) is not substituted again
+    assert ix.substitute(i[0] - 1, {0: i[0] + 1}) == i[0]
+    assert ix.substitute((i[0] + 2) - 2 + i[1], {0: i[1], 1: i[0]}) == i[1] + i[0]
 
 
 def test_gather_over_a_unit_dim_next_to_a_reduced_one():

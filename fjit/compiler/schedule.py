@@ -604,13 +604,23 @@ def _shared_prefix(group, sk) -> int:
     return 0
 
 
+def _inner(nest, p):
+    """What `nest` runs inside its first p loops, as statements of level p: one sub-nest (its
+    own scope, so kernels' names cannot clash), or, for a group merged before, its sub-nests
+    as they are, so merging n kernels nests the code one level deep, not n (n deep overflowed
+    the template's recursion on a 128-kernel integer power chain)."""
+    if len(nest.loops) == p and all(isinstance(s, SubNest) for s in nest.levels[p]):
+        return list(nest.levels[p])
+    return [SubNest(nest.loops[p:], nest.levels[p:])]
+
+
 def _merge(group, sk, p):
     """The shared outer loops once; inside them, each kernel's remaining loops in turn.  A
     statement of the later kernel above level p cannot read the earlier one's results (those
     reads use all p outer indices), so outer levels simply concatenate."""
     a, b = group.nests[0], sk.nests[0]
     levels = [a.levels[d] + b.levels[d] for d in range(p)]
-    levels.append([SubNest(a.loops[p:], a.levels[p:]), SubNest(b.loops[p:], b.levels[p:])])
+    levels.append(_inner(a, p) + _inner(b, p))
     loops = [Loop(x.axis, x.extent, x.parallel or y.parallel, False)
              for x, y in zip(a.loops[:p], b.loops[:p])]
     return ScheduledKernel(group.name, "loops", [LoopNest(loops, levels)],

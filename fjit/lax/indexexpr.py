@@ -117,6 +117,11 @@ class Expr:
         return ()
 
     def with_children(self, children) -> "Expr":
+        """This node over new children, folded (constants, identities)."""
+        return self
+
+    def over(self, children) -> "Expr":
+        """This node over new children as it is, not folded (for `transform`)."""
         return self
 
     def __repr__(self):
@@ -172,6 +177,9 @@ class BinOp(Expr):
     def with_children(self, children):
         return binop(self.op, *children)
 
+    def over(self, children):
+        return BinOp(self.op, *children)
+
     def format(self, parent_prec):
         if self.op in ("min", "max"):
             return f"{self.op}({self.a.format(0)}, {self.b.format(0)})"
@@ -202,6 +210,9 @@ class Where(Expr):
     def with_children(self, children):
         return where(*children)
 
+    def over(self, children):
+        return Where(*children)
+
     def format(self, parent_prec):
         return f"where({self.cond.format(0)}, {self.a.format(0)}, {self.b.format(0)})"
 
@@ -229,6 +240,9 @@ class Load(Expr):
         return self.positions
 
     def with_children(self, children):
+        return Load(self.operand, children)
+
+    def over(self, children):
         return Load(self.operand, children)
 
     def format(self, parent_prec):
@@ -396,18 +410,20 @@ def load(operand: int, positions) -> Load:
 def transform(expr: Expr, fn) -> Expr:
     """Rebuild `expr` bottom-up, replacing each node `n` by `fn(n)` (return `n` to keep it).
 
-    fn sees each node once, rebuilt over its transformed children.  Rebuilding folds
-    constants, and when it folds a node down to one of its (already transformed) children,
-    that child is returned as it is: `(i1 + i2)` with i1 -> 0, i2 -> i4 is `i4`, which must
-    not be substituted a second time."""
+    fn sees each node of `expr` exactly once, over its transformed children and not yet
+    folded; what fn keeps is folded afterwards, and fn never sees the folded result.  A
+    substitution must not apply twice: `i0 - 1` with i0 -> i0 + 1 folds to `i0`, which is
+    the substituted index already, not one to substitute again (that lost the -1 of a pad
+    read through a slice; tests/test_fuzz_regressions.py)."""
     kids = expr.children()
-    if kids:
-        new_kids = tuple(transform(k, fn) for k in kids)
-        if any(n is not o for n, o in zip(new_kids, kids)):
-            expr = expr.with_children(new_kids)
-            if any(expr is k for k in new_kids):
-                return expr
-    return fn(expr)
+    if not kids:
+        return fn(expr)
+    new_kids = tuple(transform(k, fn) for k in kids)
+    if all(n is o for n, o in zip(new_kids, kids)):
+        return fn(expr)
+    raw = expr.over(new_kids)
+    out = fn(raw)
+    return out.with_children(new_kids) if out is raw else out
 
 
 def substitute(expr: Expr, mapping) -> Expr:
