@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import fjit
+import fjit.numpy as jnp
 from fjit.testing import expr as fx
 from fjit.testing.generate import generate
 from fjit.testing.oracle import check
@@ -161,10 +162,48 @@ def test_mismatches_within_the_programs_own_sensitivity_are_not_failures():
     expected = (np.array([1.0, -0.002604127], np.float32),)
     perturbed = (np.array([1.0, -0.0027], np.float32),)       # eager moved by 1e-4
     assert _within_sensitivity(expected, (np.array([1.0, -0.0025931597], np.float32),),
-                               perturbed)
+                               [perturbed])
     assert not _within_sensitivity(expected, (np.array([1.01, -0.002604127], np.float32),),
-                                   perturbed)                 # a stable element is wrong
+                                   [perturbed])               # a stable element is wrong
     assert not _within_sensitivity(expected, (np.array([1.0, -0.01], np.float32),),
-                                   perturbed)                 # beyond the sensitivity
+                                   [perturbed])               # beyond the sensitivity
     assert not _within_sensitivity((np.array([1, 2]),), (np.array([1, 3]),),
-                                   (np.array([1, 2]),))        # ints are exact
+                                   [(np.array([1, 2]),)])      # a stable integer is exact
+
+
+def test_rounding_noise_moves_libm_and_half_results_by_a_few_ulps_and_goes_away():
+    from fjit.testing.noise import LIBM_ULPS, rounding_noise
+    x = np.linspace(-3, 3, 257).astype(np.float32)
+    h = np.linspace(-3, 3, 257).astype(np.float16)
+    with rounding_noise(0):
+        e = np.asarray(jnp.exp(jnp.asarray(x)))
+        s32 = np.asarray(jnp.asarray(x) + 1.0)
+        s16 = np.asarray(jnp.asarray(h) * np.float16(3))
+    ulps = np.abs(e.view(np.int32).astype(np.int64) - np.exp(x).view(np.int32))
+    assert ulps.max() == LIBM_ULPS and (ulps != 0).mean() > 0.5   # libm: moved
+    np.testing.assert_array_equal(s32, x + 1.0)                    # float32 add: exact
+    half = np.abs(s16.view(np.int16).astype(np.int64) - (h * np.float16(3)).view(np.int16))
+    assert half.max() == 1 and half.any()                          # float16 mul: one ulp
+    np.testing.assert_array_equal(np.asarray(jnp.exp(jnp.asarray(x))), np.exp(x))  # restored
+
+
+def test_a_discontinuity_one_libm_ulp_away_is_not_a_failure():
+    """Campaign program (31, 4046): x ** log(exp(x)) for integer x.  libmvec's logf gave
+    log(exp(-1)) one ulp above -1, NumPy's gave -1, and a negative base to a non-integer
+    power is NaN: the C backend's NaNs in that row are what eager itself does when libm is
+    an ulp off, while a NaN under a positive base is a real failure."""
+    from fjit.testing.oracle import _disturbed, _within_sensitivity
+
+    def f(x):
+        return (x ** jnp.log(jnp.exp(x)[:, None]),)
+    args = [np.array([-2, -4, -1, 2], np.int32)]
+    expected = tuple(np.asarray(o) for o in f(jnp.asarray(args[0])))
+    runs = _disturbed(f, "forward", args, ())
+    got = expected[0].copy()
+    got[2, :3] = np.nan                       # the row with exponent log(exp(-1))
+    assert _within_sensitivity(expected, (got,), runs)
+    got[3, 3] = np.nan                        # 2 ** log(exp(2)): no excuse
+    assert not _within_sensitivity(expected, (got,), runs)
+    shifted = expected[0].copy()
+    shifted[0] = shifted[1]                   # a wrong value, as a bad index gives
+    assert not _within_sensitivity(expected, (shifted,), runs)
