@@ -3,6 +3,9 @@ runs on each jit backend (the compiled C backend and the NumPy reference interpr
 the whole suite checks that they agree.  FJIT_TEST_BACKENDS=reference (or c) runs one;
 `pytestmark = pytest.mark.c_backend` runs a module on the C backend only."""
 import os
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
@@ -41,3 +44,17 @@ def x64():
     fjit.config.update("enable_x64", True)
     yield
     fjit.config.update("enable_x64", previous)
+
+
+@pytest.fixture
+def run_fjit():
+    """run_fjit(code, cache_dir, **env): `code` in a fresh Python process using this checkout's
+    fjit, with the compile cache in `cache_dir` and compile logging on."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def run(code, cache_dir, **env):
+        full_env = dict(os.environ, FJIT_CACHE_DIR=str(cache_dir), FJIT_LOG="compile",
+                        PYTHONPATH=root, **env)
+        return subprocess.run([sys.executable, "-c", textwrap.dedent(code)],
+                              capture_output=True, text=True, env=full_env, timeout=120)
+    return run

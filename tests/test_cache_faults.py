@@ -9,8 +9,6 @@ import signal
 import socket
 import stat
 import subprocess
-import sys
-import textwrap
 import warnings
 
 import numpy as np
@@ -20,7 +18,6 @@ import fjit
 from fjit.compiler import backend, cache, toolchain
 
 pytestmark = pytest.mark.c_backend
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture
@@ -57,12 +54,6 @@ def _entry(cache_path):
     return entry
 
 
-def _run(code, cache_dir, **env):
-    full_env = dict(os.environ, FJIT_CACHE_DIR=str(cache_dir), FJIT_LOG="compile",
-                    PYTHONPATH=ROOT, **env)
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                          text=True, env=full_env, timeout=120)
-
 
 _PROGRAM = """
     import numpy as np, fjit, fjit.numpy as jnp
@@ -70,12 +61,12 @@ _PROGRAM = """
 """
 
 
-def test_truncated_entry_is_rebuilt_not_loaded(tmp_path):
-    first = _run(_PROGRAM, tmp_path)
+def test_truncated_entry_is_rebuilt_not_loaded(tmp_path, run_fjit):
+    first = run_fjit(_PROGRAM, tmp_path)
     assert first.returncode == 0, first.stderr
     entry = _entry(tmp_path)
     entry.write_bytes(entry.read_bytes()[:entry.stat().st_size // 2])  # SIGBUS if loaded
-    again = _run(_PROGRAM, tmp_path)
+    again = run_fjit(_PROGRAM, tmp_path)
     assert again.returncode == 0, (again.returncode, again.stderr)
     assert "cache miss" in again.stderr and float(again.stdout) == 43.5
     key = entry.name[:-len(".so")]  # rebuilt whole: later processes load it
@@ -239,7 +230,7 @@ def test_temporary_files_are_removed_when_the_compiler_fails(cache_path):
     assert [p.name for p in cache_path.iterdir()] == [".fjit-secret"]
 
 
-def test_leftovers_of_a_process_killed_during_a_build_are_removed(cache_path):
+def test_leftovers_of_a_process_killed_during_a_build_are_removed(cache_path, run_fjit):
     code = """
         import os, signal
         from fjit.compiler import cache, toolchain
@@ -250,7 +241,7 @@ def test_leftovers_of_a_process_killed_during_a_build_are_removed(cache_path):
         toolchain.Toolchain.compile = compile_
         cache.build_into_cache("1" * 32, "int x;", toolchain.toolchain())
     """
-    killed = _run(code, cache_path)
+    killed = run_fjit(code, cache_path)
     assert killed.returncode == -signal.SIGKILL
     left = sorted(p.name for p in cache_path.iterdir() if p.name.startswith(".tmp-"))
     assert [n.rsplit(".", 1)[-1] for n in left] == ["c", "so"], left
@@ -302,12 +293,12 @@ def test_invalid_toolchain_metadata_is_probed_again(content, cache_path):
     assert json.loads(meta.read_text()) == good  # rewritten
 
 
-def test_null_toolchain_metadata_does_not_switch_jit_to_the_reference_backend(tmp_path):
-    assert _run(_PROGRAM, tmp_path).returncode == 0
+def test_null_toolchain_metadata_does_not_switch_jit_to_the_reference_backend(tmp_path, run_fjit):
+    assert run_fjit(_PROGRAM, tmp_path).returncode == 0
     for meta in tmp_path.glob("toolchain-*.json"):
         meta.write_text("null")
     for entry in tmp_path.glob("*.so"):
         entry.unlink()
-    again = _run(_PROGRAM, tmp_path)
+    again = run_fjit(_PROGRAM, tmp_path)
     assert again.returncode == 0, again.stderr
     assert "cache miss" in again.stderr and float(again.stdout) == 43.5

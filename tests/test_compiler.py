@@ -12,7 +12,6 @@ import pytest
 
 import fjit
 import fjit.numpy as jnp
-from fjit.compiler.toolchain import toolchain
 
 pytestmark = pytest.mark.c_backend
 
@@ -241,12 +240,6 @@ def test_lower_shows_program_kernels_and_source():
     assert any("exp" in k.primitives for k in kernels)
 
 
-def _run(code, cache_dir, **env):
-    full_env = dict(os.environ, FJIT_CACHE_DIR=str(cache_dir), FJIT_LOG="compile",
-                    PYTHONPATH=ROOT, **env)
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                          text=True, env=full_env, timeout=120)
-
 
 _PROGRAM = """
     import numpy as np, fjit, fjit.numpy as jnp
@@ -256,31 +249,31 @@ _PROGRAM = """
 _EXPECTED = float(np.sum(np.tanh(np.arange(10, dtype=np.float32) / 10) * 3 + 1))
 
 
-def test_second_process_compiles_nothing(tmp_path):
-    first = _run(_PROGRAM, tmp_path)
+def test_second_process_compiles_nothing(tmp_path, run_fjit):
+    first = run_fjit(_PROGRAM, tmp_path)
     assert first.returncode == 0, first.stderr
     assert "cache miss" in first.stderr
-    second = _run(_PROGRAM, tmp_path)
+    second = run_fjit(_PROGRAM, tmp_path)
     assert second.returncode == 0, second.stderr
     assert "cache hit" in second.stderr and "cache miss" not in second.stderr
     assert abs(float(second.stdout) - _EXPECTED) < 1e-4
 
 
-def test_corrupted_or_untrusted_entries_are_rebuilt(tmp_path):
-    assert _run(_PROGRAM, tmp_path).returncode == 0
+def test_corrupted_or_untrusted_entries_are_rebuilt(tmp_path, run_fjit):
+    assert run_fjit(_PROGRAM, tmp_path).returncode == 0
     (entry,) = [p for p in tmp_path.iterdir() if p.suffix == ".so"]
     entry.write_bytes(entry.read_bytes()[:100])  # truncated
-    again = _run(_PROGRAM, tmp_path)
+    again = run_fjit(_PROGRAM, tmp_path)
     assert again.returncode == 0, again.stderr
     assert "cache miss" in again.stderr and abs(float(again.stdout) - _EXPECTED) < 1e-4
     os.chmod(entry, os.stat(entry).st_mode | stat.S_IWOTH)  # writable by others
-    third = _run(_PROGRAM, tmp_path)
+    third = run_fjit(_PROGRAM, tmp_path)
     assert "cache miss" in third.stderr and abs(float(third.stdout) - _EXPECTED) < 1e-4
 
 
-def test_cache_directory_is_private(tmp_path):
+def test_cache_directory_is_private(tmp_path, run_fjit):
     target = tmp_path / "fresh"
-    assert _run(_PROGRAM, target).returncode == 0
+    assert run_fjit(_PROGRAM, target).returncode == 0
     assert stat.S_IMODE(os.stat(target).st_mode) == 0o700
 
 
@@ -296,7 +289,7 @@ def test_processes_racing_on_one_program_both_succeed(tmp_path):
     assert len([p for p in tmp_path.iterdir() if p.suffix == ".so"]) == 1
 
 
-def test_without_a_compiler_jit_falls_back_with_one_warning(tmp_path):
+def test_without_a_compiler_jit_falls_back_with_one_warning(tmp_path, run_fjit):
     code = """
         import warnings, numpy as np, fjit, fjit.numpy as jnp
         with warnings.catch_warnings(record=True) as caught:
@@ -306,7 +299,7 @@ def test_without_a_compiler_jit_falls_back_with_one_warning(tmp_path):
         print(len([w for w in caught if "no working C compiler" in str(w.message)]),
               a.tolist(), b.tolist())
     """
-    result = _run(code, tmp_path, FJIT_CC="/bin/false", CC="/bin/false",
+    result = run_fjit(code, tmp_path, FJIT_CC="/bin/false", CC="/bin/false",
                   PATH="/nonexistent")
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[0] == "1"
