@@ -110,3 +110,23 @@ def test_row_fusion_of_many_kernels_nests_one_level_deep(x64):
     k = np.array([[0], [2]], np.int64)   # exponents x ** k >= 0, where NumPy is defined
     got = fjit.jit(lambda x, k: x ** (x ** k))(x, k)
     np.testing.assert_array_equal(got, x ** (x ** k))
+
+
+def test_a_value_compared_with_its_own_maximum_is_not_recomputed_differently():
+    """Campaign program (42, 1993): grad(min(arctan2(x, 2))).  The min kernel computed
+    atan2 in a scalar loop (glibc), the indicator `y == min(y)` recomputed it in a simd loop
+    (libmvec), the two differed in the last bit, no element was the minimum and the gradient
+    came out 0 (or halved).  A libm value that is both reduced and compared is now stored
+    once."""
+    x = np.array([[-2.0441439, -0.72122657, -1.1224629, -0.54395384]], np.float32)
+    g = fjit.jit(fjit.grad(lambda x: jnp.min(jnp.arctan2(x, 2))))(x)
+    want = np.zeros_like(x)
+    want[0, 0] = 2 / (x[0, 0] ** 2 + 4)        # d/dx atan2(x, 2) at the minimum
+    np.testing.assert_allclose(g, want, rtol=1e-6)
+    rng = np.random.default_rng(0)
+    for fn in (jnp.tanh, jnp.exp, jnp.sin):
+        v = rng.standard_normal(1003).astype(np.float32)
+        count = fjit.jit(lambda v: jnp.sum(fn(v) == jnp.max(fn(v))))(v)
+        assert int(count) == 1, fn
+        grad = fjit.jit(fjit.grad(lambda v: jnp.max(fn(v))))(v)
+        assert np.count_nonzero(np.asarray(grad)) == 1, fn

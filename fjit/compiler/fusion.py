@@ -486,12 +486,27 @@ def _strided_reduction(eqn) -> bool:
         eqn.outvars[0].aval.size >= 2 and all(shape[a] >= 2 for a in axes)
 
 
+_COMPARISONS = ("eq", "ne", "lt", "le", "gt", "ge")
+
+
 def _worth_materializing(var, gens, uses) -> bool:
     reads = sum(_read_factor(eqn, pos, var) for eqn, pos in uses)
     if reads <= 1:
         return False
-    cost = scalar.cost(gens[var](_identity_index(var.aval.shape), Context(var.aval.shape)))
-    return cost * (reads - 1) > RECOMPUTE_BUDGET
+    expr = gens[var](_identity_index(var.aval.shape), Context(var.aval.shape))
+    if _compared_with_its_reduction(uses) and scalar.calls_libm(expr):
+        return True
+    return scalar.cost(expr) * (reads - 1) > RECOMPUTE_BUDGET
+
+
+def _compared_with_its_reduction(uses) -> bool:
+    """A value both reduced and compared, as in `y == max(y)` (and the gradient of max and
+    min, whose indicator is exactly that): the comparison must see the very bits the
+    reduction saw.  Recomputed in two kernels, a libm call may round differently in each
+    (vectorised in one, scalar in the other), and no element equals the maximum."""
+    names = {eqn.primitive.name for eqn, _ in uses}
+    families = {eqn.primitive.family for eqn, _ in uses}
+    return bool(names & set(_COMPARISONS)) and "reduce" in families
 
 
 def _attribute_inlined_eqns(kernels, flat, buffer_of):

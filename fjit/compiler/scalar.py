@@ -147,3 +147,11 @@ def cost(expr: SExpr) -> int:
 _TRANSCENDENTAL = {"exp", "exp2", "log", "log1p", "expm1", "sin", "cos", "tan", "tanh", "asin",
                    "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "logistic",
                    "erf", "pow", "atan2", "cbrt", "sqrt", "rsqrt"}
+# Not correctly rounded: a vectorised loop (libmvec) and a scalar one (libm) may differ in the
+# last bit, so two kernels that each compute one of these can disagree.
+_LIBM = _TRANSCENDENTAL - {"sqrt", "rsqrt"}
+
+
+def calls_libm(expr: SExpr) -> bool:
+    """Whether computing `expr` calls a math function that is not correctly rounded."""
+    return any(n.kind == "op" and n.data[0] in _LIBM for n in walk(expr))
