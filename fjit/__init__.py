@@ -6,12 +6,14 @@
     def f(x):
         return jnp.tanh(x @ x.T).sum()
 """
-from . import dtypes, lax, numpy, tree_util
+from . import dtypes, lax
+from .runtime import eager as _eager  # the eager trace at the bottom of every stack
+from . import numpy, tree_util
 from .api import ShapeDtypeStruct, eval_shape, jit, make_jaxpr, make_program
 from .api_autodiff import (checkpoint, checkpoint_policies, grad, hessian, jacfwd, jacobian,
                            jacrev, jvp, linearize, remat, value_and_grad, vjp)
 from .api_vmap import vmap
-from .interpreters.rotate import cross_iteration, train_loop
+from .cross_iteration import cross_iteration, train_loop
 from . import nn, optim, random, serialization
 from .serialization import load, save
 from .custom_derivatives import custom_jvp, custom_vjp
@@ -25,7 +27,7 @@ from .interpreters.partial_eval import dce
 from .runtime import reference as _reference_backend  # registers the "reference" backend
 from .compiler import backend as _c_backend
 _c_backend.register()
-from .runtime.devices import default_device, devices
+from .devices import default_device, devices
 from .typecheck import typecheck
 
 __version__ = "0.1.0"

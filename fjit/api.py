@@ -11,7 +11,6 @@ import numpy as np
 from .array import Array, aval_of as abstractify, concrete_operand
 from .config import config
 from .core import Tracer, current_trace
-from .interpreters.eager import EvalTrace
 from .interpreters.partial_eval import DebugInfo, building_a_program, trace_to_program
 from .lax.call import jit_p
 from .runtime.backend import executable_for
@@ -251,7 +250,7 @@ class JitFunction:
 
     def __call__(self, *args, **kwargs):
         trace = current_trace()
-        eager = type(trace) is EvalTrace
+        eager = trace.evaluates_eagerly
         if self.inline and not eager and building_a_program(trace):
             return self.fun(*args, **kwargs)
         entry, leaves = self._lookup(args, kwargs)

@@ -1,5 +1,5 @@
 """User-facing autodiff: jvp, linearize, vjp, grad, value_and_grad, jacfwd, jacrev, hessian,
-checkpoint and stop_gradient.  The work happens in fjit.interpreters.ad."""
+checkpoint.  The work happens in fjit.interpreters.ad."""
 from __future__ import annotations
 
 import functools
@@ -331,7 +331,7 @@ def hessian(fun, argnums=0, has_aux=False, holomorphic=False):
     return jacfwd(jacrev(fun, argnums, has_aux), argnums, has_aux)
 
 
-# --- checkpoint and stop_gradient -------------------------------------------------------------
+# --- checkpoint ------------------------------------------------------------------------------
 
 class checkpoint_policies:
     """Which intermediate values `checkpoint` may save for the backward pass."""
@@ -373,14 +373,4 @@ def checkpoint(fun, *, prevent_cse=True, policy=None, static_argnums=()):
 remat = checkpoint
 
 
-def stop_gradient(x):
-    """x, but with zero derivative (applied to every floating-point leaf of a pytree)."""
-    from .lax.elementwise import PRIMITIVES
-
-    def stop(leaf):
-        if ad.is_differentiable(aval_of(leaf)):
-            return PRIMITIVES["stop_gradient"].bind(leaf)
-        return leaf
-
-    return tree_map(stop, x)
 

@@ -9,8 +9,9 @@ import numpy as np
 
 from . import dtypes
 from .core import ArrayMethods, ShapedArray, Tracer
-from .runtime.devices import CPU, Device
+from .devices import CPU, Device
 from .errors import FjitTypeError, FjitValueError, calling_function
+from .tree_util import tree_map
 
 
 class Array(ArrayMethods):
@@ -170,7 +171,6 @@ def aval_of(x) -> ShapedArray:
 
 def device_put(x, device: Device | None = None):
     """Put a pytree of arrays on `device` (the CPU): returns fjit Arrays."""
-    from .tree_util import tree_map
     if device is not None and device != CPU:
         raise FjitValueError(f"fjit.device_put: device {device} is not available")
 

@@ -33,6 +33,21 @@ def _count(value) -> int:
     return count
 
 
+def _cache_dir(value) -> str:
+    """An absolute directory; empty means $XDG_CACHE_HOME/fjit (else ~/.cache/fjit)."""
+    if value:
+        return os.path.abspath(str(value))
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.abspath(os.path.join(base, "fjit"))
+
+
+def _names(value) -> frozenset:
+    """A set of names from a comma-separated string (or an iterable of names)."""
+    if isinstance(value, str):
+        value = value.split(",")
+    return frozenset(v.strip() for v in value if v and v.strip())
+
+
 def _env_bool(name: str, default: bool) -> bool:
     value = os.environ.get(name)
     if value is None:
@@ -57,6 +72,22 @@ _OPTIONS = {
                 "(the NumPy interpreter).", True),
         _Option("cflags", "", "FJIT_CFLAGS", str,
                 "Extra flags for the C compiler (appended to fjit's defaults).", False),
+        _Option("cc", os.environ.get("CC", ""), "FJIT_CC", str,
+                "The C compiler the C backend builds with (default: $CC, else the first of "
+                "cc, gcc, clang on the PATH).", False),
+        _Option("blas", "", "FJIT_BLAS", str,
+                "The BLAS library GEMM kernels may call: a path, 'none', or empty for NumPy's "
+                "bundled OpenBLAS.", False),
+        _Option("passes", "", "FJIT_PASSES", str,
+                "Compiler passes to turn off, as '-tile,-unroll' (reorder, tile, parallelize, "
+                "vectorize, unroll, fuse_rows: fjit.compiler.schedule.Options).", False),
+        _Option("cache_dir", "", "FJIT_CACHE_DIR", _cache_dir,
+                "Where compiled libraries are cached (default: $XDG_CACHE_HOME/fjit, else "
+                "~/.cache/fjit).", False),
+        _Option("keep_source", False, "FJIT_KEEP_SOURCE", bool,
+                "Keep each cached library's generated C beside it (<key>.c), to read.", False),
+        _Option("log", "", "FJIT_LOG", _names,
+                "Log channels, comma-separated: 'compile' logs one line per build.", False),
         _Option("cache_max_size", 1 << 30, "FJIT_CACHE_MAX_SIZE", parse_size,
                 "Bound on the disk cache of compiled libraries (bytes, or e.g. '500M', '2G'; "
                 "0: no bound); least recently used entries are evicted past it.", False),

@@ -20,8 +20,10 @@ from contextlib import contextmanager
 import numpy as np
 
 from . import dtypes
-from .errors import (FjitTypeError, FjitValueError, SourceInfo, UnexpectedTracerError,
-                     current_source_info, source_info_override)
+from .errors import (ConcretizationTypeError, FjitTypeError, FjitValueError, SourceInfo,
+                     TracerArrayConversionError, TracerBoolConversionError,
+                     TracerIntegerConversionError, UnexpectedTracerError, current_source_info,
+                     source_info_override)
 
 
 # --- abstract values --------------------------------------------------------------------------
@@ -220,6 +222,8 @@ def type_error(opname: str, message: str, *avals, cls=FjitTypeError) -> FjitType
 class Trace:
     """One interpreter.  Subclasses implement `process_primitive`."""
 
+    evaluates_eagerly = False   # True for the eager trace at the bottom of the stack
+
     def __init__(self, parent: "Trace | None"):
         self.parent = parent
         self.level = 0 if parent is None else parent.level + 1
@@ -302,35 +306,27 @@ class Tracer(ArrayMethods):
             "(static_argnums / static_argnames) if it is a compile-time constant.")
 
     def __bool__(self):
-        from .errors import TracerBoolConversionError
         self._concretization_error("bool()", TracerBoolConversionError)
 
     def __int__(self):
-        from .errors import TracerIntegerConversionError
         self._concretization_error("int()", TracerIntegerConversionError)
 
     def __index__(self):
-        from .errors import TracerIntegerConversionError
         self._concretization_error("operator.index()", TracerIntegerConversionError)
 
     def __float__(self):
-        from .errors import ConcretizationTypeError
         self._concretization_error("float()", ConcretizationTypeError)
 
     def __complex__(self):
-        from .errors import ConcretizationTypeError
         self._concretization_error("complex()", ConcretizationTypeError)
 
     def __array__(self, dtype=None, copy=None):
-        from .errors import TracerArrayConversionError
         self._concretization_error("numpy.asarray()", TracerArrayConversionError)
 
     def item(self, *args):
-        from .errors import ConcretizationTypeError
         self._concretization_error(".item()", ConcretizationTypeError)
 
     def tolist(self):
-        from .errors import ConcretizationTypeError
         self._concretization_error(".tolist()", ConcretizationTypeError)
 
     def __hash__(self):
@@ -363,11 +359,22 @@ class _TraceContext(threading.local):
 _ctx = _TraceContext()
 
 
+_root_trace_class = None
+
+
+def install_root_trace(trace_class):
+    """The trace each thread's stack starts from: the runtime's eager evaluation (it is
+    above this module, so it installs itself when it loads)."""
+    global _root_trace_class
+    _root_trace_class = trace_class
+
+
 def _root_trace() -> Trace:
-    """The eager evaluation trace at the bottom of this thread's stack, made on first use
-    (it needs fjit.array, which imports this module)."""
-    from .interpreters.eager import EvalTrace
-    _ctx.trace = EvalTrace()
+    """The eager evaluation trace at the bottom of this thread's stack, made on first use."""
+    if _root_trace_class is None:
+        raise RuntimeError("fjit.core used before fjit.runtime.eager was imported; "
+                           "import fjit first")
+    _ctx.trace = _root_trace_class()
     return _ctx.trace
 
 
@@ -413,6 +420,23 @@ def eval_program(program: Program, *args, rules=None):
             outs = (outs,)
         for var, value in zip(eqn.outvars, outs):
             env[var] = value
+    return [read(v) for v in program.outvars]
+
+
+def evaluate_reference(program: Program, *values):
+    """Run a Program on NumPy values through each primitive's `impl` (its NumPy reference),
+    no trace involved: the reference semantics of calls and control flow."""
+    env = dict(zip(program.constvars, (np.asarray(c) for c in program.consts)))
+    env.update(zip(program.invars, values))
+
+    def read(atom):
+        return np.asarray(atom.value, atom.aval.dtype) if type(atom) is Literal else env[atom]
+
+    for eqn in program.eqns:
+        outs = eqn.primitive.impl(*map(read, eqn.invars), **eqn.params)
+        if not eqn.primitive.multiple_results:
+            outs = (outs,)
+        env.update(zip(eqn.outvars, outs))
     return [read(v) for v in program.outvars]
 
 

@@ -23,8 +23,12 @@ import functools
 
 import numpy as np
 
-from ..core import Program, ShapedArray, Var, eval_program
-from ..tree_util import tree_flatten, tree_unflatten
+from . import lax
+from .array import aval_of
+from .core import Program, ShapedArray, Var, eval_program
+from .interpreters.partial_eval import DebugInfo, param_program, trace_to_program
+from .lax.loops import _Named, scan, scan_p
+from .tree_util import tree_flatten, tree_unflatten
 
 TAIL_FAMILIES = ("elementwise", "broadcast")
 
@@ -101,8 +105,6 @@ def _split(body: Program, nc: int, nk: int):
 def rotate_scan(params, operands):
     """The outputs of scan[params](operands), computed by the rotated loop (or the plain
     one when its body has no tail to rotate)."""
-    from .. import lax
-    from ..lax.loops import _Named, scan_p
     body, nc, nk = params["program"], params["num_consts"], params["num_carry"]
     split = _split(body, nc, nk)
     if split is None:
@@ -136,7 +138,6 @@ def rotate_scan(params, operands):
         false = lax.convert_element_type(False, first.dtype)
         return new_carry + list(new_vs) + [false] + list(rest[len(others):])
 
-    from .partial_eval import DebugInfo, param_program, trace_to_program
     bool_aval = ShapedArray((), np.dtype(bool))
     avals = (body.in_avals[:nc + nk] + [v.aval for v in v_vars] + [bool_aval] +
              body.in_avals[nc + nk:])
@@ -163,9 +164,6 @@ def cross_iteration(fun):
     """`fun` with every scan it runs rotated for cross-iteration fusion (module docstring).
     Composes with jit, grad and vmap like any transformation: it traces `fun`, rewrites the
     Program's scans and evaluates the result under whatever trace is current."""
-    from ..array import aval_of
-    from ..lax.loops import scan_p
-    from .partial_eval import DebugInfo, trace_to_program
 
     @functools.wraps(fun)
     def rotated(*args):
@@ -184,7 +182,6 @@ def train_loop(step, state, batches, *, cross_iteration=False, unroll=1):
     loop is rotated so each step's update runs next to the next step's first use of it
     (same results, bit for bit).  Put it inside `jit`; vmap over it trains several models
     (seeds, hyperparameters) at once."""
-    from ..lax.loops import scan
     run = functools.partial(scan, step, unroll=unroll)
     if cross_iteration:
         return _rotating(run)(state, batches)

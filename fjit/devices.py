@@ -1,4 +1,5 @@
-"""Devices arrays live on.  Only the host CPU exists until the CUDA backend lands."""
+"""Devices arrays live on.  A core module (every `Array` records its device), so it imports
+nothing from fjit.  Only the host CPU exists until the CUDA backend lands."""
 from __future__ import annotations
 
 

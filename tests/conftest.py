@@ -58,3 +58,16 @@ def run_fjit():
         return subprocess.run([sys.executable, "-c", textwrap.dedent(code)],
                               capture_output=True, text=True, env=full_env, timeout=120)
     return run
+
+
+@pytest.fixture
+def set_option():
+    """set_option(name, value): fjit.config.update for this test only."""
+    saved = {}
+
+    def set_(name, value):
+        saved.setdefault(name, getattr(fjit.config, name))
+        fjit.config.update(name, value)
+    yield set_
+    for name, value in saved.items():
+        fjit.config.update(name, value)

@@ -14,9 +14,9 @@ pytestmark = pytest.mark.c_backend
 
 
 @pytest.fixture
-def small_bounds(tmp_path, monkeypatch):
+def small_bounds(tmp_path, monkeypatch, set_option):
     path = tmp_path / "cache"
-    monkeypatch.setenv("FJIT_CACHE_DIR", str(path))
+    set_option("cache_dir", str(path))
     monkeypatch.setattr(cache, "_resolved", {}, raising=False)
     saved = fjit.config.jit_cache_size, fjit.config.library_cache_size
     fjit.config.update("jit_cache_size", 8)

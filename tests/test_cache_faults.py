@@ -21,10 +21,10 @@ pytestmark = pytest.mark.c_backend
 
 
 @pytest.fixture
-def cache_path(tmp_path, monkeypatch):
+def cache_path(tmp_path, monkeypatch, set_option):
     """A fresh cache directory for this test (and fjit's memory of directories restored)."""
     path = tmp_path / "cache"
-    monkeypatch.setenv("FJIT_CACHE_DIR", str(path))
+    set_option("cache_dir", str(path))
     monkeypatch.setattr(cache, "_resolved", {}, raising=False)
     monkeypatch.setattr(cache, "_warned", set(), raising=False)
     monkeypatch.setattr(cache, "_tracked", {}, raising=False)
@@ -135,14 +135,14 @@ def test_entry_of_another_key_or_an_older_version_is_rebuilt(cache_path):
     assert _run_c(program)[1].startswith("built")
 
 
-def test_an_entry_is_used_only_with_its_own_cache_secret(cache_path, tmp_path, monkeypatch):
+def test_an_entry_is_used_only_with_its_own_cache_secret(cache_path, tmp_path, set_option):
     program, compiled = _compiled(7.5)
     cache.build_into_cache(compiled.key, compiled.source, toolchain.toolchain())
     assert cache.verified_entry(compiled.key) is not None
     elsewhere = tmp_path / "copied"
     shutil.copytree(cache_path, elsewhere)
     os.unlink(elsewhere / ".fjit-secret")  # a cache copied in without the secret it was made
-    monkeypatch.setenv("FJIT_CACHE_DIR", str(elsewhere))  # under
+    set_option("cache_dir", str(elsewhere))  # under
     assert cache.verified_entry(compiled.key) is None
 
 
@@ -165,7 +165,8 @@ _DIRECTORY_FAULTS = ["world-writable", "group-writable", "not-ours", "parent-is-
 
 
 @pytest.mark.parametrize("fault", _DIRECTORY_FAULTS)
-def test_unusable_cache_directory_falls_back_with_one_warning(fault, cache_path, monkeypatch):
+def test_unusable_cache_directory_falls_back_with_one_warning(fault, cache_path, monkeypatch,
+                                                             set_option):
     if fault in ("world-writable", "group-writable", "not-ours"):
         os.makedirs(cache_path)
         os.chmod(cache_path, {"world-writable": 0o777, "group-writable": 0o770}.get(fault,
@@ -174,7 +175,7 @@ def test_unusable_cache_directory_falls_back_with_one_warning(fault, cache_path,
             os.chown(cache_path, os.getuid() + 4242, -1)
     elif fault == "parent-is-a-file":  # root cannot create it either
         cache_path.parent.joinpath("file").write_text("")
-        monkeypatch.setenv("FJIT_CACHE_DIR", str(cache_path.parent / "file" / "fjit"))
+        set_option("cache_dir", str(cache_path.parent / "file" / "fjit"))
     elif fault == "is-a-file":
         cache_path.write_text("")
     else:  # every write into the directory fails as on a read-only or full file system

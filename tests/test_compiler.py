@@ -374,3 +374,29 @@ def test_threads_split_the_first_loop_with_more_than_one_iteration():
     np.testing.assert_array_equal(np.asarray(fjit.jit(lambda s: s.T + 1)(square)), square.T + 1)
     np.testing.assert_allclose(np.asarray(fjit.jit(lambda r: r.sum(1))(rows)), rows.sum(1),
                                rtol=1e-4)
+
+
+def test_compiler_settings_are_config_options(tmp_path, run_fjit, set_option, monkeypatch):
+    """Every compiler setting is a `fjit.config` option, read from its environment variable
+    when fjit is imported (tests/test_layering.py keeps other modules off os.environ)."""
+    from fjit.compiler import cache
+    code = """
+        import numpy as np, fjit, fjit.numpy as jnp
+        c = fjit.config
+        print(c.keep_source, c.passes, sorted(c.log), c.blas, c.cc)
+        fjit.jit(lambda x: x * 2.0 + 1.0)(np.ones(3, np.float32))
+    """
+    out = run_fjit(code, tmp_path, FJIT_KEEP_SOURCE="1", FJIT_PASSES="-unroll",
+                   FJIT_BLAS="none", FJIT_CC="cc")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0] == "True -unroll ['compile'] none cc"
+    assert any(p.suffix == ".c" for p in tmp_path.iterdir())   # keep_source kept the C
+    elsewhere = tmp_path / "elsewhere"
+    monkeypatch.setattr(cache, "_resolved", {}, raising=False)
+    set_option("cache_dir", str(elsewhere))
+    assert cache.configured_dir() == str(elsewhere)
+    fjit.jit(lambda x: x * 3.25 - 1.0)(np.ones(5, np.float32))
+    assert any(p.suffix == ".so" for p in elsewhere.iterdir())
+    set_option("passes", "-unrol")
+    with pytest.raises(ValueError, match="'-unrol'.*unroll"):
+        fjit.jit(lambda x: x * 4.5)(np.ones(7, np.float32))

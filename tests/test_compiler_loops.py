@@ -138,28 +138,49 @@ def test_compositions_of_control_flow_agree_with_the_reference():
     _check(lambda v, t: fjit.jvp(f, (v,), (t,)), xs[0], np.ones(3, np.float32))
 
 
-def test_an_eager_scan_is_one_native_loop(backend):
+def test_an_eager_scan_is_one_native_loop(backend, monkeypatch):
     """Outside jit, scan and while run their whole loop as one compiled Program (on the
     reference backend: a Python loop over the body)."""
     from fjit.lax.loops import scan_p
+    from fjit.runtime import eager
     seen = []
-    original = scan_p.impl
+    original = eager._runners[scan_p]
 
-    def spy(*values, **params):
-        out = original(*values, **params)
+    def spy(values, params, backend_name):
         seen.append(params["program"])
-        return out
-    scan_p.impl = spy
-    try:
-        carry, ys = lax.scan(lambda c, x: (c * 0.5 + x, c.sum()), np.zeros(3, np.float32), xs)
-    finally:
-        scan_p.impl = original
+        return original(values, params, backend_name)
+    monkeypatch.setitem(eager._runners, scan_p, spy)
+    carry, ys = lax.scan(lambda c, x: (c * 0.5 + x, c.sum()), np.zeros(3, np.float32), xs)
+    monkeypatch.undo()
     python_loop = np.zeros(3, np.float32)
     for x in xs:
         python_loop = python_loop * 0.5 + x
     np.testing.assert_allclose(np.asarray(carry), python_loop, rtol=1e-6)
     compiled = [k for k in seen[0].cache if isinstance(k, tuple) and k[0] == "as_program"]
     assert bool(compiled) == (backend == "c")
+
+
+def test_control_flow_impls_are_the_numpy_reference():
+    """A control-flow primitive's `impl` evaluates its sub-Programs with the NumPy references
+    (no backend): the same values as eager evaluation."""
+    from fjit.lax.loops import scan_p
+    from fjit.lax.while_loop import while_p
+    from fjit.lax.cond import cond_p
+    body = fjit.make_program(lambda c, x: (c * 0.5 + x, c.sum()))(np.zeros(3, np.float32), xs[0])
+    carry, ys = scan_p.impl(np.zeros(3, np.float32), xs, program=body, num_consts=0,
+                            num_carry=1, length=len(xs), reverse=False, unroll=1, name="f")
+    want_carry, want_ys = lax.scan(lambda c, x: (c * 0.5 + x, c.sum()), np.zeros(3, np.float32),
+                                   xs)
+    np.testing.assert_array_equal(carry, want_carry)
+    np.testing.assert_array_equal(ys, want_ys)
+    test = fjit.make_program(lambda c: c < 10)(np.int32(0))
+    step = fjit.make_program(lambda c: c * 3 + 1)(np.int32(0))
+    assert while_p.impl(np.int32(1), cond_program=test, body_program=step, cond_nconsts=0,
+                        body_nconsts=0) == [13]
+    branches = (fjit.make_program(lambda v: v - 1.0)(xs[0]),
+                fjit.make_program(lambda v: v * 2.0)(xs[0]))
+    np.testing.assert_array_equal(cond_p.impl(np.int32(5), xs[0], branches=branches)[0],
+                                  xs[0] * 2.0)
 
 
 def test_swapped_and_repeated_carries_empty_arrays_and_literal_branches():

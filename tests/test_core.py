@@ -219,7 +219,7 @@ def test_eager_type_rules_are_memoized_but_errors_are_not():
     """Eager ops remember their output types per (primitive, operand types, params); a type
     error is raised every time, never remembered as a result."""
     from fjit import lax
-    from fjit.interpreters import eager
+    from fjit.runtime import eager
     x = fjit.device_put(np.ones(3, np.float32))
     y = fjit.device_put(np.ones(4, np.float32))
     before = len(eager._avals_cache)

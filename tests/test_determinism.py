@@ -21,7 +21,7 @@ import fjit
 import fjit.numpy as jnp
 from fjit import lax
 from fjit import nn
-from fjit.interpreters import eager
+from fjit.runtime import eager
 from fjit.runtime import sharing
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import threading
 import time
 import weakref
@@ -20,7 +19,8 @@ import numpy as np
 from ..config import config
 from ..core import Program
 from ..errors import FjitMemoryError, source_info_override
-from ..runtime.memory import MEMORY_LIMIT, MIN_POOLED_BYTES, pool
+from ..limits import MEMORY_LIMIT
+from ..runtime.memory import MIN_POOLED_BYTES, pool
 from . import cache, codegen
 from .flatten import flatten
 from . import contractions
@@ -29,7 +29,7 @@ from .schedule import Options, fuse_rows, schedule_kernel
 from .toolchain import toolchain
 
 log = logging.getLogger("fjit.compile")
-if "compile" in os.environ.get("FJIT_LOG", "").split(","):  # FJIT_LOG=compile: one line each
+if "compile" in config.log:  # FJIT_LOG=compile: one line per build
     _handler = logging.StreamHandler()
     _handler.setFormatter(logging.Formatter("fjit: %(message)s"))
     log.addHandler(_handler)
@@ -75,7 +75,7 @@ def compile_program(program: Program, options: Options | None = None) -> Compile
     tc = toolchain()
     if tc is None:
         raise RuntimeError("no working C compiler was found (set CC or FJIT_CC)")
-    options = options or Options.from_string(os.environ.get("FJIT_PASSES"))
+    options = options or Options.from_string(config.passes)
     flat = flatten(program)
     hosted = sorted(_hosted_primitives(flat))
     if hosted:

@@ -10,6 +10,8 @@ import os
 
 import cffi
 
+from ..config import config
+
 _ffi = cffi.FFI()
 _ffi.cdef("""
 void scipy_cblas_sgemm64_(int, int, int, int64_t, int64_t, int64_t, float, const float *,
@@ -21,7 +23,7 @@ _libraries = []
 
 
 def _candidates():
-    choice = os.environ.get("FJIT_BLAS")
+    choice = config.blas
     if choice == "none":
         return []
     if choice:

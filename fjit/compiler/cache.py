@@ -53,9 +53,7 @@ class CacheWarning(RuntimeWarning):
 
 
 def configured_dir() -> str:
-    return os.path.abspath(os.environ.get("FJIT_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
-        "fjit"))
+    return config.cache_dir
 
 
 def cache_dir() -> str:
@@ -255,7 +253,7 @@ def _build(directory, key, source, toolchain) -> str:
         os.chmod(tmp_so, 0o700)
         os.replace(tmp_so, final)
         added = len(library) + len(trailer)
-        if os.environ.get("FJIT_KEEP_SOURCE"):
+        if config.keep_source:
             os.replace(src_path, os.path.join(directory, f"{key}.c"))
             added += len(source)
     finally:

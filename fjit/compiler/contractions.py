@@ -22,8 +22,8 @@ import math
 from collections import defaultdict
 
 from .. import lax
-from ..api import ShapeDtypeStruct, make_program
 from ..core import Var
+from ..interpreters.partial_eval import DebugInfo, trace_to_program
 from .flatten import FlatProgram, flatten
 from . import fusion
 
@@ -81,8 +81,8 @@ def _rewrite(eqn, a, dims_a, b, dims_b, mul):
         c = lax.reduce_sum(lax.mul(xb, yb), tuple(where[d] for d in contracted))
         return lax.transpose(c, back) if back != sorted(back) else c
 
-    program = make_program(contraction)(ShapeDtypeStruct(a.aval.shape, a.aval.dtype),
-                                        ShapeDtypeStruct(b.aval.shape, b.aval.dtype))
+    avals = [a.aval.strip_weak_type(), b.aval.strip_weak_type()]
+    program, _ = trace_to_program(contraction, avals, DebugInfo("contraction", contraction))
     return flatten(program)
 
 

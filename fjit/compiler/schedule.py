@@ -51,11 +51,16 @@ class Options:
 
     @classmethod
     def from_string(cls, text: str | None):
+        """Options with the passes named '-pass' in a comma-separated `text` turned off."""
         options = cls()
         for item in (text or "").split(","):
             item = item.strip()
-            if item.startswith("-") and hasattr(options, item[1:]):
-                setattr(options, item[1:], False)
+            if not item:
+                continue
+            if not (item.startswith("-") and item[1:] in cls.__dataclass_fields__):
+                raise ValueError(f"fjit passes option: cannot read {item!r}; write '-pass' to "
+                                 f"turn a pass off, one of {sorted(cls.__dataclass_fields__)}")
+            setattr(options, item[1:], False)
         return options
 
 

@@ -55,8 +55,10 @@ class CompileError(RuntimeError):
     """The generated C did not compile: a bug in fjit (the message has the compiler's)."""
 
 
-def find_compiler() -> str | None:
-    for name in (os.environ.get("FJIT_CC"), os.environ.get("CC"), "cc", "gcc", "clang"):
+def find_compiler(preferred: str | None = None) -> str | None:
+    """`preferred` (default: the `cc` option) if it is on the PATH, else the first of cc, gcc,
+    clang that is."""
+    for name in (config.cc if preferred is None else preferred, "cc", "gcc", "clang"):
         if name and shutil.which(name):
             return shutil.which(name)
     return None
@@ -65,12 +67,12 @@ def find_compiler() -> str | None:
 def toolchain() -> Toolchain | None:
     """The probed toolchain (for the current `cflags` option), or None if there is no working
     C compiler."""
-    return _toolchain(config.cflags)
+    return _toolchain(config.cflags, config.cc)
 
 
 @functools.lru_cache(maxsize=None)
-def _toolchain(cflags: str) -> Toolchain | None:
-    cc = find_compiler()
+def _toolchain(cflags: str, preferred_cc: str) -> Toolchain | None:
+    cc = find_compiler(preferred_cc)
     if cc is None:
         return None
     try:

@@ -18,10 +18,13 @@ import numpy as np
 
 from .. import dtypes
 from ..array import aval_of, concrete_operand
-from ..core import (Literal, Program, ShapedArray, Trace, Tracer, Var, current_trace,
+from ..core import (Literal, Program, ShapedArray, Trace, Tracer, Var, current_trace, eval_program,
                     set_current_trace)
-from ..errors import source_info_override
-from .partial_eval import DebugInfo, PartialEvalTrace, param_program
+from ..errors import (ConcretizationTypeError, TracerBoolConversionError,
+                      TracerIntegerConversionError, source_info_override)
+from ..tree_util import tree_map
+from . import array_ops
+from .partial_eval import DebugInfo, PartialEvalTrace, param_program, trace_to_program
 
 jvp_rules: dict = {}
 transpose_rules: dict = {}
@@ -52,9 +55,7 @@ def tangent_aval(aval) -> ShapedArray:
 
 
 def zeros_like_aval(aval):
-    from .. import lax
-    zero = lax.convert_element_type(0, aval.dtype, weak_type=aval.weak_type)
-    return lax.broadcast_in_dim(zero, aval.shape, ())
+    return array_ops.zeros(aval)
 
 
 def instantiate(t):
@@ -67,8 +68,7 @@ def add_tangents(a, b):
         return b
     if isinstance(b, Zero):
         return a
-    from .. import lax
-    return lax.add(a, b)
+    return array_ops.add(a, b)
 
 
 float0 = np.dtype([("float0", np.void, 0)])
@@ -103,23 +103,18 @@ class JVPTracer(Tracer):
 
     # Python control flow on a value being differentiated looks at its primal, as in JAX.
     def __bool__(self):
-        from ..errors import TracerBoolConversionError
         return bool(self._concrete_primal("bool()", TracerBoolConversionError))
 
     def __int__(self):
-        from ..errors import TracerIntegerConversionError
         return int(self._concrete_primal("int()", TracerIntegerConversionError))
 
     def __index__(self):
-        from ..errors import TracerIntegerConversionError
         return self._concrete_primal("operator.index()", TracerIntegerConversionError).__index__()
 
     def __float__(self):  # like JAX: float() would silently drop the derivative
-        from ..errors import ConcretizationTypeError
         self._concretization_error("float()", ConcretizationTypeError)
 
     def item(self, *args):
-        from ..errors import ConcretizationTypeError
         return self._concrete_primal(".item()", ConcretizationTypeError).item(*args)
 
 
@@ -161,7 +156,6 @@ class JVPTrace(Trace):
 def lower_finished(tree):
     """Values that leave a finished jvp without a derivative (auxiliary outputs): its tracers
     become their primal values (JAX returns plain arrays there)."""
-    from ..tree_util import tree_map
 
     def lower(x):
         while isinstance(x, JVPTracer) and not x._trace.alive:
@@ -193,8 +187,6 @@ def jvp_program(program: Program, nonzero_tangents):
 
 
 def _jvp_program(program: Program, nonzero_tangents):
-    from ..core import eval_program
-    from .partial_eval import trace_to_program
 
     n = len(program.invars)
     out_nonzero = []
@@ -337,7 +329,6 @@ def transpose_program(program: Program, linear_inputs):
 
 
 def _transpose_program(program: Program, linear_inputs):
-    from .partial_eval import trace_to_program
 
     nonlinear_avals = [v.aval for v, lin in zip(program.invars, linear_inputs) if not lin]
     ct_avals = [tangent_aval(v.aval) for v in program.outvars]
@@ -358,5 +349,4 @@ def unbroadcast(aval, ct):
     """Sum a cotangent down to `aval`'s shape (element-wise ops broadcast rank-0 operands)."""
     if isinstance(ct, Zero) or ct.shape == aval.shape:
         return ct
-    from .. import lax
-    return lax.reduce_sum(ct, tuple(range(ct.ndim)))
+    return array_ops.sum_all(ct)

@@ -7,8 +7,11 @@ is the same for every batch element.  Each primitive family registers one rule.
 from __future__ import annotations
 
 from ..array import aval_of, concrete_operand
-from ..core import Program, ShapedArray, Trace, Tracer, current_trace, set_current_trace
-from .partial_eval import DebugInfo, param_program
+from ..core import (Program, ShapedArray, Trace, Tracer, current_trace, eval_program,
+                    set_current_trace)
+from . import array_ops
+from .ad import _Named
+from .partial_eval import DebugInfo, param_program, trace_to_program
 
 batching_rules: dict = {}
 
@@ -69,18 +72,16 @@ def moveaxis(x, src: int, dst: int):
     """x with axis `src` moved to position `dst`."""
     if src == dst:
         return x
-    from .. import lax
     perm = list(range(aval_of(x).ndim))
     perm.insert(dst, perm.pop(src))
-    return lax.transpose(x, perm)
+    return array_ops.transpose(x, perm)
 
 
 def bdim_at_front(x, dim, size: int):
     """x with its batch dimension first; unbatched operands are broadcast along it."""
     if dim is None:
-        from .. import lax
         aval = aval_of(x)
-        return lax.broadcast_in_dim(x, (size,) + aval.shape, tuple(range(1, aval.ndim + 1)))
+        return array_ops.broadcast_in_dim(x, (size,) + aval.shape, range(1, aval.ndim + 1))
     return moveaxis(x, dim, 0)
 
 
@@ -123,9 +124,6 @@ def batch_program(program: Program, in_dims, axis_size: int, all_out_at_zero=Fal
 
 
 def _batch_program(program: Program, in_dims, axis_size: int, all_out_at_zero=False):
-    from ..core import eval_program
-    from .ad import _Named
-    from .partial_eval import trace_to_program
 
     out_dims = []
 

@@ -11,9 +11,10 @@ import inspect
 
 from ..array import concrete_operand
 from ..config import config
-from ..core import Eqn, Literal, Program, Trace, Tracer, Var
+from ..core import Eqn, Literal, Program, Trace, Tracer, Var, current_trace, set_current_trace
 from ..errors import current_source_info
 from ..tree_util import tree_flatten
+from ..typecheck import typecheck
 
 
 class DebugInfo:
@@ -108,7 +109,6 @@ class StagingTrace(Trace):
         program = dce(Program(self.invars, self.constvars, self.consts, self.eqns, outvars,
                               name=self.debug.short_name))
         if config.check_programs:
-            from ..typecheck import typecheck
             typecheck(program)
         return program
 
@@ -125,7 +125,6 @@ class PartialEvalTrace(StagingTrace):
 
     def process_primitive(self, primitive, args, params):
         if not any(isinstance(x, Tracer) and x._trace is self for x in args):
-            from ..core import set_current_trace
             with set_current_trace(self.parent):
                 return primitive.bind(*args, **params)
         rule = partial_eval_rules.get(primitive)
@@ -158,7 +157,6 @@ def trace_to_program(fun, in_avals, debug: DebugInfo):
 
     Returns (program, out_tree): `fun` may return any pytree of arrays.
     """
-    from ..core import current_trace, set_current_trace
 
     trace = StagingTrace(current_trace(), debug)
     try:

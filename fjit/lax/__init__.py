@@ -11,9 +11,11 @@ import enum
 import numpy as np
 
 from .. import dtypes
-from ..array import Array
+from ..array import Array, aval_of as _aval_of
 from ..core import ShapedArray, Tracer
 from ..errors import FjitTypeError
+from ..interpreters import ad as _ad, array_ops as _array_ops
+from ..tree_util import tree_map as _tree_map
 from . import indexexpr
 from .call import jit_p
 from .elementwise import PRIMITIVES as _EW
@@ -269,8 +271,11 @@ def reindex_reduce(x, op, shape, index, drop_if=(), index_arrays=()):
 
 def stop_gradient(x):
     """x with zero derivative (every floating-point leaf of a pytree)."""
-    from ..api_autodiff import stop_gradient as stop
-    return stop(x)
+    def stop(leaf):
+        if _ad.is_differentiable(_aval_of(leaf)):
+            return _EW["stop_gradient"].bind(leaf)
+        return leaf
+    return _tree_map(stop, x)
 
 
 from .views import (concatenate, dynamic_slice, dynamic_update_slice, pad,  # noqa: E402
@@ -278,3 +283,7 @@ from .views import (concatenate, dynamic_slice, dynamic_update_slice, pad,  # no
 from .loops import fori_loop, map, scan  # noqa: E402
 from .cond import cond, switch  # noqa: E402
 from .while_loop import while_loop  # noqa: E402
+
+_array_ops.provide(add=add, broadcast_in_dim=broadcast_in_dim,
+                   convert_element_type=convert_element_type, reduce_sum=reduce_sum,
+                   transpose=transpose)

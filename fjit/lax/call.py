@@ -14,12 +14,11 @@ the rest inside the backward pass.
 """
 from __future__ import annotations
 
-from ..core import Eqn, Primitive, Var, type_error
+from ..core import Eqn, Primitive, Var, evaluate_reference, type_error
 from ..interpreters import ad, batching
 from ..interpreters.partial_eval import (StagingTrace, dce_program, dce_rules,
                                          partial_eval_program, partial_eval_program_rules,
                                          partial_eval_rules)
-from ..runtime.backend import executable_for
 
 
 class CallPrimitive(Primitive):
@@ -38,7 +37,7 @@ class CallPrimitive(Primitive):
         return program.out_avals
 
     def impl(self, *values, program, name, **params):
-        return executable_for(program)(list(values))
+        return evaluate_reference(program, *values)
 
 
 jit_p = CallPrimitive("jit")

@@ -26,15 +26,13 @@ from .. import dtypes
 from ..array import Array, aval_of, concrete_operand
 from ..config import config
 from ..core import (Eqn, Primitive, Program, Tracer, Var, current_trace, eval_program,
-                    set_current_trace, type_error)
+                    evaluate_reference, set_current_trace, type_error)
 from ..errors import FjitTypeError, FjitValueError
 from ..interpreters import ad, batching
-from ..interpreters.eager import EvalTrace
 from ..interpreters.partial_eval import (DebugInfo, StagingTrace, dce_program, dce_rules,
                                          param_program, partial_eval_program,
                                          partial_eval_program_rules, partial_eval_rules,
                                          trace_to_program)
-from ..runtime.backend import executable_for
 from ..tree_util import keystr, tree_flatten, tree_unflatten, treedef_paths
 
 
@@ -180,9 +178,8 @@ class CondPrimitive(Primitive):
                 for j, a in enumerate(first.out_avals)]
 
     def impl(self, index, *values, branches):
-        from ..runtime.sharing import shared
         k = min(max(int(index), 0), len(branches) - 1)
-        return executable_for(shared(branches[k]))(list(values))
+        return evaluate_reference(branches[k], *values)
 
     def format_params(self, params):
         return {f"branch{k}": b for k, b in enumerate(params["branches"])}
@@ -270,7 +267,7 @@ def _branch_call(opname, index, funs, names, operands, compare):
         _check_same_outputs(opname, names[a], names[b], out_trees[a], out_trees[b],
                             traced[a][0].out_avals, traced[b][0].out_avals)
     programs, consts = share_consts(traced)
-    if type(current_trace()) is EvalTrace:  # eager: run the chosen branch only
+    if current_trace().evaluates_eagerly:  # run the chosen branch only
         k = min(max(int(index), 0), len(programs) - 1)
         outs = eval_program(programs[k], *consts, *map(concrete_operand, leaves))
         outs = [_with_type(o, a) for o, a in

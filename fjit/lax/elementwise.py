@@ -17,6 +17,7 @@ import numpy as np
 from .. import dtypes
 from ..core import Primitive, ShapedArray, type_error
 from ..errors import FjitTypeError, FjitValueError
+from ..limits import check_fits_in_memory
 
 # --- dtype rules ------------------------------------------------------------------------------
 
@@ -540,7 +541,6 @@ class ElementwisePrimitive(Primitive):
         try:
             out = np.asarray(self.op.numpy(*values, **params))  # callers silence FP warnings
         except MemoryError:  # NumPy could not allocate the result: say which and how large
-            from ..runtime.memory import check_fits_in_memory
             shape = np.broadcast_shapes(*(v.shape for v in values))
             check_fits_in_memory(shape, np.result_type(*values), self.name)
             raise

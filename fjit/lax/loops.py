@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core import Eqn, Primitive, Program, Var, type_error
+from .. import dtypes
+from ..array import aval_of
+from ..core import Eqn, Primitive, Program, Var, evaluate_reference, type_error
 from ..interpreters import ad, batching
 from ..interpreters.partial_eval import (DebugInfo, StagingTrace, dce, dce_program, dce_rules,
                                          partial_eval_program, partial_eval_program_rules,
                                          partial_eval_rules, param_program,
                                          trace_to_program)
-from ..runtime.backend import executable_for
 from ..errors import FjitTypeError, FjitValueError
+from ..tree_util import tree_flatten, tree_leaves, tree_map, tree_structure, tree_unflatten
 
 
 class ScanPrimitive(Primitive):
@@ -55,23 +57,14 @@ class ScanPrimitive(Primitive):
             [a.update(shape=(length,) + a.shape) for a in outs[num_carry:]]
 
     def impl(self, *values, program, num_consts, num_carry, length, reverse, unroll, name):
-        """Eagerly: the whole loop as one compiled Program (one native call); on the
-        reference backend, a Python loop running the body's executable per iteration."""
-        whole = run_as_program(self, values, dict(
-            program=program, num_consts=num_consts, num_carry=num_carry, length=length,
-            reverse=reverse, unroll=unroll, name=name))
-        if whole is not None:
-            return whole
-        body = executable_for(program)
-        consts = [np.asarray(v) for v in values[:num_consts]]
-        carry = [np.asarray(v) for v in values[num_consts:num_consts + num_carry]]
-        xs = [np.asarray(v) for v in values[num_consts + num_carry:]]
-        y_avals = program.out_avals[num_carry:]
-        ys = [np.empty((length,) + a.shape, a.dtype) for a in y_avals]
+        consts = list(values[:num_consts])
+        carry = list(values[num_consts:num_consts + num_carry])
+        xs = values[num_consts + num_carry:]
+        ys = [np.empty((length,) + a.shape, a.dtype) for a in program.out_avals[num_carry:]]
         for it in range(length):
             i = length - 1 - it if reverse else it
-            outs = body(consts + carry + [x[i] for x in xs])
-            carry = [np.asarray(c) for c in outs[:num_carry]]
+            outs = evaluate_reference(program, *consts, *carry, *(x[i] for x in xs))
+            carry = list(outs[:num_carry])
             for y, value in zip(ys, outs[num_carry:]):
                 y[i] = value
         return carry + ys
@@ -80,36 +73,10 @@ class ScanPrimitive(Primitive):
 scan_p = ScanPrimitive()
 
 
-def run_as_program(primitive, values, params):
-    """Run one control-flow equation as a Program of its own on the configured backend, so
-    an eager scan or while loop is one native loop rather than a Python loop over native
-    bodies.  None on the reference backend (whose executable would call back here).  The
-    Program is cached on the equation's first sub-Program, keyed on the operand types, and
-    shared with equal Programs from earlier traces (runtime/sharing.py): a second call
-    retraces the body but compiles nothing."""
-    from ..config import config
-    from ..runtime.sharing import shared
-    if config.backend == "reference":
-        return None
-    from ..core import ShapedArray
-    avals = tuple(ShapedArray(np.shape(v), np.asarray(v).dtype) for v in values)
-    sub = next(v for v in params.values() if isinstance(v, Program))
-
-    def build():
-        invars = [Var(a) for a in avals]
-        outvars = [Var(a) for a in primitive.abstract_eval(*avals, **params)]
-        return Program(invars, [], [], [Eqn(primitive, invars, params, outvars)], outvars,
-                       params.get("name") or primitive.name)
-    program = sub.cached(("as_program", primitive.name, avals, tuple(sorted(params.items()))),
-                         build)
-    return executable_for(shared(program))(list(values))
-
-
 # --- the user-facing functions ----------------------------------------------------------------
 
 def _leaf_paths(tree):
     from .cond import leaf_paths
-    from ..tree_util import tree_structure
     return leaf_paths(tree_structure(tree), "")
 
 
@@ -117,8 +84,6 @@ def scan(f, init, xs=None, length=None, reverse=False, unroll=1):
     """JAX's lax.scan: `f(carry, x) -> (carry, y)` over the leading axis of `xs`; returns
     (final carry, stacked ys).  The carry must keep its structure, shapes and dtypes.
     `unroll` iterations run per trip of the generated C loop (True: all of them)."""
-    from ..array import aval_of
-    from ..tree_util import tree_flatten, tree_unflatten
     name = getattr(f, "__name__", "body")
     x_leaves, x_tree = tree_flatten(xs)
     lengths = {int(np.shape(x)[0]) if np.ndim(x) else None for x in x_leaves}
@@ -180,44 +145,67 @@ def fori_loop(lower, upper, body_fun, init_val, unroll=None):
     """JAX's lax.fori_loop: `body_fun(i, val) -> val` for i in [lower, upper).  With Python
     int bounds it is a scan (so it is reverse-differentiable); with traced bounds a
     while_loop."""
+    from . import convert_element_type
     if isinstance(lower, (int, np.integer)) and isinstance(upper, (int, np.integer)):
-        from .. import numpy as jnp
         lower, upper = int(lower), int(upper)
 
         def step(carry, _):
             i, val = carry
             return (i + 1, body_fun(i, val)), None
-        (_, val), _ = scan(step, (jnp.asarray(lower, jnp.int32), init_val), None,
+        (_, val), _ = scan(step, (convert_element_type(lower, np.int32), init_val), None,
                            length=max(upper - lower, 0), unroll=unroll or 1)
         return val
-    from .. import numpy as jnp
     from .while_loop import while_loop
-    dtype = jnp.result_type(lower, upper)
-    lower, upper = jnp.asarray(lower, dtype), jnp.asarray(upper, dtype)
+    dtype, _ = dtypes.promote(*(_dtype_and_weak(b) for b in (lower, upper)))
+    lower, upper = convert_element_type(lower, dtype), convert_element_type(upper, dtype)
     _, val = while_loop(lambda c: c[0] < upper, lambda c: (c[0] + 1, body_fun(c[0], c[1])),
                         (lower, init_val))
     return val
 
 
+def _dtype_and_weak(x):
+    if isinstance(x, (bool, int, float)) and not isinstance(x, np.generic):
+        return dtypes.scalar_type_of(x)
+    aval = aval_of(x)
+    return aval.dtype, aval.weak_type
+
+
 def map(f, xs, *, batch_size=None):
     """JAX's lax.map: f applied to each slice of xs along the leading axis, as a scan; with
-    batch_size, vmap(f) over chunks of that many slices (the remainder in one more call)."""
+    batch_size, f mapped (vmap) over chunks of that many slices (the remainder in one more
+    call)."""
     if batch_size is None:
         _, ys = scan(lambda carry, x: ((), f(x)), (), xs)
         return ys
-    from ..api_vmap import vmap
-    from ..tree_util import tree_leaves, tree_map
-    from .. import numpy as jnp
-    n = int(np.shape(tree_leaves(xs)[0])[0])
+    from . import reshape
+    from .views import concatenate, slice_in_dim
+    n = int(aval_of(tree_leaves(xs)[0]).shape[0])
     size = max(1, min(int(batch_size), n))
     full = n // size * size
-    chunks = tree_map(lambda x: jnp.reshape(x[:full], (n // size, size) + np.shape(x)[1:]), xs)
-    _, ys = scan(lambda carry, x: ((), vmap(f)(x)), (), chunks)
-    ys = tree_map(lambda y: jnp.reshape(y, (full,) + y.shape[2:]), ys)
+    chunks = tree_map(lambda x: reshape(slice_in_dim(x, 0, full, axis=0),
+                                        (n // size, size) + aval_of(x).shape[1:]), xs)
+    _, ys = scan(lambda carry, x: ((), _mapped(f, x)), (), chunks)
+    ys = tree_map(lambda y: reshape(y, (full,) + aval_of(y).shape[2:]), ys)
     if full == n:
         return ys
-    rest = vmap(f)(tree_map(lambda x: x[full:], xs))
-    return tree_map(lambda a, b: jnp.concatenate([a, b]), ys, rest)
+    rest = _mapped(f, tree_map(lambda x: slice_in_dim(x, full, n, axis=0), xs))
+    return tree_map(lambda a, b: concatenate([a, b], 0), ys, rest)
+
+
+def _mapped(f, xs):
+    """f mapped over axis 0 of every leaf of xs (vmap, built from the batching interpreter:
+    lax stands below the user API)."""
+    leaves, in_tree = tree_flatten(xs)
+    size = aval_of(leaves[0]).shape[0]
+    out_tree = []
+
+    def flat(*flat_xs):
+        out_leaves, tree = tree_flatten(f(tree_unflatten(in_tree, flat_xs)))
+        out_tree.append(tree)
+        return out_leaves
+    outs, dims = batching.batch_flat(flat, leaves, [0] * len(leaves), size)
+    return tree_unflatten(out_tree[0], [batching.move_batch_dim(o, d, 0, size)
+                                        for o, d in zip(outs, dims)])
 
 
 # --- rules: shared helpers --------------------------------------------------------------------

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 from .. import dtypes
 from ..array import aval_of
-from ..core import Eqn, Primitive, Program, Var, eval_program, set_current_trace, type_error
+from ..core import (Eqn, Primitive, Program, Var, eval_program, evaluate_reference,
+                    set_current_trace, type_error)
 from ..errors import FjitTypeError, FjitValueError
 from ..interpreters import ad, batching
 from ..interpreters.partial_eval import (StagingTrace, dce_program, dce_rules,
                                          partial_eval_program, partial_eval_program_rules,
                                          partial_eval_rules)
-from ..runtime.backend import executable_for
 from ..tree_util import tree_unflatten
 from .cond import (batch_forced, batched_outputs, checked, flatten_args, jvp_call,
                    keep_inputs, leaf_paths, make_program, same_type, trace_closed)
@@ -57,18 +57,11 @@ class WhilePrimitive(Primitive):
         return list(carry)
 
     def impl(self, *values, cond_program, body_program, cond_nconsts, body_nconsts):
-        from .loops import run_as_program
-        whole = run_as_program(self, values, dict(
-            cond_program=cond_program, body_program=body_program, cond_nconsts=cond_nconsts,
-            body_nconsts=body_nconsts))
-        if whole is not None:   # one native loop
-            return whole
         cond_consts = list(values[:cond_nconsts])
         body_consts = list(values[cond_nconsts:cond_nconsts + body_nconsts])
         carry = list(values[cond_nconsts + body_nconsts:])
-        test, step = executable_for(cond_program), executable_for(body_program)
-        while bool(test(cond_consts + carry)[0]):
-            carry = step(body_consts + carry)
+        while bool(evaluate_reference(cond_program, *cond_consts, *carry)[0]):
+            carry = evaluate_reference(body_program, *body_consts, *carry)
         return carry
 
 

@@ -10,7 +10,7 @@ import numpy as np
 from .. import dtypes, lax
 from ..core import Tracer
 from ._util import asarray as _asarray, broadcast_to_shape, normalize_axis, promote_dtypes
-from ..runtime.memory import check_fits_in_memory
+from ..limits import check_fits_in_memory
 from ..errors import (FjitError, FjitShapeError, FjitTypeError, FjitValueError,
                       FjitZeroDivisionError, calling_function)
 

@@ -20,6 +20,7 @@ from ..lax.elementwise import PRIMITIVES as ELEMENTWISE
 from ..lax.reduce import REDUCE_PRIMITIVES
 from ..lax.structural import broadcast_in_dim_p
 from .backend import register_backend
+from .eager import run_control
 
 _mul_p = ELEMENTWISE["mul"]
 _reduce_sum_p = REDUCE_PRIMITIVES["sum"]
@@ -54,8 +55,9 @@ class ReferenceExecutable:
             if contraction is not None:
                 fn, operands = contraction
                 ins = [slot_of(a) for a in operands]
-            else:
-                fn = functools.partial(eqn.primitive.impl, **eqn.params)
+            else:   # calls and control flow through the eager runtime's runners
+                fn = functools.partial(run_control(eqn.primitive, "reference") or
+                                       eqn.primitive.impl, **eqn.params)
                 ins = [slot_of(a) for a in eqn.invars]
             outs = [slot_of(v) for v in eqn.outvars]
             self.steps.append((fn, ins, outs, eqn.primitive.multiple_results))
