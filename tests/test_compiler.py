@@ -400,3 +400,11 @@ def test_compiler_settings_are_config_options(tmp_path, run_fjit, set_option, mo
     set_option("passes", "-unrol")
     with pytest.raises(ValueError, match="'-unrol'.*unroll"):
         fjit.jit(lambda x: x * 4.5)(np.ones(7, np.float32))
+
+
+def test_the_c_target_has_code_for_every_elementwise_op():
+    """lax's element-wise table is target-neutral; each target owns its code for every row."""
+    from fjit.compiler.targets.c.ops import C_OPS
+    from fjit.lax.elementwise import OPS
+    assert set(C_OPS) == set(OPS)
+    assert not any(hasattr(op, "c") for op in OPS.values())

@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import dtypes
 from ..lax import indexexpr as ix
-from ..lax.elementwise import OPS
+from .targets.c.ops import C_OPS
 from . import ranges
 from .schedule import (Accumulate, Fill, Let, PackStore, ReduceStmt, Store, SubNest,
                        walk_statements)
@@ -59,7 +59,7 @@ def environment() -> jinja2.Environment:
 
 @functools.lru_cache(maxsize=None)
 def _op_template(name):
-    return environment().from_string(OPS[name].c)
+    return environment().from_string(C_OPS[name])
 
 
 def _render_op(name, args, types):

@@ -357,7 +357,8 @@ class ElementwiseOp:
 
     `numpy(*arrays, **params)` is the reference; `dtype_rule(name, avals, params)` returns the
     result (dtype, weak_type) or raises; `jvp(primals, tangents, out, **params)` the tangent
-    (derivatives above).  `c`/`cuda` (expression templates) are filled by the backends.
+    (derivatives above).  Each compiled target has its own code for every row
+    (fjit/compiler/targets/c/ops.py).
     """
     name: str
     nin: int
@@ -365,65 +366,25 @@ class ElementwiseOp:
     dtype_rule: Callable
     jvp: Callable
     params: tuple = ()
-    c: str | None = None
-    cuda: str | None = None
 
 
-# The c column: a Jinja2 expression over the operands' C expressions x, y, z, the result's
-# C type t, the operands' and result's compute type names s and r (f32, i32, bool, ...;
-# float16/bfloat16 compute in f32), their storage names sf and st, storage C types tf and tt,
-# the operand kind kf (float/int/bool) and the params p.  fj_* helpers live in
-# templates/c/prelude.h.j2.
-
-def _helper1(name):
-    return "fj_" + name + "_{{ s }}({{ x }})"
+def _unary(name, fn, kinds, jvp):
+    return ElementwiseOp(name, 1, fn, same(kinds), jvp)
 
 
-def _helper2(name):
-    return "fj_" + name + "_{{ s }}({{ x }}, {{ y }})"
-
-
-def _infix(symbol):
-    return "({{ x }} " + symbol + " {{ y }})"
-
-
-def _bitwise(symbol):
-    return "(({{ t }})({{ x }} " + symbol + " {{ y }}))"
-
-
-_C_CONVERT = (
-    "{% if kf == 'float' and st not in ('f16', 'bf16', 'f32', 'f64', 'bool') %}"
-    "fj_convert_{{ s }}_{{ st }}({{ x }})"
-    "{% elif st == 'bool' %}({{ x }} != 0)"
-    "{% elif st == 'f16' %}fj_round_to_f16((float){{ x }})"
-    "{% elif st == 'bf16' %}fj_round_to_bf16((float){{ x }})"
-    "{% else %}(({{ t }}){{ x }}){% endif %}")
-
-_C_BITCAST = (
-    "({ {{ tt }} _r; {{ tf }} _v = "
-    "{% if sf == 'bf16' %}fj_f32_to_bf16({{ x }}){% elif sf == 'f16' %}(_Float16){{ x }}"
-    "{% else %}{{ x }}{% endif %}; memcpy(&_r, &_v, sizeof _r); "
-    "{% if st == 'bf16' %}fj_bf16_to_f32(_r){% elif st == 'f16' %}(float)_r{% else %}_r"
-    "{% endif %}; })")
-
-
-def _unary(name, fn, kinds, jvp, c=None):
-    return ElementwiseOp(name, 1, fn, same(kinds), jvp, c=c or _helper1(name))
-
-
-def _binary(name, fn, kinds, jvp, c=None):
-    return ElementwiseOp(name, 2, fn, same(kinds), jvp, c=c or _helper2(name))
+def _binary(name, fn, kinds, jvp):
+    return ElementwiseOp(name, 2, fn, same(kinds), jvp)
 
 
 Z = zero_derivative
 
 TABLE = [
     # unary, any numeric type
-    _unary("neg", np.negative, NUM, _neg_jvp, c="(-{{ x }})"),
+    _unary("neg", np.negative, NUM, _neg_jvp),
     _unary("abs", np.abs, NUM, _u(lambda l, x, y: l.select(l.ge(x, 0), _c(x, 1), _c(x, -1)))),
     _unary("sign", np.sign, NUM, Z),
     ElementwiseOp("integer_pow", 1, _integer_pow, same(NUM), partials(_integer_pow_dx),
-                  params=("y",), c="fj_ipow_{{ s }}({{ x }}, {{ p.y }})"),
+                  params=("y",)),
     # unary, floating point
     _unary("exp", np.exp, FLOAT, _u(lambda l, x, y: y)),
     _unary("exp2", np.exp2, FLOAT, _u(lambda l, x, y: l.mul(y, math.log(2)))),
@@ -453,20 +414,15 @@ TABLE = [
            _u(lambda l, x, y: l.mul(l.exp(l.neg(l.mul(x, x))), _TWO_OVER_SQRT_PI))),
     _unary("floor", np.floor, FLOAT, Z),
     _unary("ceil", np.ceil, FLOAT, Z),
-    ElementwiseOp("round", 1, _round, same(FLOAT), Z, params=("rounding_method",),
-                  c="{% if p.rounding_method == 1 %}fj_rint_{{ s }}({{ x }})"
-                    "{% else %}fj_round_{{ s }}({{ x }}){% endif %}"),
-    ElementwiseOp("is_finite", 1, np.isfinite, _is_finite_rule, Z,
-                  c="fj_isfinite_{{ s }}({{ x }})"),
-    _unary("stop_gradient", lambda x: x, ANY, Z, c="{{ x }}"),
+    ElementwiseOp("round", 1, _round, same(FLOAT), Z, params=("rounding_method",)),
+    ElementwiseOp("is_finite", 1, np.isfinite, _is_finite_rule, Z),
+    _unary("stop_gradient", lambda x: x, ANY, Z),
     # unary, bitwise / logical
-    _unary("not", np.invert, INTBOOL, Z,
-           c="{% if s == 'bool' %}(!{{ x }}){% else %}(({{ t }})~{{ x }}){% endif %}"),
+    _unary("not", np.invert, INTBOOL, Z),
     # binary arithmetic
-    _binary("add", np.add, NUM, _add_jvp, c=_infix("+")),
-    _binary("sub", np.subtract, NUM, _sub_jvp, c=_infix("-")),
-    _binary("mul", np.multiply, NUM, partials(lambda x, y, out: y, lambda x, y, out: x),
-            c=_infix("*")),
+    _binary("add", np.add, NUM, _add_jvp),
+    _binary("sub", np.subtract, NUM, _sub_jvp),
+    _binary("mul", np.multiply, NUM, partials(lambda x, y, out: y, lambda x, y, out: x)),
     _binary("div", _div, NUM, partials(lambda x, y, out: _lax().div(1.0, y),
                                        lambda x, y, out: _lax().neg(_lax().div(out, y)))),
     _binary("rem", _rem, NUM, partials(lambda x, y, out: _c(x, 1), _rem_dy)),
@@ -474,33 +430,29 @@ TABLE = [
     _binary("max", np.maximum, ANY, _extremum_jvp("gt")),
     _binary("min", np.minimum, ANY, _extremum_jvp("lt")),
     _binary("atan2", np.arctan2, FLOAT, _atan2_partials()),
-    _binary("nextafter", np.nextafter, FLOAT, Z,
-            c="{% if sf in ('f16', 'bf16') %}fj_nextafter_{{ sf }}({{ x }}, {{ y }})"
-              "{% else %}fj_nextafter_{{ s }}({{ x }}, {{ y }}){% endif %}"),
+    _binary("nextafter", np.nextafter, FLOAT, Z),
     # comparisons
-    ElementwiseOp("eq", 2, np.equal, predicate(ANY), Z, c=_infix("==")),
-    ElementwiseOp("ne", 2, np.not_equal, predicate(ANY), Z, c=_infix("!=")),
-    ElementwiseOp("lt", 2, np.less, predicate(ANY), Z, c=_infix("<")),
-    ElementwiseOp("le", 2, np.less_equal, predicate(ANY), Z, c=_infix("<=")),
-    ElementwiseOp("gt", 2, np.greater, predicate(ANY), Z, c=_infix(">")),
-    ElementwiseOp("ge", 2, np.greater_equal, predicate(ANY), Z, c=_infix(">=")),
+    ElementwiseOp("eq", 2, np.equal, predicate(ANY), Z),
+    ElementwiseOp("ne", 2, np.not_equal, predicate(ANY), Z),
+    ElementwiseOp("lt", 2, np.less, predicate(ANY), Z),
+    ElementwiseOp("le", 2, np.less_equal, predicate(ANY), Z),
+    ElementwiseOp("gt", 2, np.greater, predicate(ANY), Z),
+    ElementwiseOp("ge", 2, np.greater_equal, predicate(ANY), Z),
     # bitwise / logical (bool operands make them logical)
-    _binary("and", np.bitwise_and, INTBOOL, Z, c=_bitwise("&")),
-    _binary("or", np.bitwise_or, INTBOOL, Z, c=_bitwise("|")),
-    _binary("xor", np.bitwise_xor, INTBOOL, Z, c=_bitwise("^")),
-    _binary("shift_left", _shift_left, INT, Z, c=_helper2("shl")),
-    _binary("shift_right_logical", _shift_right_logical, INT, Z, c=_helper2("shr")),
-    _binary("shift_right_arithmetic", _shift_right_arithmetic, INT, Z, c=_helper2("sar")),
+    _binary("and", np.bitwise_and, INTBOOL, Z),
+    _binary("or", np.bitwise_or, INTBOOL, Z),
+    _binary("xor", np.bitwise_xor, INTBOOL, Z),
+    _binary("shift_left", _shift_left, INT, Z),
+    _binary("shift_right_logical", _shift_right_logical, INT, Z),
+    _binary("shift_right_arithmetic", _shift_right_arithmetic, INT, Z),
     # ternary
-    ElementwiseOp("select", 3, lambda p, a, b: np.where(p, a, b), _select_rule, _select_jvp,
-                  c="({{ x }} ? {{ y }} : {{ z }})"),
+    ElementwiseOp("select", 3, lambda p, a, b: np.where(p, a, b), _select_rule, _select_jvp),
     ElementwiseOp("clamp", 3, lambda lo, x, hi: np.minimum(np.maximum(x, lo), hi), _clamp_rule,
-                  _clamp_partials(), c="fj_min_{{ s }}(fj_max_{{ s }}({{ y }}, {{ x }}), {{ z }})"),
+                  _clamp_partials()),
     # conversions
     ElementwiseOp("convert_element_type", 1, _convert, _convert_rule, _convert_jvp,
-                  params=("new_dtype", "weak_type"), c=_C_CONVERT),
-    ElementwiseOp("bitcast", 1, _bitcast, _bitcast_rule, Z, params=("new_dtype",),
-                  c=_C_BITCAST),
+                  params=("new_dtype", "weak_type")),
+    ElementwiseOp("bitcast", 1, _bitcast, _bitcast_rule, Z, params=("new_dtype",)),
 ]
 
 OPS = {op.name: op for op in TABLE}
