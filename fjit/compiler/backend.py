@@ -322,7 +322,7 @@ def make_executable(program: Program):
         # compiled Program of its own (executable_for on this backend).
         from ..runtime.reference import ReferenceExecutable
         log.info("compile %s: not native (%s)", program.name or "program", why)
-        return ReferenceExecutable(program)
+        return ReferenceExecutable(program, control_backend="c")
 
 
 def register():

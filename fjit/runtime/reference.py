@@ -27,9 +27,11 @@ _reduce_sum_p = REDUCE_PRIMITIVES["sum"]
 
 
 class ReferenceExecutable:
-    """A Program planned for repeated execution on NumPy arrays."""
+    """A Program planned for repeated execution on NumPy arrays.  Calls and control flow in
+    it run their sub-Programs on `control_backend` (a compiled backend hosting loops it does
+    not generate natively passes its own name)."""
 
-    def __init__(self, program: Program):
+    def __init__(self, program: Program, control_backend: str = "reference"):
         slot = {}
         initial = []
         for var, value in zip(program.constvars, program.consts):
@@ -56,7 +58,7 @@ class ReferenceExecutable:
                 fn, operands = contraction
                 ins = [slot_of(a) for a in operands]
             else:   # calls and control flow through the eager runtime's runners
-                fn = functools.partial(run_control(eqn.primitive, "reference") or
+                fn = functools.partial(run_control(eqn.primitive, control_backend) or
                                        eqn.primitive.impl, **eqn.params)
                 ins = [slot_of(a) for a in eqn.invars]
             outs = [slot_of(v) for v in eqn.outvars]
