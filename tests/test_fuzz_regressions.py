@@ -130,3 +130,17 @@ def test_a_value_compared_with_its_own_maximum_is_not_recomputed_differently():
         assert int(count) == 1, fn
         grad = fjit.jit(fjit.grad(lambda v: jnp.max(fn(v))))(v)
         assert np.count_nonzero(np.asarray(grad)) == 1, fn
+
+
+def test_scatter_set_with_a_small_inner_dimension():
+    """Campaign program (41, 2763): `x.at[idx].set(v)` on a [4, 3, 1] array returned 0 at
+    rows idx does not name.  gcc 12.2 moved a load under a condition (jump threading), made it
+    a masked load and vectorised that wrongly in a loop whose 3-long inner loop it had
+    unrolled; the C target now builds with -fno-thread-jumps -fno-tree-sink."""
+    for shape in [(4, 3, 1), (6, 5, 1), (4, 3), (3, 16, 1)]:
+        x = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
+        for idx in ([0, 2], [1], [0, 1, 2]):
+            got = fjit.jit(lambda x, v: x.at[np.array(idx, np.int32)].set(v))(x, np.float32(-1))
+            want = x.copy()
+            want[idx] = -1
+            np.testing.assert_array_equal(got, want, err_msg=f"{shape} {idx}")

@@ -26,8 +26,14 @@ VECTOR_FUNCTIONS = ["exp", "exp2", "log", "log1p", "expm1", "sin", "cos", "tan",
 # -ffp-contract=off: no a*b+c fused into one FMA behind our back.  A contraction rounds once
 # where the Program rounds twice, so results would depend on which equations fusion put in
 # one kernel (and differ from the reference interpreter); the GEMM kernels use FMA on purpose.
+# -fno-thread-jumps -fno-tree-sink: fjit writes every load unconditionally; these two passes
+# move a load under a condition, if-conversion then makes it a masked load, and gcc 12.2
+# vectorises masked loads in a loop whose small inner loop it unrolled completely into wrong
+# code (`x.at[idx].set(v)` on a [4, 3] array kept 0 instead of x at unindexed rows; found by
+# the fuzzer, tests/test_fuzz_regressions.py).
 BASE_FLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-ffp-contract=off", "-fwrapv",
-              "-fno-strict-aliasing", "-shared", "-fPIC", "-std=gnu11", "-w"]
+              "-fno-strict-aliasing", "-fno-thread-jumps", "-fno-tree-sink", "-shared", "-fPIC",
+              "-std=gnu11", "-w"]
 
 
 class Toolchain:
