@@ -25,8 +25,8 @@ from .errors import (ConcretizationTypeError, NonConcreteBooleanIndexError,
                      TracerIntegerConversionError, UnexpectedTracerError)
 from .interpreters.partial_eval import dce
 from .runtime import reference as _reference_backend  # registers the "reference" backend
-from .compiler import backend as _c_backend
-_c_backend.register()
+from .compiler.targets.c import executable as _c_target
+_c_target.register()
 from .devices import default_device, devices
 from .typecheck import typecheck
 

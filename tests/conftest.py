@@ -28,7 +28,7 @@ def pytest_generate_tests(metafunc):
 def backend(request):
     """The jit backend this run of the test uses."""
     if request.node.get_closest_marker("c_backend"):
-        from fjit.compiler.toolchain import toolchain
+        from fjit.compiler.targets.c.toolchain import toolchain
         if toolchain() is None:
             pytest.skip("no C compiler")
     previous = fjit.config.backend

@@ -8,7 +8,8 @@ import pytest
 
 import fjit
 import fjit.numpy as jnp
-from fjit.compiler import backend, cache
+from fjit.compiler import cache
+from fjit.compiler.targets.c import executable as backend
 
 pytestmark = pytest.mark.c_backend
 

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 import fjit
-from fjit.compiler import backend, cache, toolchain
+from fjit.compiler import cache
+from fjit.compiler.targets.c import executable as backend, toolchain
 
 pytestmark = pytest.mark.c_backend
 
@@ -234,7 +235,8 @@ def test_temporary_files_are_removed_when_the_compiler_fails(cache_path):
 def test_leftovers_of_a_process_killed_during_a_build_are_removed(cache_path, run_fjit):
     code = """
         import os, signal
-        from fjit.compiler import cache, toolchain
+        from fjit.compiler import cache
+        from fjit.compiler.targets.c import toolchain
 
         def compile_(self, source_path, output_path):
             open(output_path, "wb").write(b"half a library")

@@ -217,7 +217,7 @@ def test_column_sums_inside_a_map_are_reordered():
 
 
 def test_loop_passes_can_be_switched_off(monkeypatch):
-    from fjit.compiler.backend import compile_program
+    from fjit.compiler.targets.c.executable import compile_program
     from fjit.compiler.schedule import Options
     program = fjit.jit(gelu).trace(rand(64, 1024))
     on = compile_program(program).source

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import fjit
-from fjit.compiler.toolchain import toolchain
+from fjit.compiler.targets.c.toolchain import toolchain
 
 pytestmark = pytest.mark.c_backend
 

@@ -343,7 +343,7 @@ def test_short_windows_are_still_unrolled_completely():
 def _masked_loads(source, tmp_path):
     """How many loads gcc if-converted into masked loads in `source` (built as fjit builds)."""
     import subprocess
-    from fjit.compiler.toolchain import toolchain
+    from fjit.compiler.targets.c.toolchain import toolchain
     tc = toolchain()
     if "clang" in tc.version.lower():
         pytest.skip("-fdump-tree-ifcvt is gcc's")

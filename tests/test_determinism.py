@@ -253,7 +253,7 @@ def test_compiled_programs_write_every_output_element(monkeypatch):
     an element a kernel skipped would show whatever ran before, so results would depend on
     history and load.  With that memory poisoned, vmap of (sum(r), r > 0) over int32 rows,
     reductions and contractions of many shapes still equal the reference."""
-    from fjit.compiler import backend as compiled
+    from fjit.compiler.targets.c import executable as compiled
     monkeypatch.setattr(compiled, "np", _PoisonedNumpy("numpy"))
     monkeypatch.setattr(compiled, "MIN_POOLED_BYTES", 1 << 62)  # every output from np.empty
     functions = [lambda r: (jnp.sum(r), r > 0),

@@ -9,7 +9,7 @@ import fjit
 import fjit.numpy as jnp
 from fjit import lax
 from fjit.runtime import sharing
-from fjit.compiler.toolchain import toolchain
+from fjit.compiler.targets.c.toolchain import toolchain
 
 pytestmark = pytest.mark.c_backend
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.c_backend
 @pytest.fixture
 def compiles(monkeypatch):
     """Counts the C backend's Program compilations."""
-    from fjit.compiler import backend
+    from fjit.compiler.targets.c import executable as backend
     count = [0]
     original = backend.compile_program
 

@@ -28,7 +28,7 @@ SANITIZE_FLAGS = "-O1 -fno-omit-frame-pointer -fsanitize=address,undefined " \
 
 
 def _runtime(name):
-    from fjit.compiler.toolchain import find_compiler
+    from fjit.compiler.targets.c.toolchain import find_compiler
     cc = find_compiler()
     if cc is None:
         return None

@@ -1,14 +1,23 @@
 """The compiler: Program -> fused kernels -> loop nests -> source (templates) -> native code.
 
+Target-neutral (this package):
     flatten.py   inline jit/checkpoint calls into one list of equations; CSE
+    contractions.py  contractions no GEMM can read in place, rewritten over transposed copies
     scalar.py    the scalar expression IR a kernel body is made of
     ranges.py    interval analysis and simplification of index expressions
     fusion.py    which values get a buffer; kernels (map, scatter, GEMM) built from the rest
+    control.py   scan/while/cond planned as loops and switches around body kernels
     schedule.py  loop nests and the loop passes (reorder, parallelize, vectorize, unroll)
-    codegen.py   render a scheduled Program through the Jinja2 templates in templates/c/
+    pipeline.py  the stages above, in order, for one Program
+    cache.py     the on-disk cache of built libraries (verified before loading)
+    lowered.py   `jit(f).lower(...)`: what the compiler made of a function
+The C target (targets/c/):
+    ops.py       C for every element-wise op
+    render.py    a scheduled Program as one C translation unit (templates/c/)
     toolchain.py the C compiler, its flags, and what it can do here
-    cache.py     the on-disk cache of built libraries
-    backend.py   the "c" backend: build once, call the whole Program in one native call
+    blas.py      the BLAS GEMM kernels may call
+    executable.py  the "c" backend: build once, call the whole Program in one native call
 
-Nothing above this package knows C exists.
+Nothing above this package knows C exists; tests/test_layering.py keeps the neutral modules
+from importing a target.
 """

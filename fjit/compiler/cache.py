@@ -48,6 +48,10 @@ _private: list = []    # this process's fallback directory, made on first need
 _warned: set = set()
 
 
+class BuildError(RuntimeError):
+    """A target's toolchain could not build a library (its message says why)."""
+
+
 class CacheWarning(RuntimeWarning):
     """The compile cache cannot be used safely; fjit carries on with a private one."""
 
@@ -223,11 +227,10 @@ def build_into_cache(key: str, source: str, toolchain) -> str:
     """Compile `source` and publish it as the cache entry for `key`; returns its path.  A
     directory that turns out full or unwritable is given up (one warning) for the private
     one, and the build is tried there."""
-    from .toolchain import CompileError
     directory = cache_dir()
     try:
         return _build(directory, key, source, toolchain)
-    except (OSError, CompileError) as e:
+    except (OSError, BuildError) as e:
         if using_fallback(directory) or not _no_room(e):
             raise
         reason = e.strerror if isinstance(e, OSError) and e.strerror else next(

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..pretty import format_eqn
-from .backend import compile_program
+from .targets.c.executable import compile_program
 
 
 class KernelInfo:

@@ -1,3 +1,3 @@
-"""Compiled targets: each owns its syntax (the code for every element-wise op, types,
-literals) and its toolchain.  Only `c` exists so far; its renderer still lives in
-fjit/compiler/codegen.py and moves here step by step."""
+"""Compiled targets: each owns its syntax (code for every element-wise op, types, literals),
+its renderer, its toolchain and its executables, and registers its backend.  Only `c`
+exists so far."""

@@ -10,7 +10,7 @@ import os
 
 import cffi
 
-from ..config import config
+from ....config import config
 
 _ffi = cffi.FFI()
 _ffi.cdef("""

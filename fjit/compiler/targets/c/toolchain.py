@@ -17,7 +17,8 @@ import shutil
 import subprocess
 import tempfile
 
-from ..config import config
+from ....config import config
+from ...cache import BuildError, cache_dir, write_atomically
 
 # libm functions glibc (2.35+) provides SIMD variants of
 VECTOR_FUNCTIONS = ["exp", "exp2", "log", "log1p", "expm1", "sin", "cos", "tan", "tanh", "asin",
@@ -57,7 +58,7 @@ class Toolchain:
                                f"{result.stderr[-4000:]}")
 
 
-class CompileError(RuntimeError):
+class CompileError(BuildError):
     """The generated C did not compile: a bug in fjit (the message has the compiler's)."""
 
 
@@ -118,7 +119,6 @@ float probe(const float *x, int64_t n) {
 
 
 def _probe(cc, version, flags) -> dict | None:
-    from .cache import cache_dir
     key = hashlib.sha256((cc + version + " ".join(flags)).encode()).hexdigest()[:16]
     path = os.path.join(cache_dir(), f"toolchain-{key}.json")
     remembered = read_probe(path)
@@ -148,7 +148,6 @@ def _probe(cc, version, flags) -> dict | None:
         march = next((line.split()[-1] for line in march.splitlines()
                       if line.strip().startswith("-march=")), "native")
     result = {"openmp": openmp, "vector_math": bool(vector_math), "march": march}
-    from .cache import write_atomically
     write_atomically(path, json.dumps(result).encode())
     return result
 

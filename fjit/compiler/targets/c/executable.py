@@ -1,39 +1,31 @@
 """The "c" backend: compile a Program into one C library and run it in one native call.
 
-Compilation: flatten -> fusion plan -> schedule + loop passes -> render -> build (or load from
-the disk cache).  Execution: a pointer per buffer (inputs, constants, outputs, one reused
-workspace for temporaries) and a single call of `fj_program`.
+Compilation: the neutral pipeline (fjit/compiler/pipeline.py) -> render C -> build (or load
+from the disk cache).  Execution: a pointer per buffer (inputs, constants, outputs, one
+reused workspace for temporaries) and a single call of `fj_program`.
 """
 from __future__ import annotations
 
-import itertools
-import logging
 import threading
 import time
+import warnings
 import weakref
 from collections import OrderedDict
 
 import cffi
 import numpy as np
 
-from ..config import config
-from ..core import Program
-from ..errors import FjitMemoryError, source_info_override
-from ..limits import MEMORY_LIMIT
-from ..runtime.memory import MIN_POOLED_BYTES, pool
-from . import cache, codegen
-from .flatten import flatten
-from . import contractions
-from .fusion import plan_program
-from .schedule import Options, fuse_rows, schedule_kernel
+from ....config import config
+from ....core import Program
+from ....runtime.backend import register_backend
+from ....runtime.memory import MIN_POOLED_BYTES, pool
+from ....runtime.reference import ReferenceExecutable
+from ... import cache
+from ...pipeline import NotNative, check_fits_in_memory, log, lower_program
+from ...schedule import Options
+from . import render
+from .blas import gemm_pointers
 from .toolchain import toolchain
-
-log = logging.getLogger("fjit.compile")
-if "compile" in config.log:  # FJIT_LOG=compile: one line per build
-    _handler = logging.StreamHandler()
-    _handler.setFormatter(logging.Formatter("fjit: %(message)s"))
-    log.addHandler(_handler)
-    log.setLevel(logging.INFO)
 
 _ffi = cffi.FFI()
 _ffi.cdef("int fj_program(void **buffers); void fj_set_blas(void *sgemm, void *dgemm);"
@@ -50,48 +42,12 @@ class Compiled:
         self.scheduled, self.source, self.key = scheduled, source, key
 
 
-NATIVE_CONTROL = {"scan", "while", "cond"}  # generated as C loops and switches
-
-
-def _hosted_primitives(flat):
-    names = set()
-    for e in flat.eqns:
-        if e.primitive.family == "control":
-            if e.primitive.name in NATIVE_CONTROL:
-                for value in e.params.values():
-                    for sub in value if isinstance(value, tuple) else (value,):
-                        if isinstance(sub, Program):
-                            names |= _hosted_primitives(flatten(sub))
-            else:
-                names.add(e.primitive.name)
-    return names
-
-
-class NotNative(Exception):
-    """The Program holds primitives this backend does not generate code for (yet)."""
-
-
 def compile_program(program: Program, options: Options | None = None) -> Compiled:
     tc = toolchain()
     if tc is None:
         raise RuntimeError("no working C compiler was found (set CC or FJIT_CC)")
-    options = options or Options.from_string(config.passes)
-    flat = flatten(program)
-    hosted = sorted(_hosted_primitives(flat))
-    if hosted:
-        raise NotNative(f"{', '.join(hosted)} run as host loops over compiled bodies")
-    flat = contractions.canonicalize(flat)
-    plan = plan_program(flat, gemm_enabled=True)
-    scheduled = []
-    counter = itertools.count(1)  # statement names unique in the whole Program
-    for k, kernel in enumerate(plan.kernels):
-        sk = schedule_kernel(kernel, f"kernel_{k}", plan, options, counter)
-        sk.comment = ", ".join(e.primitive.name for e in kernel.eqns)
-        sk.members = [k]
-        scheduled.append(sk)
-    scheduled = fuse_rows(scheduled, options)
-    name = program.name or "program"
-    source = codegen.render_program(name, plan, scheduled, tc)
+    flat, plan, scheduled = lower_program(program, options)
+    source = render.render_program(program.name or "program", plan, scheduled, tc)
     key = cache.entry_key(source, tc.key)
     source = source + f'\nconst char *fj_key(void) {{ return "{key}"; }}\n'
     return Compiled(program, flat, plan, scheduled, source, key)
@@ -188,31 +144,8 @@ def _open_verified(path, key):
 
 
 def _set_blas(lib):
-    from .blas import gemm_pointers
     sgemm, dgemm = gemm_pointers()
     lib.fj_set_blas(sgemm, dgemm)
-
-
-def _check_fits_in_memory(compiled):
-    """Refuse, before building, a Program whose outputs and temporaries together need more
-    than this machine's memory: allocating them would succeed (memory is overcommitted) and
-    the kernels would then page for minutes or be killed.  The error names the largest
-    buffer and the user's line that made it."""
-    allocated = [b for b in compiled.plan.buffers if b.role in ("output", "temp")]
-    total = sum(b.size * b.dtype.itemsize for b in allocated)
-    if total <= MEMORY_LIMIT:
-        return
-    largest = max(allocated, key=lambda b: b.size * b.dtype.itemsize)
-    where = next((e.source_info for e in compiled.flat.eqns
-                  if any(getattr(v, "aval", None) is not None and v.aval.shape == largest.shape
-                         and v.aval.dtype == largest.dtype for v in e.outvars)), None)
-    with source_info_override(where):
-        raise FjitMemoryError(
-            f"jit({compiled.program.name or 'program'}): its outputs and temporaries need "
-            f"{total} bytes ({total / 2**30:.1f} GiB), more than this machine's memory "
-            f"({MEMORY_LIMIT} bytes); the largest is {largest.role} "
-            f"{largest.dtype.name}{list(largest.shape)} of "
-            f"{largest.size * largest.dtype.itemsize} bytes")
 
 
 class CExecutable:
@@ -221,7 +154,7 @@ class CExecutable:
     def __init__(self, program: Program):
         start = time.perf_counter()
         compiled = compile_program(program)
-        _check_fits_in_memory(compiled)
+        check_fits_in_memory(compiled.program, compiled.flat, compiled.plan)
         self.library, how = load_library(compiled)  # held: unloaded after us
         log.info("compile %s: %d kernels, %s, cache %s (%.3fs)", program.name or "program",
                  len(compiled.scheduled), compiled.key,
@@ -307,9 +240,7 @@ def make_executable(program: Program):
     """The "c" backend's factory: compiled, or the reference interpreter (with one warning)
     where this machine has no working C compiler."""
     if toolchain() is None:
-        from ..runtime.reference import ReferenceExecutable
         if not _warned:
-            import warnings
             warnings.warn("fjit found no working C compiler (set CC or FJIT_CC); jit runs "
                           "Programs on the NumPy reference backend instead", RuntimeWarning,
                           stacklevel=3)
@@ -320,11 +251,9 @@ def make_executable(program: Program):
     except NotNative as why:
         # Control flow: the reference interpreter runs the loop, and each body is a
         # compiled Program of its own (executable_for on this backend).
-        from ..runtime.reference import ReferenceExecutable
         log.info("compile %s: not native (%s)", program.name or "program", why)
         return ReferenceExecutable(program, control_backend="c")
 
 
 def register():
-    from ..runtime.backend import register_backend
     register_backend("c", make_executable)

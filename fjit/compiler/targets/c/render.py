@@ -1,8 +1,9 @@
 """Render scheduled kernels as one C translation unit through templates/c/*.j2.
 
 This module turns the schedule into plain data (dicts and lists) for the templates: index
-expressions as small trees, statements with names and types.  All C syntax is in the
-templates and in the c column of the element-wise table.
+expressions as small trees, statements with names and types.  The C syntax is in the
+templates, in ops.py (element-wise ops) and in the type and literal tables here; the
+scheduled kernels themselves still carry OpenMP-shaped loop flags (parallel, simd).
 """
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ import os
 import jinja2
 import numpy as np
 
-from .. import dtypes
-from ..lax import indexexpr as ix
-from .targets.c.ops import C_OPS
-from . import ranges
-from .schedule import (Accumulate, Fill, Let, PackStore, ReduceStmt, Store, SubNest,
-                       walk_statements)
+from .... import dtypes
+from ....lax import indexexpr as ix
+from ....lax.reduce import MONOIDS
+from ... import ranges
+from ...schedule import (PARALLEL_MIN_WORK, Accumulate, Fill, Let, PackStore, ReduceStmt, Store,
+                        SubNest, walk_statements)
+from .ops import C_OPS
+from .toolchain import VECTOR_FUNCTIONS
 
 _STORAGE = {"bool": "uint8_t", "i8": "int8_t", "i16": "int16_t", "i32": "int32_t",
             "i64": "int64_t", "u8": "uint8_t", "u16": "uint16_t", "u32": "uint32_t",
@@ -40,7 +43,8 @@ INT_MAX = {"i8": "INT8_MAX", "i16": "INT16_MAX", "i32": "INT32_MAX", "i64": "INT
 
 def template_dir() -> str:
     """templates/ ships inside the wheel as fjit/templates; in a checkout it is at the top."""
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))))   # fjit/
     for candidate in (os.path.join(here, "templates"),
                       os.path.join(os.path.dirname(here), "templates")):
         if os.path.isdir(os.path.join(candidate, "c")):
@@ -235,7 +239,6 @@ class _Renderer:
                     "best_init": literal(init, value_dtype),
                     "loops": [self.loop(l, None) for l in stmt.loops], "body": body}
         monoid = node.data[0]
-        from ..lax.reduce import MONOIDS
         identity = MONOIDS[monoid].identity(node.dtype)
         s = compute_short(node.dtype)
         body.append({"k": "combine", "acc": stmt.name, "monoid": monoid, "s": s,
@@ -386,7 +389,6 @@ def render_program(name, plan, scheduled, toolchain) -> str:
     renderer = _Renderer(plan)
     kernels = [renderer.kernel(sk) for sk in all_kernels(scheduled)]
     top = [sk.name for sk in scheduled]
-    from .schedule import PARALLEL_MIN_WORK
     used = _types_used(plan, scheduled)  # the prelude only defines helpers for these
     return environment().get_template("c/program.c.j2").render(
         name=name, kernels=kernels, top=top, floats=[f for f in FLOATS if f[0] in used],
@@ -409,6 +411,5 @@ def _types_used(plan, scheduled) -> set:
 
 
 def toolchain_vector_functions():
-    from .toolchain import VECTOR_FUNCTIONS
     return VECTOR_FUNCTIONS
 
