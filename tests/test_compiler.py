@@ -408,3 +408,31 @@ def test_the_c_target_has_code_for_every_elementwise_op():
     from fjit.lax.elementwise import OPS
     assert set(C_OPS) == set(OPS)
     assert not any(hasattr(op, "c") for op in OPS.values())
+
+
+def test_a_second_target_needs_no_change_to_the_compiler():
+    """A target is data plus a registration: here C whose loops never use threads (a
+    parallel_min_work no kernel reaches) and whose GEMMs are loops, registered as a backend
+    of its own in this test only."""
+    from fjit.compiler.target import Target
+    from fjit.compiler.targets.c.executable import compile_program, executable_factory
+    from fjit.runtime.backend import _factories, register_backend
+    serial = Target("c_serial", gemm=False, parallel_min_work=1 << 62)
+    register_backend("c_serial", executable_factory(serial))
+    try:
+        def f(a, b):
+            return jnp.tanh(a @ b).sum(axis=0) + jnp.max(a, axis=1)[:8]
+        a = np.random.default_rng(0).standard_normal((512, 256)).astype(np.float32)
+        b = np.random.default_rng(1).standard_normal((256, 8)).astype(np.float32)
+        program = fjit.make_program(f)(a, b)
+        assert "omp parallel" in compile_program(program).source
+        source = compile_program(program, target=serial).source
+        assert "omp parallel" not in source and "fj_sgemm" not in source
+        fjit.config.update("backend", "c_serial")
+        got = fjit.jit(f)(a, b)
+        fjit.config.update("backend", "c")
+        want = np.tanh(a.astype(np.float64) @ b).sum(axis=0) + a.max(axis=1)[:8]
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    finally:
+        fjit.config.update("backend", "c")
+        _factories.pop("c_serial", None)

@@ -306,7 +306,8 @@ def _unrolled_copies(levels):
 @pytest.mark.c_backend
 def test_nested_short_reductions_unroll_within_the_budget():
     from fjit import lax
-    from fjit.compiler.schedule import UNROLL_BUDGET, ReduceStmt, walk_statements
+    from fjit.compiler.schedule import ReduceStmt, walk_statements
+    from fjit.compiler.targets.c import C_TARGET
 
     def weight_grad(a, b):
         spread = lax.broadcast_in_dim(b, (16, 8, 4, 3, 3, 16, 16), (0, 1, 5, 6))
@@ -315,7 +316,7 @@ def test_nested_short_reductions_unroll_within_the_budget():
     lowered = fjit.jit(weight_grad).lower(a, b)
     (kernel,) = lowered.compiled.scheduled
     (nest,) = kernel.nests
-    assert _unrolled_copies(nest.levels) <= UNROLL_BUDGET
+    assert _unrolled_copies(nest.levels) <= C_TARGET.unroll_budget
     (reduction,) = [s for s in walk_statements(nest.levels) if isinstance(s, ReduceStmt)]
     assert [loop.unroll for loop in reduction.loops] == [False, False, True]  # innermost only
     assert lowered.source().count("#pragma GCC unroll") == 1

@@ -14,7 +14,7 @@ broadcast b)) into
     out = transpose c    back to the original output order     (when it differs)
 
 only when the arithmetic outweighs the copies (each element copied takes part in at least
-COPY_RATIO multiply-adds).  Everything stays meta-ops: the copies are reindex equations.
+`Target.copy_ratio` multiply-adds).  Everything stays meta-ops: the copies are reindex equations.
 """
 from __future__ import annotations
 
@@ -26,9 +26,6 @@ from ..core import Var
 from ..interpreters.partial_eval import DebugInfo, trace_to_program
 from .flatten import FlatProgram, flatten
 from . import fusion
-
-COPY_RATIO = 4
-
 
 def _plan(space, axes, dims_a, dims_b):
     """Dim roles, or None when some dim is in neither operand (a pure broadcast)."""
@@ -46,7 +43,7 @@ def _plan(space, axes, dims_a, dims_b):
     return batch, free_a, free_b, contracted
 
 
-def _rewrite(eqn, a, dims_a, b, dims_b, mul):
+def _rewrite(eqn, a, dims_a, b, dims_b, mul, target):
     space = mul.outvars[0].aval.shape
     axes = set(eqn.params["axes"])
     roles = _plan(space, axes, dims_a, dims_b)
@@ -57,7 +54,7 @@ def _rewrite(eqn, a, dims_a, b, dims_b, mul):
         return None
     macs = math.prod(space)
     copies = a.aval.size + b.aval.size + eqn.outvars[0].aval.size
-    if macs < COPY_RATIO * copies:
+    if macs < target.copy_ratio * copies:
         return None
     # [batch][M][N][K]: both copies end in the contracted dims, which the GEMM reads
     # contiguously (measured: for a LeNet weight gradient, M=6, N=25, K=50176, this order
@@ -86,7 +83,7 @@ def _rewrite(eqn, a, dims_a, b, dims_b, mul):
     return flatten(program)
 
 
-def canonicalize(flat: FlatProgram) -> FlatProgram:
+def canonicalize(flat: FlatProgram, target) -> FlatProgram:
     producer, uses = {}, defaultdict(int)
     for e in flat.eqns:
         for v in e.outvars:
@@ -97,7 +94,7 @@ def canonicalize(flat: FlatProgram) -> FlatProgram:
     for v in flat.outvars:
         if isinstance(v, Var):
             uses[v] += 1
-    gemms = fusion.find_gemms(flat, producer, uses, True)
+    gemms = fusion.find_gemms(flat, producer, uses, target)
     replaced = {}  # id(reduce eqn) -> new eqns producing its outvar
     dropped = set()
     for e in flat.eqns:
@@ -107,7 +104,7 @@ def canonicalize(flat: FlatProgram) -> FlatProgram:
         if found is None:
             continue
         mul, ((a, dims_a), (b, dims_b)) = found
-        sub = _rewrite(e, a, dims_a, b, dims_b, mul)
+        sub = _rewrite(e, a, dims_a, b, dims_b, mul, target)
         if sub is None:
             continue
         env = {sub.invars[0]: a, sub.invars[1]: b, sub.outvars[0]: e.outvars[0]}

@@ -19,15 +19,15 @@ import numpy as np
 class _SubProgram:
     """A planned sub-Program: its kernels and, per output, ("buffer", id) / ("literal", v)."""
 
-    def __init__(self, plan, program, in_buffers, gemm_enabled):
+    def __init__(self, plan, program, in_buffers, target):
         from .contractions import canonicalize
         from .flatten import flatten
         from .fusion import plan_block
         flat = flatten(program)
-        if gemm_enabled:
-            flat = canonicalize(flat)
+        if target.gemm:
+            flat = canonicalize(flat, target)
         self.kernels = []
-        self.outs = plan_block(plan, flat, in_buffers, self.kernels, gemm_enabled, "temp")
+        self.outs = plan_block(plan, flat, in_buffers, self.kernels, target, "temp")
         self.written = {b for k in self.kernels for b in k.outputs}
         self.claimed = set()
 
@@ -98,11 +98,11 @@ class CondKernel:
         self.parts = [kernels for kernels, _, _ in branches]
 
 
-def plan_control(plan, eqn, operands, roles, gemm_enabled):
+def plan_control(plan, eqn, operands, roles, target):
     outs = [plan.new_buffer(v.aval.shape, v.aval.dtype, role).id
             for v, role in zip(eqn.outvars, roles)]
     plan_fn = {"scan": _plan_scan, "while": _plan_while, "cond": _plan_cond}[eqn.primitive.name]
-    return plan_fn(plan, eqn, operands, outs, gemm_enabled)
+    return plan_fn(plan, eqn, operands, outs, target)
 
 
 def _carry_buffers(plan, out, odd_trips):
@@ -112,13 +112,13 @@ def _carry_buffers(plan, out, odd_trips):
     return (scratch, out) if odd_trips else (out, scratch)
 
 
-def _plan_scan(plan, eqn, operands, outs, gemm_enabled):
+def _plan_scan(plan, eqn, operands, outs, target):
     params = eqn.params
     nc, nk, length = params["num_consts"], params["num_carry"], params["length"]
     program = params["program"]
     views = _views(plan, program)
     # consts never change: the body reads the outer buffers themselves
-    body = _SubProgram(plan, program, operands[:nc] + views[nc:], gemm_enabled)
+    body = _SubProgram(plan, program, operands[:nc] + views[nc:], target)
     carries, copies = [], []
     for k in range(nk):
         first, second = _carry_buffers(plan, outs[k], length % 2)
@@ -140,15 +140,15 @@ def _plan_scan(plan, eqn, operands, outs, gemm_enabled):
                       xs_binds, ys_binds, copies, outs)
 
 
-def _plan_while(plan, eqn, operands, outs, gemm_enabled):
+def _plan_while(plan, eqn, operands, outs, target):
     params = eqn.params
     ncc, nbc = params["cond_nconsts"], params["body_nconsts"]
     cond_consts, body_consts = operands[:ncc], operands[ncc:ncc + nbc]
     nk = len(outs)
     cond_views = _views(plan, params["cond_program"])[ncc:]
     body_views = _views(plan, params["body_program"])[nbc:]
-    cond = _SubProgram(plan, params["cond_program"], cond_consts + cond_views, gemm_enabled)
-    body = _SubProgram(plan, params["body_program"], body_consts + body_views, gemm_enabled)
+    cond = _SubProgram(plan, params["cond_program"], cond_consts + cond_views, target)
+    body = _SubProgram(plan, params["body_program"], body_consts + body_views, target)
     carries, copies = [], []
     for k in range(nk):
         first, second = _carry_buffers(plan, outs[k], False)
@@ -161,11 +161,11 @@ def _plan_while(plan, eqn, operands, outs, gemm_enabled):
     return WhileKernel(eqn, cond.kernels, (kind, pred), body.kernels, carries, copies, outs)
 
 
-def _plan_cond(plan, eqn, operands, outs, gemm_enabled):
+def _plan_cond(plan, eqn, operands, outs, target):
     index, rest = operands[0], operands[1:]
     branches = []
     for program in eqn.params["branches"]:
-        branch = _SubProgram(plan, program, list(rest), gemm_enabled)
+        branch = _SubProgram(plan, program, list(rest), target)
         binds, copies = [], []
         for k, out in enumerate(outs):
             view_out, source = branch.claim(plan, k, plan.buffers[out].dtype)

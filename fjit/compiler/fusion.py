@@ -32,9 +32,6 @@ from ..lax.reindex import MONOID_OF_OP
 from . import ranges, scalar
 from .flatten import FlatProgram
 
-RECOMPUTE_BUDGET = 8  # extra per-element work accepted to avoid writing out a value
-
-
 class Buffer:
     __slots__ = ("id", "shape", "dtype", "role", "name")
 
@@ -131,10 +128,6 @@ def _identity_index(shape):
 
 # --- GEMM recognition ---------------------------------------------------------------------------
 
-GEMM_MIN_K = 8  # shorter contractions are maps with an unrolled inner loop
-GEMM_MIN_WORK = 1 << 12  # multiply-adds below which a contraction is a map's inner loop
-
-
 class _Gemm:
     """A reduce_sum(mul(broadcast X, broadcast Y)) eqn that maps onto batched GEMM."""
 
@@ -171,9 +164,9 @@ def contraction_operands(eqn, producer, uses):
     return mul, operands
 
 
-def find_gemms(flat: FlatProgram, producer, uses, gemm_enabled):
+def find_gemms(flat: FlatProgram, producer, uses, target):
     found = {}
-    if not gemm_enabled:
+    if not target.gemm:
         return found
     for eqn in flat.eqns:
         match = contraction_operands(eqn, producer, uses)
@@ -183,8 +176,8 @@ def find_gemms(flat: FlatProgram, producer, uses, gemm_enabled):
         space = mul.outvars[0].aval.shape
         seen = [_through_transpose(x, dims, producer) for x, dims in operands]
         for ops in (seen, operands):   # transposes read in place if the layouts allow
-            gemm = _classify(eqn, mul, ops, space) or \
-                _classify(eqn, mul, ops[::-1], space)  # mul commutes: try B @ A too
+            gemm = _classify(eqn, mul, ops, space, target) or \
+                _classify(eqn, mul, ops[::-1], space, target)  # mul commutes: B @ A too
             if gemm is not None:
                 found[eqn] = gemm
                 break
@@ -230,7 +223,7 @@ def _one_sided_batch(kinds):
     return kinds
 
 
-def _classify(eqn, mul, operands, space):
+def _classify(eqn, mul, operands, space, target):
     axes = set(eqn.params["axes"])
     (xa, da), (xb, db) = operands
     sa, sb = set(da), set(db)
@@ -280,9 +273,9 @@ def _classify(eqn, mul, operands, space):
     size = {k: 1 for k in "BMNK"}
     for d, k in enumerate(kinds):
         size[k] *= space[d]
-    if size["K"] < GEMM_MIN_K:
+    if size["K"] < target.gemm_min_k:
         return None  # an outer product or nearly: a map kernel does it in one pass
-    if size["B"] * size["M"] * size["N"] * size["K"] < GEMM_MIN_WORK:
+    if size["B"] * size["M"] * size["N"] * size["K"] < target.gemm_min_work:
         return None  # a loop nest fused with its neighbours beats a call for so little
     # BLAS wants A as [M][K] or its transpose; our "free then K" is A = M x K (not transposed);
     # for B the natural layout is [K][N]: "free then K" means [N][K], i.e. transposed.
@@ -294,18 +287,18 @@ def _classify(eqn, mul, operands, space):
 
 # --- the planner ---------------------------------------------------------------------------------
 
-def plan_program(flat: FlatProgram, gemm_enabled=True) -> Plan:
+def plan_program(flat: FlatProgram, target) -> Plan:
     plan = Plan()
     in_buffers = []
     for var in flat.invars:
         buf = plan.new_buffer(var.aval.shape, var.aval.dtype, "input")
         plan.inputs.append(buf.id)
         in_buffers.append(buf.id)
-    plan.outputs = plan_block(plan, flat, in_buffers, plan.kernels, gemm_enabled, "output")
+    plan.outputs = plan_block(plan, flat, in_buffers, plan.kernels, target, "output")
     return plan
 
 
-def plan_block(plan, flat, in_buffers, kernels, gemm_enabled, out_role):
+def plan_block(plan, flat, in_buffers, kernels, target, out_role):
     """Plan `flat`'s equations into `kernels` (the Program's, or a loop body's), its invars
     already in `in_buffers`.  Returns, per outvar, ("buffer", id) or ("literal", value)."""
     producer, uses, consumers = {}, defaultdict(int), defaultdict(list)
@@ -320,7 +313,7 @@ def plan_block(plan, flat, in_buffers, kernels, gemm_enabled, out_role):
     for v in outset:
         uses[v] += 1
 
-    gemms = find_gemms(flat, producer, uses, gemm_enabled)
+    gemms = find_gemms(flat, producer, uses, target)
     forced = set(outset)
     for gemm in gemms.values():
         forced.update((gemm.a_var, gemm.b_var))
@@ -374,7 +367,7 @@ def plan_block(plan, flat, in_buffers, kernels, gemm_enabled, out_role):
             from .control import plan_control
             roles = [out_role if v in outset else "temp" for v in eqn.outvars]
             kernel = plan_control(plan, eqn, [_operand_buffer(plan, a, buffer_of)
-                                              for a in eqn.invars], roles, gemm_enabled)
+                                              for a in eqn.invars], roles, target)
             kernels.append(kernel)
             for v, b in zip(eqn.outvars, kernel.outputs):
                 materialize_as(v, plan.buffers[b])
@@ -385,10 +378,10 @@ def plan_block(plan, flat, in_buffers, kernels, gemm_enabled, out_role):
                 continue
             if v in producible and uses[v] == 1:
                 expr = gens[v](_identity_index(v.aval.shape), Context(v.aval.shape))
-                if _producible_expr(expr):
+                if _producible_expr(expr, target):
                     produced[v] = expr
                     continue
-            if v in forced or _worth_materializing(v, gens, consumers[v]) or \
+            if v in forced or _worth_materializing(v, gens, consumers[v], target) or \
                     _strided_reduction(eqn):
                 buf = plan.new_buffer(v.aval.shape, v.aval.dtype,
                                       out_role if v in outset else "temp")
@@ -404,9 +397,6 @@ def plan_block(plan, flat, in_buffers, kernels, gemm_enabled, out_role):
                for v in flat.outvars]
     _attribute_inlined_eqns(kernels, flat, buffer_of)
     return outputs
-
-
-PRODUCER_MAX_COST = 16   # per-element work a GEMM's packing may do for its B operand
 
 
 def _b_producers(flat, gemms, producer, consumers):
@@ -447,10 +437,10 @@ def _b_producers(flat, gemms, producer, consumers):
     return found
 
 
-def _producible_expr(expr) -> bool:
+def _producible_expr(expr, target) -> bool:
     nodes = list(scalar.walk(expr))
     return all(n.kind in ("load", "const", "op", "iota", "guard") for n in nodes) and \
-        scalar.cost(expr) <= PRODUCER_MAX_COST
+        scalar.cost(expr) <= target.producer_max_cost
 
 
 def _operand_buffer(plan, atom, buffer_of):
@@ -489,14 +479,14 @@ def _strided_reduction(eqn) -> bool:
 _COMPARISONS = ("eq", "ne", "lt", "le", "gt", "ge")
 
 
-def _worth_materializing(var, gens, uses) -> bool:
+def _worth_materializing(var, gens, uses, target) -> bool:
     reads = sum(_read_factor(eqn, pos, var) for eqn, pos in uses)
     if reads <= 1:
         return False
     expr = gens[var](_identity_index(var.aval.shape), Context(var.aval.shape))
     if _compared_with_its_reduction(uses) and scalar.calls_libm(expr):
         return True
-    return scalar.cost(expr) * (reads - 1) > RECOMPUTE_BUDGET
+    return scalar.cost(expr) * (reads - 1) > target.recompute_budget
 
 
 def _compared_with_its_reduction(uses) -> bool:

@@ -43,20 +43,21 @@ def _hosted_primitives(flat):
     return names
 
 
-def lower_program(program: Program, options: Options | None = None):
-    """(flat Program, fusion plan, scheduled kernels) for `program`; raises NotNative when
-    part of it must run as a host loop."""
+def lower_program(program: Program, target, options: Options | None = None):
+    """(flat Program, fusion plan, scheduled kernels) for `program` on `target` (a
+    fjit.compiler.target.Target); raises NotNative when part of it must run as a host loop."""
     options = options or Options.from_string(config.passes)
     flat = flatten(program)
     hosted = sorted(_hosted_primitives(flat))
     if hosted:
         raise NotNative(f"{', '.join(hosted)} run as host loops over compiled bodies")
-    flat = contractions.canonicalize(flat)
-    plan = plan_program(flat, gemm_enabled=True)
+    if target.gemm:
+        flat = contractions.canonicalize(flat, target)
+    plan = plan_program(flat, target)
     scheduled = []
     counter = itertools.count(1)  # statement names unique in the whole Program
     for k, kernel in enumerate(plan.kernels):
-        sk = schedule_kernel(kernel, f"kernel_{k}", plan, options, counter)
+        sk = schedule_kernel(kernel, f"kernel_{k}", plan, options, target, counter)
         sk.comment = ", ".join(e.primitive.name for e in kernel.eqns)
         sk.members = [k]
         scheduled.append(sk)

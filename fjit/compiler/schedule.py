@@ -10,13 +10,13 @@ each small and each possible to switch off (FJIT_PASSES=-vectorize,-parallelize,
   reorder      a reduction over an axis that is strided in memory is turned inside out:
                accumulate into the output along the unit-stride axis
   tile         a map that reads some operand transposed (unit stride along an outer axis,
-               strided along the innermost) walks both axes in TILE x TILE blocks, so each
-               cache line read is used TILE times while it is still in cache
+               strided along the innermost) walks both axes in tile x tile blocks, so each
+               cache line read is used `tile` times while it is still in cache
   parallelize  the outermost loop runs on OpenMP threads when the work is large
   vectorize    the innermost loop gets `omp simd` (reductions `simd reduction`)
-  unroll       reduction loops of at most UNROLL_MAX iterations (3x3 windows, small
+  unroll       reduction loops of at most `unroll_max` iterations (3x3 windows, small
                contractions) are unrolled completely instead, innermost first, while the
-               unrolled body stays within UNROLL_BUDGET statements
+               unrolled body stays within `unroll_budget` statements
   fuse_rows    consecutive kernels sharing their outer loops, reading each other's results
                only at the same outer index, run in one outer loop (softmax, layer norm:
                one pass per row while the row is in cache)
@@ -33,11 +33,7 @@ from ..lax import indexexpr as ix
 from . import ranges, scalar
 from .fusion import GemmKernel, ScatterKernel
 
-PARALLEL_MIN_WORK = 1 << 15     # elements x body cost below which threads cost more
-UNROLL_MAX = 16
-UNROLL_BUDGET = 512             # statements a reduction's unrolled loops may expand to
 _ROUNDED_STORAGE = {d for d in (dtypes.float16, dtypes.bfloat16) if d is not None}
-TILE = 16                       # 32 x 32 float32 = 4 KiB per operand block: well inside L1
 
 
 @dataclass
@@ -249,7 +245,10 @@ def _nest(loops, emit_body, counter, prologue=()):
 
 # --- kernels ----------------------------------------------------------------------------------
 
-def schedule_kernel(kernel, name, plan, options: Options, counter=None) -> ScheduledKernel:
+def schedule_kernel(kernel, name, plan, options: Options, target,
+                    counter=None) -> ScheduledKernel:
+    """`kernel` as loop nests, with the loop passes `options` allows and `target` (a
+    fjit.compiler.target.Target) pays for."""
     counter = counter if counter is not None else itertools.count(1)
     if isinstance(kernel, GemmKernel):
         operands = {b for b in (kernel.a, kernel.b, kernel.c) if b is not None}  # a @ a: once
@@ -260,11 +259,11 @@ def schedule_kernel(kernel, name, plan, options: Options, counter=None) -> Sched
             sk.buffers = sorted(set(sk.buffers) | _loaded([kernel.b_producer]))
         return sk
     if isinstance(kernel, ScatterKernel):
-        return _schedule_scatter(kernel, name, plan, options, counter)
+        return _schedule_scatter(kernel, name, plan, options, target, counter)
     if hasattr(kernel, "parts"):   # scan, while, cond
-        return _schedule_control(kernel, name, plan, options, counter)
+        return _schedule_control(kernel, name, plan, options, target, counter)
     if options.reorder:
-        reordered = _reordered_reduction(kernel, name, plan, options, counter)
+        reordered = _reordered_reduction(kernel, name, plan, options, target, counter)
         if reordered is not None:
             return reordered
     shape = kernel.shape
@@ -272,7 +271,7 @@ def schedule_kernel(kernel, name, plan, options: Options, counter=None) -> Sched
     loops = [Loop(k, n) for k, n in enumerate(shape)]
     stores = list(kernel.stores)
     if options.tile:
-        loops = _tiled(loops, [e for _, e in stores], plan)
+        loops = _tiled(loops, [e for _, e in stores], plan, target.tile)
 
     def body(emitter, chain):
         values = [emitter.emit(expr, chain) for _, expr in stores]
@@ -284,7 +283,7 @@ def schedule_kernel(kernel, name, plan, options: Options, counter=None) -> Sched
     nest = _nest(loops, body, counter)
     cost = max(sum(scalar.cost(e) for _, e in stores), 1)
     work = size * cost
-    _mark(nest, work, options)
+    _mark(nest, work, options, target)
     buffers = sorted({b for b, _ in stores} | _loaded([e for _, e in stores]))
     return ScheduledKernel(name, "loops", [nest], buffers=buffers, work=work)
 
@@ -300,13 +299,13 @@ def _producer_nest(kernel, options, counter):
     return _nest(loops, body, counter)
 
 
-def _tiled(loops, exprs, plan):
+def _tiled(loops, exprs, plan, tile):
     """The tile pass (module docstring): loops p and q (the innermost) become
     [.., p-blocks, .., q-blocks, p within a block, q within a block] when a load is unit
     stride along p but strided along q.  Only for maps: a value computed once per row
     outside q would be recomputed once per block."""
     q = len(loops) - 1
-    if q < 1 or loops[q].extent < 2 * TILE:
+    if q < 1 or loops[q].extent < 2 * tile:
         return loops
     nodes = [n for e in exprs for n in scalar.walk(e)]
     if any(n.kind in ("reduce", "argreduce") for n in nodes):
@@ -316,11 +315,11 @@ def _tiled(loops, exprs, plan):
         if along_q is None or abs(along_q) <= 1:
             continue
         for p in range(q):
-            if loops[p].extent >= 2 * TILE and _stride(plan, load, p) == 1:
+            if loops[p].extent >= 2 * tile and _stride(plan, load, p) == 1:
                 lp, lq = loops[p], loops[q]
-                return (loops[:p] + [Loop(p, lp.extent, block=TILE)] + loops[p + 1:q] +
-                        [Loop(q, lq.extent, block=TILE), Loop(p, lp.extent, tile=TILE),
-                         Loop(q, lq.extent, tile=TILE)])
+                return (loops[:p] + [Loop(p, lp.extent, block=tile)] + loops[p + 1:q] +
+                        [Loop(q, lq.extent, block=tile), Loop(p, lp.extent, tile=tile),
+                         Loop(q, lq.extent, tile=tile)])
     return loops
 
 
@@ -341,17 +340,17 @@ def _innermost_statements(nest):
     return nest.levels[-1]
 
 
-def _mark(nest, work, options):
+def _mark(nest, work, options, target):
     """unroll short reduction loops; vectorize each remaining reduction's innermost loop, or
     the kernel's innermost loop when no rolled loop sits inside it; parallelize the
     outermost loop when the work is large."""
     loops = nest.loops
     outer = _outermost_real_loop(loops)
-    if outer is not None and options.parallelize and work >= PARALLEL_MIN_WORK:
+    if outer is not None and options.parallelize and work >= target.parallel_min_work:
         outer.parallel = True
     if options.unroll:
         for stmts in nest.levels:
-            _unrolled_size(stmts)
+            _unrolled_size(stmts, target)
     for stmt in _all_reduces(nest.levels):
         if options.vectorize and stmt.node.kind == "reduce" and stmt.loops \
                 and not stmt.loops[-1].unroll:
@@ -362,21 +361,22 @@ def _mark(nest, work, options):
         loops[-1].simd = True
 
 
-def _unrolled_size(stmts) -> int:
+def _unrolled_size(stmts, target) -> int:
     """Statements `stmts` become in C once their reductions' loops are unrolled (choosing
     those unrolls on the way, inner reductions first)."""
-    return sum(_unroll_reduction(s) if isinstance(s, ReduceStmt) else 1 for s in stmts)
+    return sum(_unroll_reduction(s, target) if isinstance(s, ReduceStmt) else 1
+               for s in stmts)
 
 
-def _unroll_reduction(stmt) -> int:
-    """Unroll a reduction's loops from the innermost out while each has at most UNROLL_MAX
-    iterations and the unrolled body stays within UNROLL_BUDGET statements; stop at the
+def _unroll_reduction(stmt, target) -> int:
+    """Unroll a reduction's loops from the innermost out while each has at most `unroll_max`
+    iterations and the unrolled body stays within `unroll_budget` statements; stop at the
     first loop left rolled (unrolling around a loop only copies the loop: it does not pay).
     Returns the statements the reduction becomes.  Unrolling every short loop of a nest
     made a 16 x 16 x 16 reduction 4096 copies of its body: gcc took 18-46 s on it."""
-    size = _unrolled_size(stmt.body) + 1     # + the combine
+    size = _unrolled_size(stmt.body, target) + 1     # + the combine
     for loop in reversed(stmt.loops):
-        if loop.extent > UNROLL_MAX or size * loop.extent > UNROLL_BUDGET:
+        if loop.extent > target.unroll_max or size * loop.extent > target.unroll_budget:
             break
         loop.unroll = True
         size *= loop.extent
@@ -432,7 +432,7 @@ def _stride(plan, load, axis):
     return total
 
 
-def _reordered_reduction(kernel, name, plan, options, counter):
+def _reordered_reduction(kernel, name, plan, options, target, counter):
     """A single store of a sum/max/min/prod whose reduced axis is strided in memory while the
     kernel's innermost index is unit-stride: loop over the reduced axes outside and
     accumulate into the output, so the innermost loop walks memory contiguously."""
@@ -469,13 +469,13 @@ def _reordered_reduction(kernel, name, plan, options, counter):
     if options.vectorize:
         loops[-1].simd = True
     split = _outermost_real_loop(outer)
-    if options.parallelize and split is not None and size >= PARALLEL_MIN_WORK:
+    if options.parallelize and split is not None and size >= target.parallel_min_work:
         split.parallel = True
     return ScheduledKernel(name, "loops", [nest],
                            buffers=sorted({buffer} | _loaded([expr])), work=size)
 
 
-def _schedule_control(kernel, name, plan, options, counter):
+def _schedule_control(kernel, name, plan, options, target, counter):
     """Control flow: each sub-Program's kernels are scheduled (and row-fused) like a
     Program's, named after the kernel; the loop or switch itself is rendered by the
     template.  `members` index the sub-Programs' kernels counted across parts."""
@@ -483,7 +483,7 @@ def _schedule_control(kernel, name, plan, options, counter):
     for part in kernel.parts:
         scheduled = []
         for j, k in enumerate(part):
-            sk = schedule_kernel(k, f"{name}_{offset + j}", plan, options, counter)
+            sk = schedule_kernel(k, f"{name}_{offset + j}", plan, options, target, counter)
             sk.comment = ", ".join(e.primitive.name for e in k.eqns)
             sk.members = [offset + j]
             scheduled.append(sk)
@@ -495,7 +495,7 @@ def _schedule_control(kernel, name, plan, options, counter):
                            work=trips * sum(sk.work for part in parts for sk in part))
 
 
-def _schedule_scatter(kernel, name, plan, options, counter):
+def _schedule_scatter(kernel, name, plan, options, target, counter):
     from ..lax.reduce import MONOIDS
     out_buf = plan.buffers[kernel.out]
     bad = list(kernel.conds)
@@ -509,21 +509,22 @@ def _schedule_scatter(kernel, name, plan, options, counter):
         for c in bad[1:]:
             guard = ix.logical_or(guard, c)
         guard = ix.eq(guard, 0)
-    target, stride = ix.ZERO, 1
+    at, stride = ix.ZERO, 1
     for t, n in reversed(list(zip(kernel.targets, out_buf.shape))):
-        target = target + t * stride
+        at = at + t * stride
         stride *= n
 
     def body(emitter, chain):
         value = emitter.emit(kernel.value, chain)
-        return Accumulate(kernel.out, target, kernel.monoid, value, guard)
+        return Accumulate(kernel.out, at, kernel.monoid, value, guard)
 
     loops = [Loop(k, n) for k, n in enumerate(kernel.shape)]
     # Serial in general (targets may collide), but when one target coordinate is the outer
     # loop index itself, different outer iterations write disjoint slices (a convolution's
     # input gradient: each example scatters into its own image).
     size = int(np.prod(kernel.shape, dtype=np.int64))
-    if options.parallelize and loops and loops[0].extent > 1 and size >= PARALLEL_MIN_WORK \
+    if options.parallelize and loops and loops[0].extent > 1 and \
+            size >= target.parallel_min_work \
             and any(t == ix.idx(0) for t in kernel.targets):
         loops[0].parallel = True
     fill = Fill(kernel.out, out_buf.size, MONOIDS[kernel.monoid].identity(out_buf.dtype),

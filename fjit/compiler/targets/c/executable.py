@@ -6,6 +6,7 @@ reused workspace for temporaries) and a single call of `fj_program`.
 """
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import warnings
@@ -23,7 +24,8 @@ from ....runtime.reference import ReferenceExecutable
 from ... import cache
 from ...pipeline import NotNative, check_fits_in_memory, log, lower_program
 from ...schedule import Options
-from . import render
+from ...target import Target
+from . import C_TARGET, render
 from .blas import gemm_pointers
 from .toolchain import toolchain
 
@@ -42,12 +44,13 @@ class Compiled:
         self.scheduled, self.source, self.key = scheduled, source, key
 
 
-def compile_program(program: Program, options: Options | None = None) -> Compiled:
+def compile_program(program: Program, options: Options | None = None,
+                    target: Target = C_TARGET) -> Compiled:
     tc = toolchain()
     if tc is None:
         raise RuntimeError("no working C compiler was found (set CC or FJIT_CC)")
-    flat, plan, scheduled = lower_program(program, options)
-    source = render.render_program(program.name or "program", plan, scheduled, tc)
+    flat, plan, scheduled = lower_program(program, target, options)
+    source = render.render_program(program.name or "program", plan, scheduled, tc, target)
     key = cache.entry_key(source, tc.key)
     source = source + f'\nconst char *fj_key(void) {{ return "{key}"; }}\n'
     return Compiled(program, flat, plan, scheduled, source, key)
@@ -151,9 +154,9 @@ def _set_blas(lib):
 class CExecutable:
     """A compiled Program: call it with NumPy arrays (one per invar), get NumPy arrays."""
 
-    def __init__(self, program: Program):
+    def __init__(self, program: Program, target: Target = C_TARGET):
         start = time.perf_counter()
-        compiled = compile_program(program)
+        compiled = compile_program(program, target=target)
         check_fits_in_memory(compiled.program, compiled.flat, compiled.plan)
         self.library, how = load_library(compiled)  # held: unloaded after us
         log.info("compile %s: %d kernels, %s, cache %s (%.3fs)", program.name or "program",
@@ -236,9 +239,13 @@ class CExecutable:
 _warned = []
 
 
-def make_executable(program: Program):
-    """The "c" backend's factory: compiled, or the reference interpreter (with one warning)
-    where this machine has no working C compiler."""
+def executable_factory(target: Target = C_TARGET):
+    """The backend factory for C `target`: `program -> executable`, compiled, or the
+    reference interpreter (with one warning) where this machine has no working C compiler."""
+    return functools.partial(_make_executable, target=target)
+
+
+def _make_executable(program: Program, target: Target):
     if toolchain() is None:
         if not _warned:
             warnings.warn("fjit found no working C compiler (set CC or FJIT_CC); jit runs "
@@ -247,13 +254,13 @@ def make_executable(program: Program):
             _warned.append(True)
         return ReferenceExecutable(program)
     try:
-        return CExecutable(program)
+        return CExecutable(program, target)
     except NotNative as why:
         # Control flow: the reference interpreter runs the loop, and each body is a
         # compiled Program of its own (executable_for on this backend).
         log.info("compile %s: not native (%s)", program.name or "program", why)
-        return ReferenceExecutable(program, control_backend="c")
+        return ReferenceExecutable(program, control_backend=target.name)
 
 
 def register():
-    register_backend("c", make_executable)
+    register_backend("c", executable_factory(C_TARGET))

@@ -18,8 +18,8 @@ from .... import dtypes
 from ....lax import indexexpr as ix
 from ....lax.reduce import MONOIDS
 from ... import ranges
-from ...schedule import (PARALLEL_MIN_WORK, Accumulate, Fill, Let, PackStore, ReduceStmt, Store,
-                        SubNest, walk_statements)
+from ...schedule import (Accumulate, Fill, Let, PackStore, ReduceStmt, Store, SubNest,
+                        walk_statements)
 from .ops import C_OPS
 from .toolchain import VECTOR_FUNCTIONS
 
@@ -385,7 +385,7 @@ def all_kernels(scheduled):
         yield sk
 
 
-def render_program(name, plan, scheduled, toolchain) -> str:
+def render_program(name, plan, scheduled, toolchain, target) -> str:
     renderer = _Renderer(plan)
     kernels = [renderer.kernel(sk) for sk in all_kernels(scheduled)]
     top = [sk.name for sk in scheduled]
@@ -394,7 +394,7 @@ def render_program(name, plan, scheduled, toolchain) -> str:
         name=name, kernels=kernels, top=top, floats=[f for f in FLOATS if f[0] in used],
         ints=[i for i in INTS if i[0] in used], int_min=INT_MIN, int_max=INT_MAX,
         vector_math=toolchain.vector_math and any(f[0] in used for f in FLOATS),
-        vector_functions=toolchain_vector_functions(), parallel_min_work=PARALLEL_MIN_WORK,
+        vector_functions=toolchain_vector_functions(), parallel_min_work=target.parallel_min_work,
         gemm=any(sk.kind == "gemm" for sk in all_kernels(scheduled)))
 
 
