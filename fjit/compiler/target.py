@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Target:
-    name: str
+    name: str                       # the backend it registers (config.update("backend", name))
     # contractions: GEMM kernels (BLAS where available) for big enough ones, else loops
     gemm: bool = True
     gemm_min_k: int = 8             # shorter contractions are maps with an unrolled inner loop
@@ -25,4 +25,4 @@ class Target:
     parallel_min_work: int = 1 << 15   # elements x body cost below which threads cost more
     unroll_max: int = 16            # longest reduction loop unrolled
     unroll_budget: int = 512        # statements a reduction's unrolled loops may expand to
-    tile: int = 16                  # 16 x 16 blocks for transposing reads (4 KiB in float32)
+    tile: int = 16                  # block edge for reads strided along the innermost loop
