@@ -92,9 +92,7 @@ def violations():
 
 TARGETS = "fjit.compiler.targets"
 # Neutral compiler modules that still name a target, and why (to be removed).
-NEUTRAL_EXCEPTIONS = {
-    "fjit.compiler.lowered": "jit(f).lower() shows the C target's code for every backend",
-}
+NEUTRAL_EXCEPTIONS: dict = {}
 
 
 def test_every_import_points_down():

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from ..pretty import format_eqn
-from .targets.c.executable import compile_program
+from ..config import config
+from ..runtime.backend import lowering_for
 
 
 class KernelInfo:
@@ -52,7 +53,7 @@ class KernelInfo:
 class Lowered:
     def __init__(self, program):
         self.program = program
-        self.compiled = compile_program(program)
+        self.compiled = lowering_for(config.backend)(program)
 
     def kernels(self) -> list:
         plan = self.compiled.plan

@@ -9,11 +9,27 @@ from __future__ import annotations
 from ..config import config
 
 _factories: dict = {}
+_lowerings: dict = {}
 
 
-def register_backend(name: str, compile_program):
-    """`compile_program(program) -> executable`; executables are cached on the Program."""
+def register_backend(name: str, compile_program, lower=None):
+    """`compile_program(program) -> executable`; executables are cached on the Program.
+    A compiled backend also gives `lower(program) -> compiled form` (plan, kernels, source)
+    for `jit(f).lower(...)`."""
     _factories[name] = compile_program
+    if lower is not None:
+        _lowerings[name] = lower
+
+
+def lowering_for(name: str):
+    """`name`'s lower(), or, for a backend with no code to show (the reference), the first
+    registered compiled backend's."""
+    if name in _lowerings:
+        return _lowerings[name]
+    if not _lowerings:
+        raise RuntimeError("no compiled backend is registered: jit(f).lower() has nothing "
+                           "to show")
+    return next(iter(_lowerings.values()))
 
 
 def available_backends() -> list[str]:

@@ -263,4 +263,5 @@ def _make_executable(program: Program, target: Target):
 
 
 def register():
-    register_backend("c", executable_factory(C_TARGET))
+    register_backend("c", executable_factory(C_TARGET),
+                     lower=functools.partial(compile_program, target=C_TARGET))
