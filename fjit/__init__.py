@@ -9,7 +9,8 @@
 from . import dtypes, lax
 from .runtime import eager as _eager  # the eager trace at the bottom of every stack
 from . import numpy, tree_util
-from .api import ShapeDtypeStruct, eval_shape, jit, make_jaxpr, make_program
+from .api import (ShapeDtypeStruct, block_until_ready, eval_shape, jit, make_jaxpr,
+                  make_program)
 from .api_autodiff import (checkpoint, checkpoint_policies, grad, hessian, jacfwd, jacobian,
                            jacrev, jvp, linearize, remat, value_and_grad, vjp)
 from .api_vmap import vmap
@@ -32,7 +33,7 @@ from .typecheck import typecheck
 
 __version__ = "0.1.0"
 
-__all__ = ["jit", "make_program", "make_jaxpr", "eval_shape", "ShapeDtypeStruct", "grad",
+__all__ = ["jit", "block_until_ready", "make_program", "make_jaxpr", "eval_shape", "ShapeDtypeStruct", "grad",
            "value_and_grad", "jvp", "vjp", "linearize", "jacfwd", "jacrev", "jacobian",
            "hessian", "checkpoint", "remat", "checkpoint_policies", "vmap", "custom_jvp",
            "custom_vjp", "cross_iteration", "train_loop", "Array", "device_put", "devices",

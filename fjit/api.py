@@ -14,7 +14,7 @@ from .core import Tracer, current_trace
 from .interpreters.partial_eval import DebugInfo, building_a_program, trace_to_program
 from .lax.call import jit_p
 from .runtime.backend import executable_for
-from .tree_util import tree_flatten, tree_unflatten, treedef_tuple
+from .tree_util import tree_flatten, tree_leaves, tree_unflatten, treedef_tuple
 
 
 class _Signature:
@@ -300,6 +300,17 @@ def jit(fun=None, *, static_argnums=None, static_argnames=None, donate_argnums=N
                                  static_argnames=static_argnames,
                                  donate_argnums=donate_argnums, inline=inline)
     return JitFunction(fun, static_argnums, static_argnames, donate_argnums, inline)
+
+
+def block_until_ready(x):
+    """Wait until every array in the pytree `x` is computed; returns `x` (JAX's
+    `jax.block_until_ready`).  fjit runs every call to the end before returning today, so
+    this returns at once; it is the place to wait once dispatch becomes asynchronous."""
+    for leaf in tree_leaves(x):
+        wait = getattr(leaf, "block_until_ready", None)
+        if wait is not None:
+            wait()
+    return x
 
 
 def make_program(fun, static_argnums=None, static_argnames=None):

@@ -190,3 +190,12 @@ def test_eager_and_jit_results_agree_on_dtype_and_weak_type():
         for e, j in zip(eager, jitted):
             assert e.dtype == j.dtype
             np.testing.assert_allclose(np.asarray(e, np.float64), np.asarray(j, np.float64))
+
+
+def test_block_until_ready_returns_its_argument():
+    """JAX's block_until_ready: any pytree, arrays or not, comes back as it is."""
+    tree = {"a": fjit.jit(lambda x: x * 2)(np.ones(3, np.float32)), "b": (1, "s", None)}
+    assert fjit.block_until_ready(tree) is tree
+    np.testing.assert_array_equal(tree["a"], [2, 2, 2])
+    x = jnp.arange(3)
+    assert fjit.block_until_ready(x) is x and x.block_until_ready() is x
