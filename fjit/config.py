@@ -48,11 +48,35 @@ def _names(value) -> frozenset:
     return frozenset(v.strip() for v in value if v and v.strip())
 
 
+# the compiler's loop passes, each of which the `passes` option can turn off
+PASSES = ("reorder", "tile", "parallelize", "vectorize", "unroll", "fuse_rows")
+
+
+def parse_passes(value) -> frozenset:
+    """The passes to turn off, from '-tile,-unroll' (a bad item raises, naming the passes)."""
+    off = set()
+    for item in str(value or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        if not (item.startswith("-") and item[1:] in PASSES):
+            raise ValueError(f"fjit.config: cannot read {item!r} in the passes option; write "
+                             f"'-pass' to turn a pass off, one of {list(PASSES)}")
+        off.add(item[1:])
+    return frozenset(off)
+
+
+def _passes(value) -> str:
+    parse_passes(value)
+    return str(value or "")
+
+
 def _env_bool(name: str, default: bool) -> bool:
+    """Unset: the default; empty, 0, false, no or off: False; anything else: True."""
     value = os.environ.get(name)
     if value is None:
         return default
-    return value.strip().lower() in ("1", "true", "yes", "on")
+    return value.strip().lower() not in ("", "0", "false", "no", "off")
 
 
 class _Option:
@@ -78,7 +102,7 @@ _OPTIONS = {
         _Option("blas", "", "FJIT_BLAS", str,
                 "The BLAS library GEMM kernels may call: a path, 'none', or empty for NumPy's "
                 "bundled OpenBLAS.", False),
-        _Option("passes", "", "FJIT_PASSES", str,
+        _Option("passes", "", "FJIT_PASSES", _passes,
                 "Compiler passes to turn off, as '-tile,-unroll' (reorder, tile, parallelize, "
                 "vectorize, unroll, fuse_rows: fjit.compiler.schedule.Options).", False),
         _Option("cache_dir", "", "FJIT_CACHE_DIR", _cache_dir,

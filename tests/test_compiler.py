@@ -397,9 +397,11 @@ def test_compiler_settings_are_config_options(tmp_path, run_fjit, set_option, mo
     assert cache.configured_dir() == str(elsewhere)
     fjit.jit(lambda x: x * 3.25 - 1.0)(np.ones(5, np.float32))
     assert any(p.suffix == ".so" for p in elsewhere.iterdir())
-    set_option("passes", "-unrol")
-    with pytest.raises(ValueError, match="'-unrol'.*unroll"):
-        fjit.jit(lambda x: x * 4.5)(np.ones(7, np.float32))
+    with pytest.raises(ValueError, match="'-unrol'.*unroll"):   # at once, not at a compile
+        set_option("passes", "-unrol")
+    from fjit.compiler.schedule import Options
+    from fjit.config import PASSES
+    assert tuple(Options.__dataclass_fields__) == PASSES
 
 
 def test_the_c_target_has_code_for_every_elementwise_op():

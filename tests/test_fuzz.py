@@ -169,6 +169,9 @@ def test_mismatches_within_the_programs_own_sensitivity_are_not_failures():
                                    [perturbed])               # beyond the sensitivity
     assert not _within_sensitivity((np.array([1, 2]),), (np.array([1, 3]),),
                                    [(np.array([1, 2]),)])      # a stable integer is exact
+    assert _within_sensitivity((np.array([10]),), (np.array([11]),), [(np.array([12]),)])
+    assert not _within_sensitivity((np.array([10]),), (np.array([14]),),
+                                   [(np.array([11]),)])        # an integer: moved as far
 
 
 def test_rounding_noise_moves_libm_and_half_results_by_a_few_ulps_and_goes_away():
@@ -185,6 +188,10 @@ def test_rounding_noise_moves_libm_and_half_results_by_a_few_ulps_and_goes_away(
     half = np.abs(s16.view(np.int16).astype(np.int64) - (h * np.float16(3)).view(np.int16))
     assert half.max() == 1 and half.any()                          # float16 mul: one ulp
     np.testing.assert_array_equal(np.asarray(jnp.exp(jnp.asarray(x))), np.exp(x))  # restored
+    from fjit.testing.noise import _nudged
+    for dtype in (np.float16, np.float32):
+        top = np.full(1000, np.finfo(dtype).max, dtype)
+        assert np.isfinite(_nudged(top, 2, np.random.default_rng(0))).all()  # never past it
 
 
 def test_a_discontinuity_one_libm_ulp_away_is_not_a_failure():
@@ -207,3 +214,20 @@ def test_a_discontinuity_one_libm_ulp_away_is_not_a_failure():
     shifted = expected[0].copy()
     shifted[0] = shifted[1]                   # a wrong value, as a bad index gives
     assert not _within_sensitivity(expected, (shifted,), runs)
+
+
+def test_rounding_noise_does_not_stay_in_executables_built_under_it():
+    """The reference backend caches an executable on its Program: one built inside the
+    noise must compute exactly afterwards (it looks each impl up when it runs)."""
+    from fjit.testing.noise import rounding_noise
+    saved = fjit.config.backend
+    fjit.config.update("backend", "reference")
+    try:
+        f = fjit.jit(lambda v: jnp.exp(v) * 2.0)
+        x = np.linspace(-1, 1, 1000).astype(np.float32)
+        with rounding_noise(1):
+            noisy = np.asarray(f(x))
+        assert (noisy != np.exp(x) * 2).any()
+        np.testing.assert_array_equal(np.asarray(f(x)), np.exp(x) * 2)
+    finally:
+        fjit.config.update("backend", saved)

@@ -130,6 +130,13 @@ def test_a_value_compared_with_its_own_maximum_is_not_recomputed_differently():
         assert int(count) == 1, fn
         grad = fjit.jit(fjit.grad(lambda v: jnp.max(fn(v))))(v)
         assert np.count_nonzero(np.asarray(grad)) == 1, fn
+    # compared after a gather or a broadcast (found in review: 0 for 11 of 20 seeds of exp)
+    for seed in range(20):
+        v = np.random.default_rng(seed).standard_normal(37).astype(np.float32)
+        at_argmax = fjit.jit(lambda v: jnp.sum(jnp.exp(v) == jnp.exp(v)[jnp.argmax(jnp.exp(v))]))
+        assert int(at_argmax(v)) == 1, seed
+        outer = fjit.jit(lambda v: jnp.sum(jnp.tanh(v)[:, None] == jnp.tanh(v)[None, :]))
+        assert int(outer(v)) == 37, seed
 
 
 def test_scatter_set_with_a_small_inner_dimension():

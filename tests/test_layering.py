@@ -127,3 +127,20 @@ def test_settings_are_read_from_the_environment_only_by_config():
                     isinstance(node.value, ast.Name) and node.value.id == "os":
                 readers.add(name)
     assert readers - {"fjit.config"} == set(ENVIRONMENT_USERS)
+
+
+def test_no_import_the_checks_above_cannot_see():
+    """`import fjit.x` binds `fjit` (the whole user API) in a lower layer; importlib and
+    __import__ hide what is imported.  Lower layers use relative imports only."""
+    found = []
+    for name, path in modules():
+        low = RANK[layer_of(name)] < RANK["api"]
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if low and isinstance(node, ast.Import) and \
+                    any(a.name == "fjit" or a.name.startswith("fjit.") for a in node.names):
+                found.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}: import fjit")
+            if isinstance(node, ast.Call) and (
+                    (isinstance(node.func, ast.Name) and node.func.id == "__import__") or
+                    (isinstance(node.func, ast.Attribute) and node.func.attr == "import_module")):
+                found.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}: dynamic import")
+    assert not found, "\n".join(found)

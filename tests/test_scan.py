@@ -199,3 +199,12 @@ def test_a_carry_reset_from_known_values_still_differentiates():
     np.testing.assert_allclose(float(fjit.grad(f)(1.5)), 3.0, rtol=1e-6)
     np.testing.assert_allclose(float(fjit.jit(fjit.grad(f))(1.5)), 3.0, rtol=1e-6)
     check_grads(f, (1.5,), order=2)
+
+
+def test_fori_loop_index_is_weakly_typed_like_jax():
+    """With Python bounds the index is a weak int: `v + i` keeps v's int8 (JAX does the same;
+    a strong int32 index made it a type error)."""
+    out = lax.fori_loop(0, 3, lambda i, v: v + i, jnp.int8(1))
+    assert out.dtype == np.int8 and int(out) == 4
+    out = fjit.jit(lambda v: lax.fori_loop(0, 3, lambda i, v: v + i, v))(jnp.int8(1))
+    assert out.dtype == np.int8 and int(out) == 4

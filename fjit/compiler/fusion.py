@@ -381,7 +381,7 @@ def plan_block(plan, flat, in_buffers, kernels, target, out_role):
                 if _producible_expr(expr, target):
                     produced[v] = expr
                     continue
-            if v in forced or _worth_materializing(v, gens, consumers[v], target) or \
+            if v in forced or _worth_materializing(v, gens, consumers, target) or \
                     _strided_reduction(eqn):
                 buf = plan.new_buffer(v.aval.shape, v.aval.dtype,
                                       out_role if v in outset else "temp")
@@ -479,24 +479,38 @@ def _strided_reduction(eqn) -> bool:
 _COMPARISONS = ("eq", "ne", "lt", "le", "gt", "ge")
 
 
-def _worth_materializing(var, gens, uses, target) -> bool:
+def _worth_materializing(var, gens, consumers, target) -> bool:
+    uses = consumers[var]
     reads = sum(_read_factor(eqn, pos, var) for eqn, pos in uses)
     if reads <= 1:
         return False
     expr = gens[var](_identity_index(var.aval.shape), Context(var.aval.shape))
-    if _compared_with_its_reduction(uses) and scalar.calls_libm(expr):
+    if _compared_with_itself(var, consumers) and scalar.calls_libm(expr):
         return True
     return scalar.cost(expr) * (reads - 1) > target.recompute_budget
 
 
-def _compared_with_its_reduction(uses) -> bool:
-    """A value both reduced and compared, as in `y == max(y)` (and the gradient of max and
-    min, whose indicator is exactly that): the comparison must see the very bits the
-    reduction saw.  Recomputed in two kernels, a libm call may round differently in each
-    (vectorised in one, scalar in the other), and no element equals the maximum."""
-    names = {eqn.primitive.name for eqn, _ in uses}
-    families = {eqn.primitive.family for eqn, _ in uses}
-    return bool(names & set(_COMPARISONS)) and "reduce" in families
+_MOVES = ("broadcast", "reindex")   # families that only move elements
+
+
+def _compared_with_itself(var, consumers) -> bool:
+    """A value compared (directly or after broadcasts, slices, gathers) and also read other
+    than element by element: `y == max(y)` and the gradient of max and min (whose indicator
+    is exactly that), `y == y[argmax(y)]`, `y[:, None] == y[None, :]`.  The comparison must
+    see the very bits the other read saw, but recomputed at two places a libm call may round
+    differently (a vectorised loop calls libmvec, a scalar one libm), and no element equals
+    the maximum.  A value read only element-wise is computed once per kernel."""
+    elsewhere = any(eqn.primitive.family != "elementwise" for eqn, _ in consumers[var])
+    seen, frontier = set(), [var]
+    while frontier:
+        v = frontier.pop()
+        for eqn, _ in consumers.get(v, ()):
+            if eqn.primitive.name in _COMPARISONS:
+                return elsewhere
+            if eqn.primitive.family in _MOVES and id(eqn) not in seen:
+                seen.add(id(eqn))
+                frontier.extend(eqn.outvars)
+    return False
 
 
 def _attribute_inlined_eqns(kernels, flat, buffer_of):

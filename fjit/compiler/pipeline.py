@@ -15,12 +15,22 @@ from .flatten import flatten
 from .fusion import plan_program
 from .schedule import Options, fuse_rows, schedule_kernel
 
-log = logging.getLogger("fjit.compile")
-if "compile" in config.log:  # FJIT_LOG=compile: one line per build
-    _handler = logging.StreamHandler()
-    _handler.setFormatter(logging.Formatter("fjit: %(message)s"))
-    log.addHandler(_handler)
-    log.setLevel(logging.INFO)
+_log = logging.getLogger("fjit.compile")
+_handler = logging.StreamHandler()
+_handler.setFormatter(logging.Formatter("fjit: %(message)s"))
+
+
+def compile_log() -> logging.Logger:
+    """The "fjit.compile" logger, printing to stderr while the `log` option names
+    "compile" (checked at each use, so config.update("log", "compile") takes effect)."""
+    wanted = "compile" in config.log
+    if wanted and _handler not in _log.handlers:
+        _log.addHandler(_handler)
+        _log.setLevel(logging.INFO)
+    elif not wanted and _handler in _log.handlers:
+        _log.removeHandler(_handler)
+        _log.setLevel(logging.NOTSET)
+    return _log
 
 NATIVE_CONTROL = {"scan", "while", "cond"}  # compiled as loops and switches in the kernels
 

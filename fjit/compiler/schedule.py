@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import dtypes
+from ..config import PASSES, parse_passes
 from ..lax import indexexpr as ix
 from . import ranges, scalar
 from .fusion import GemmKernel, ScatterKernel
@@ -49,14 +50,8 @@ class Options:
     def from_string(cls, text: str | None):
         """Options with the passes named '-pass' in a comma-separated `text` turned off."""
         options = cls()
-        for item in (text or "").split(","):
-            item = item.strip()
-            if not item:
-                continue
-            if not (item.startswith("-") and item[1:] in cls.__dataclass_fields__):
-                raise ValueError(f"fjit passes option: cannot read {item!r}; write '-pass' to "
-                                 f"turn a pass off, one of {sorted(cls.__dataclass_fields__)}")
-            setattr(options, item[1:], False)
+        for name in parse_passes(text):
+            setattr(options, name, False)
         return options
 
 

@@ -152,7 +152,9 @@ def fori_loop(lower, upper, body_fun, init_val, unroll=None):
         def step(carry, _):
             i, val = carry
             return (i + 1, body_fun(i, val)), None
-        (_, val), _ = scan(step, (convert_element_type(lower, np.int32), init_val), None,
+        # the index is a weakly typed int, as in JAX: `v + i` keeps v's integer type
+        index = convert_element_type(lower, dtypes.default_int(), weak_type=True)
+        (_, val), _ = scan(step, (index, init_val), None,
                            length=max(upper - lower, 0), unroll=unroll or 1)
         return val
     from .while_loop import while_loop

@@ -22,8 +22,8 @@ def register_backend(name: str, compile_program, lower=None):
 
 
 def lowering_for(name: str):
-    """`name`'s lower(), or, for a backend with no code to show (the reference), the first
-    registered compiled backend's."""
+    """`name`'s lower(), or, for a backend registered without one (the reference), the
+    first registered backend's that has one (the C target's)."""
     if name in _lowerings:
         return _lowerings[name]
     if not _lowerings:

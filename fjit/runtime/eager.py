@@ -4,7 +4,8 @@ An ordinary primitive runs its NumPy reference (`impl`).  Calls and control flow
 compiled, on the configured backend:
   * `jit`/`checkpoint` calls (and `custom_jvp`/`custom_vjp` calls, registered by
     fjit.custom_derivatives): their Program's executable;
-  * `cond`: the taken branch's executable;
+  * a `cond` equation (bound directly, or met by the reference backend): the taken
+    branch's executable (an eager `lax.cond` call runs its chosen branch op by op);
   * `scan`/`while`: one Program holding the whole loop, so the loop is native; on the
     reference backend (whose executable would come back here), a Python loop over the body's
     executable.

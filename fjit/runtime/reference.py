@@ -26,6 +26,14 @@ _mul_p = ELEMENTWISE["mul"]
 _reduce_sum_p = REDUCE_PRIMITIVES["sum"]
 
 
+def _impl_of(primitive):
+    """`primitive.impl`, looked up at each call: executables are cached on their Program, and
+    one built while an impl is swapped (fjit.testing.noise) must not keep the swap."""
+    def impl(*values, **params):
+        return primitive.impl(*values, **params)
+    return impl
+
+
 class ReferenceExecutable:
     """A Program planned for repeated execution on NumPy arrays.  Calls and control flow in
     it run their sub-Programs on `control_backend` (a compiled backend hosting loops it does
@@ -59,7 +67,7 @@ class ReferenceExecutable:
                 ins = [slot_of(a) for a in operands]
             else:   # calls and control flow through the eager runtime's runners
                 fn = functools.partial(run_control(eqn.primitive, control_backend) or
-                                       eqn.primitive.impl, **eqn.params)
+                                       _impl_of(eqn.primitive), **eqn.params)
                 ins = [slot_of(a) for a in eqn.invars]
             outs = [slot_of(v) for v in eqn.outvars]
             self.steps.append((fn, ins, outs, eqn.primitive.multiple_results))

@@ -41,6 +41,8 @@ def _nudged(value, ulps, rng):
     with np.errstate(invalid="ignore", over="ignore"):
         movable = np.isfinite(value.astype(np.float64)) & ((bits & magnitude_mask) > ulps)
     moved = (bits.astype(np.int64) + step).astype(bits.dtype)
+    with np.errstate(invalid="ignore", over="ignore"):   # the largest finite value stays finite
+        movable &= np.isfinite(moved.view(value.dtype).astype(np.float64))
     return np.where(movable, moved, bits).view(value.dtype)
 
 

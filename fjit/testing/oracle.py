@@ -189,14 +189,16 @@ def _within_sensitivity(expected, got, disturbed):
             continue
         moves = [r[k][off].astype(np.float64) for r in runs
                  if r[k].shape == e.shape and r[k].dtype == e.dtype]
+        factor = 1 if e.dtype.kind in "biu" else SENSITIVITY_FACTOR
         if not moves or not np.all(_explained(e[off].astype(np.float64),
-                                              g[off].astype(np.float64), moves)):
+                                              g[off].astype(np.float64), moves, factor)):
             return False
     return True
 
 
-def _explained(e, g, moves):
-    """Per element: does some disturbed value `p` in `moves` account for g's departure?"""
+def _explained(e, g, moves, factor):
+    """Per element: does some disturbed value `p` in `moves` account for g's departure (a
+    finite one when it moved at least 1/factor as far)?"""
     with np.errstate(invalid="ignore"):
         change = np.abs(g - e)
         explained = np.zeros(e.shape, bool)
@@ -205,7 +207,7 @@ def _explained(e, g, moves):
             explained |= nan_flip & (np.isnan(p) == np.isnan(g))
             moved = np.where(np.isnan(p) != np.isnan(e), np.inf, np.abs(p - e))
             finite = np.isfinite(e) & np.isfinite(g)
-            explained |= finite & (change <= SENSITIVITY_FACTOR * moved)
+            explained |= finite & (change <= factor * moved)
             explained |= ~nan_flip & ~finite & (p == g)
     return explained
 

@@ -22,7 +22,7 @@ from ....runtime.backend import register_backend
 from ....runtime.memory import MIN_POOLED_BYTES, pool
 from ....runtime.reference import ReferenceExecutable
 from ... import cache
-from ...pipeline import NotNative, check_fits_in_memory, log, lower_program
+from ...pipeline import NotNative, check_fits_in_memory, compile_log, lower_program
 from ...schedule import Options
 from ...target import Target
 from . import C_TARGET, render
@@ -159,10 +159,10 @@ class CExecutable:
         compiled = compile_program(program, target=target)
         check_fits_in_memory(compiled.program, compiled.flat, compiled.plan)
         self.library, how = load_library(compiled)  # held: unloaded after us
-        log.info("compile %s: %d kernels, %s, cache %s (%.3fs)", program.name or "program",
-                 len(compiled.scheduled), compiled.key,
-                 "hit" if how in ("memory", "disk") else f"miss, {how}",
-                 time.perf_counter() - start)
+        compile_log().info("compile %s: %d kernels, %s, cache %s (%.3fs)",
+                           program.name or "program", len(compiled.scheduled), compiled.key,
+                           "hit" if how in ("memory", "disk") else f"miss, {how}",
+                           time.perf_counter() - start)
         self.cache_state = how
         # Only the plan is kept, not `compiled` (its source, or the Program, whose cache holds
         # this executable: a cycle would keep an evicted executable alive until a full GC).
@@ -258,7 +258,7 @@ def _make_executable(program: Program, target: Target):
     except NotNative as why:
         # Control flow: the reference interpreter runs the loop, and each body is a
         # compiled Program of its own (executable_for on this backend).
-        log.info("compile %s: not native (%s)", program.name or "program", why)
+        compile_log().info("compile %s: not native (%s)", program.name or "program", why)
         return ReferenceExecutable(program, control_backend=target.name)
 
 

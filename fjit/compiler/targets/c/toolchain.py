@@ -27,14 +27,14 @@ VECTOR_FUNCTIONS = ["exp", "exp2", "log", "log1p", "expm1", "sin", "cos", "tan",
 # -ffp-contract=off: no a*b+c fused into one FMA behind our back.  A contraction rounds once
 # where the Program rounds twice, so results would depend on which equations fusion put in
 # one kernel (and differ from the reference interpreter); the GEMM kernels use FMA on purpose.
-# -fno-thread-jumps -fno-tree-sink: fjit writes every load unconditionally; these two passes
-# move a load under a condition, if-conversion then makes it a masked load, and gcc 12.2
-# vectorises masked loads in a loop whose small inner loop it unrolled completely into wrong
-# code (`x.at[idx].set(v)` on a [4, 3] array kept 0 instead of x at unindexed rows; found by
-# the fuzzer, tests/test_fuzz_regressions.py).
+# -fno-thread-jumps -fno-tree-sink (gcc only): fjit writes every load unconditionally; these
+# two passes move a load under a condition, if-conversion then makes it a masked load, and
+# gcc 12.2 vectorises masked loads in a loop whose small inner loop it unrolled completely
+# into wrong code (`x.at[idx].set(v)` on a [4, 3, 1] array kept 0 instead of x at unindexed
+# rows; found by the fuzzer, tests/test_fuzz_regressions.py).
+GCC_FLAGS = ["-fno-thread-jumps", "-fno-tree-sink"]
 BASE_FLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-ffp-contract=off", "-fwrapv",
-              "-fno-strict-aliasing", "-fno-thread-jumps", "-fno-tree-sink", "-shared", "-fPIC",
-              "-std=gnu11", "-w"]
+              "-fno-strict-aliasing", *GCC_FLAGS, "-shared", "-fPIC", "-std=gnu11", "-w"]
 
 
 class Toolchain:
@@ -87,7 +87,8 @@ def _toolchain(cflags: str, preferred_cc: str) -> Toolchain | None:
                                  timeout=30).stdout.splitlines()[0]
     except (OSError, subprocess.SubprocessError, IndexError):
         return None
-    flags = BASE_FLAGS + cflags.split()
+    clang = "clang" in version.lower()
+    flags = [f for f in BASE_FLAGS if not (clang and f in GCC_FLAGS)] + cflags.split()
     probe = _probe(cc, version, flags)
     if probe is None:
         return None
