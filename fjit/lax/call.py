@@ -14,11 +14,11 @@ the rest inside the backward pass.
 """
 from __future__ import annotations
 
-from ..core import Eqn, Primitive, Var, evaluate_reference, type_error
+from ..core import (Eqn, Primitive, Var, eval_program, evaluate_reference, set_current_trace,
+                    type_error)
 from ..interpreters import ad, batching
-from ..interpreters.partial_eval import (StagingTrace, dce_program, dce_rules,
-                                         partial_eval_program, partial_eval_program_rules,
-                                         partial_eval_rules)
+from ..interpreters.partial_eval import (StagingTrace, dce_program, dce_rules, partial_eval_program,
+                                         partial_eval_program_rules, partial_eval_rules)
 
 
 class CallPrimitive(Primitive):
@@ -138,7 +138,6 @@ def _partial_eval(primitive):
         unknown = [trace.is_unknown(a) for a in args]
         policy = _policy(primitive, params, None)
         known_prog, unknown_prog, out_unknown, num_res = _split(program, unknown, policy)
-        from ..core import eval_program, set_current_trace
         known_args = [a for a, u in zip(args, unknown) if not u]
         with set_current_trace(trace.parent):
             if known_prog.eqns:

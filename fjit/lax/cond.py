@@ -34,6 +34,7 @@ from ..interpreters.partial_eval import (DebugInfo, StagingTrace, dce_program, d
                                          partial_eval_program_rules, partial_eval_rules,
                                          trace_to_program)
 from ..tree_util import keystr, tree_flatten, tree_unflatten, treedef_paths
+from ..typecheck import typecheck
 
 
 # --- helpers shared with while_loop -----------------------------------------------------------
@@ -85,7 +86,6 @@ def share_consts(traced):
 def checked(program: Program) -> Program:
     """A Program built by hand, typechecked when the tests ask for it."""
     if config.check_programs:
-        from ..typecheck import typecheck
         typecheck(program)
     return program
 

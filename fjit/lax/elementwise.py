@@ -17,6 +17,9 @@ import numpy as np
 from .. import dtypes
 from ..core import Primitive, ShapedArray, type_error
 from ..errors import FjitTypeError, FjitValueError
+from ..interpreters import ad, batching
+from ..interpreters.ad import Zero, add_tangents, instantiate, is_linear, unbroadcast
+from ..interpreters.batching import bdim_at_front
 from ..limits import check_fits_in_memory
 
 # --- dtype rules ------------------------------------------------------------------------------
@@ -219,7 +222,6 @@ def _c(x, value):
 def partials(*derivatives):
     """jvp from one derivative function per operand (None: no dependence on that operand)."""
     def rule(primals, tangents, out, **params):
-        from ..interpreters.ad import Zero, add_tangents
         total = Zero(None)
         for d, t in zip(derivatives, tangents):
             if d is not None and not isinstance(t, Zero):
@@ -230,17 +232,14 @@ def partials(*derivatives):
 
 def zero_derivative(primals, tangents, out, **params):
     """Piecewise-constant ops (floor, sign, comparisons, ...) have zero derivative."""
-    from ..interpreters.ad import Zero
     return Zero(None)
 
 
 def _add_jvp(primals, tangents, out):
-    from ..interpreters.ad import add_tangents
     return add_tangents(tangents[0], tangents[1])
 
 
 def _sub_jvp(primals, tangents, out):
-    from ..interpreters.ad import Zero
     tx, ty = tangents
     if isinstance(ty, Zero):
         return tx
@@ -252,7 +251,6 @@ def _neg_jvp(primals, tangents, out):
 
 
 def _select_jvp(primals, tangents, out):
-    from ..interpreters.ad import Zero, instantiate
     _, ta, tb = tangents
     if isinstance(ta, Zero) and isinstance(tb, Zero):
         return Zero(None)
@@ -263,7 +261,6 @@ def _select_jvp(primals, tangents, out):
 
 
 def _convert_jvp(primals, tangents, out, new_dtype, weak_type):
-    from ..interpreters.ad import Zero
     if not dtypes.is_float(new_dtype) or not dtypes.is_float(primals[0].dtype):
         return Zero(None)
     return _lax().convert_element_type(tangents[0], new_dtype)
@@ -274,7 +271,6 @@ def _extremum_jvp(wins_if):
     ties (JAX's balanced rule), else 0.  Selected, not multiplied by a 0/1 mask, so an inf or
     NaN tangent of the operand that lost does not leak into the result."""
     def rule(primals, tangents, out):
-        from ..interpreters.ad import Zero, add_tangents
         lax = _lax()
         total = Zero(None)
         for mine, other, t in ((primals[0], primals[1], tangents[0]),
@@ -508,7 +504,6 @@ PRIMITIVES = {op.name: ElementwisePrimitive(op) for op in TABLE}
 
 def _jvp_rule(primitive):
     def rule(primals, tangents, **params):
-        from ..interpreters.ad import Zero
         out = primitive.bind(*primals, **params)
         if not dtypes.is_float(out.dtype):
             return out, Zero(None)
@@ -525,7 +520,6 @@ def _batching_rule(primitive):
     """Element-wise ops batch element-wise: batch dims to the front, unbatched full-shape
     operands broadcast along it (rank-0 operands broadcast by themselves)."""
     def rule(axis_size, values, dims, **params):
-        from ..interpreters.batching import bdim_at_front
         lax = _lax()
         shapes = [v.shape if d is None else v.shape[:d] + v.shape[d + 1:]
                   for v, d in zip(values, dims)]
@@ -544,25 +538,21 @@ def _batching_rule(primitive):
 
 
 def _transpose_add(ct, x, y):
-    from ..interpreters.ad import is_linear, unbroadcast
     return [unbroadcast(x.aval, ct) if is_linear(x) else None,
             unbroadcast(y.aval, ct) if is_linear(y) else None]
 
 
 def _transpose_sub(ct, x, y):
-    from ..interpreters.ad import Zero, is_linear, unbroadcast
     neg = ct if isinstance(ct, Zero) else _lax().neg(ct)
     return [unbroadcast(x.aval, ct) if is_linear(x) else None,
             unbroadcast(y.aval, neg) if is_linear(y) else None]
 
 
 def _transpose_neg(ct, x):
-    from ..interpreters.ad import Zero
     return [ct if isinstance(ct, Zero) else _lax().neg(ct)]
 
 
 def _transpose_mul(ct, x, y):
-    from ..interpreters.ad import Zero, is_linear, unbroadcast
     if is_linear(x) and is_linear(y):
         raise FjitTypeError("transpose of mul: both operands are linear, so the product is not")
     if isinstance(ct, Zero):
@@ -573,7 +563,6 @@ def _transpose_mul(ct, x, y):
 
 
 def _transpose_div(ct, x, y):
-    from ..interpreters.ad import Zero, is_linear, unbroadcast
     if is_linear(y):
         raise FjitTypeError("transpose of div: the divisor is linear, so the quotient is not")
     if isinstance(ct, Zero):
@@ -582,7 +571,6 @@ def _transpose_div(ct, x, y):
 
 
 def _transpose_select(ct, pred, a, b):
-    from ..interpreters.ad import Zero, is_linear, unbroadcast
     if is_linear(pred):
         raise FjitTypeError("transpose of select: the predicate cannot be linear")
     if isinstance(ct, Zero):
@@ -595,14 +583,12 @@ def _transpose_select(ct, pred, a, b):
 
 
 def _transpose_convert(ct, x, new_dtype, weak_type):
-    from ..interpreters.ad import Zero
     if isinstance(ct, Zero):
         return [None]
     return [_lax().convert_element_type(ct, x.aval.dtype, x.aval.weak_type)]
 
 
 def _register_rules():
-    from ..interpreters import ad, batching
     for primitive in PRIMITIVES.values():
         ad.jvp_rules[primitive] = _jvp_rule(primitive)
         batching.batching_rules[primitive] = _batching_rule(primitive)

@@ -20,13 +20,14 @@ import numpy as np
 
 from .. import dtypes
 from ..array import aval_of
-from ..core import Eqn, Primitive, Program, Var, evaluate_reference, type_error
+from ..core import (Eqn, Primitive, Program, Var, eval_program, evaluate_reference,
+                    set_current_trace, type_error)
+from ..errors import FjitTypeError, FjitValueError
 from ..interpreters import ad, batching
 from ..interpreters.partial_eval import (DebugInfo, StagingTrace, dce, dce_program, dce_rules,
-                                         partial_eval_program, partial_eval_program_rules,
-                                         partial_eval_rules, param_program,
+                                         param_program, partial_eval_program,
+                                         partial_eval_program_rules, partial_eval_rules,
                                          trace_to_program)
-from ..errors import FjitTypeError, FjitValueError
 from ..tree_util import tree_flatten, tree_leaves, tree_map, tree_structure, tree_unflatten
 
 
@@ -232,7 +233,6 @@ def _jvp_body(program, nonzero, instantiate_out):
     out_nonzero = []
 
     def fun(*args):
-        from ..core import eval_program
         primals, tangents = list(args[:n]), iter(args[n:])
         full = [next(tangents) if nz else ad.Zero(v.aval)
                 for v, nz in zip(program.invars, nonzero)]
@@ -342,7 +342,6 @@ def _split_forcing(program, num_consts, num_carry, u_consts, u_carry, u_xs):
     unknown but whose new value the body computes from known values alone (reset to a
     constant) still has to come out of the unknown scan.  select(True, new, old) has the
     value `new` and depends on the unknown `old`."""
-    from ..core import eval_program
     from . import full, select
 
     def fun(*args):
@@ -396,7 +395,6 @@ def _scan_partial_eval(trace, args, params):
     unknown = plan["unknown_in"]
     # a carry that became unknown may still be a known value here: the staged equation
     # reads it like any known value (it becomes a residual of the trace)
-    from ..core import set_current_trace
     k_consts, k_carry = _known_counts(plan, num_consts, num_carry)
     known_args = [a for a, u in zip(args, unknown) if not u]
     with set_current_trace(trace.parent):
@@ -539,7 +537,6 @@ def _scan_batch(axis_size, values, dims, program, num_consts, num_carry, length,
 
 def _batch_with_outputs(program, in_dims, axis_size, out_batched):
     """The batched body with exactly the outputs in out_batched batched at axis 0."""
-    from ..core import eval_program
 
     def fun(*args):
         outs, dims = batching.batch_flat(lambda *xs: eval_program(program, *xs), list(args),

@@ -13,6 +13,8 @@ import numpy as np
 from .. import dtypes
 from ..core import Primitive, ShapedArray, type_error
 from ..errors import FjitShapeError
+from ..interpreters import ad, batching
+from ..interpreters.ad import Zero
 from .elementwise import ANY, INTBOOL, NUM
 
 
@@ -124,7 +126,6 @@ def _sum_jvp(primals, tangents, axes):
 
 
 def _sum_transpose(ct, x, axes):
-    from ..interpreters.ad import Zero
     if isinstance(ct, Zero):
         return [None]
     shape = x.aval.shape
@@ -189,7 +190,6 @@ def _reduce_batch(name):
 
 def _arg_jvp(primitive):
     def rule(primals, tangents, **params):
-        from ..interpreters.ad import Zero
         return primitive.bind(primals[0], **params), Zero(None)
     return rule
 
@@ -204,7 +204,6 @@ def _arg_batch(primitive):
 
 
 def _register_rules():
-    from ..interpreters import ad, batching
     ad.jvp_rules[REDUCE_PRIMITIVES["sum"]] = _sum_jvp
     ad.transpose_rules[REDUCE_PRIMITIVES["sum"]] = _sum_transpose
     ad.jvp_rules[REDUCE_PRIMITIVES["max"]] = _chooser_jvp("max")

@@ -20,9 +20,12 @@ import numpy as np
 
 from .. import dtypes
 from ..core import Primitive, ShapedArray, type_error
+from ..errors import FjitTypeError
+from ..interpreters import ad, batching
+from ..interpreters.ad import Zero, is_linear
+from ..interpreters.batching import bdim_at_front, moveaxis
 from . import indexexpr as ix
 from .reduce import MONOIDS
-from ..errors import FjitTypeError
 
 MONOID_OF_OP = {m.name: m for m in MONOIDS.values()}  # add, mul, max, min, and, or
 
@@ -180,7 +183,6 @@ def _reindex_jvp(primals, tangents, shape, index, fill, fill_if):
 
 
 def _reindex_transpose(ct, x, *index_arrays, shape, index, fill, fill_if):
-    from ..interpreters.ad import Zero, is_linear
     if any(is_linear(a) for a in index_arrays):
         raise FjitTypeError("transpose of reindex: index operands cannot be linear")
     if isinstance(ct, Zero):
@@ -191,7 +193,6 @@ def _reindex_transpose(ct, x, *index_arrays, shape, index, fill, fill_if):
 
 
 def _scatter_add_transpose(ct, x, *index_arrays, op, shape, index, drop_if):
-    from ..interpreters.ad import Zero, is_linear
     if op != "add" or any(is_linear(a) for a in index_arrays):
         raise FjitTypeError(f"transpose of reindex_reduce: only op='add' with non-linear index "
                             f"operands is linear (got op={op!r})")
@@ -271,7 +272,6 @@ def _shift_for_batch(expr, batched_operands):
 
 
 def _batch_operands(axis_size, values, dims, x_must_batch):
-    from ..interpreters.batching import bdim_at_front, moveaxis
     x, x_dim = values[0], dims[0]
     if x_dim is not None or x_must_batch:
         x = bdim_at_front(x, x_dim, axis_size)
@@ -301,7 +301,6 @@ def _reindex_reduce_batch(axis_size, values, dims, op, shape, index, drop_if):
 
 
 def _register_rules():
-    from ..interpreters import ad, batching
     ad.jvp_rules[reindex_p] = _reindex_jvp
     ad.transpose_rules[reindex_p] = _reindex_transpose
     batching.batching_rules[reindex_p] = _reindex_batch

@@ -10,6 +10,9 @@ import numpy as np
 from .. import dtypes
 from ..core import Primitive, ShapedArray, type_error
 from ..errors import FjitShapeError
+from ..interpreters import ad, batching
+from ..interpreters.ad import Zero
+from ..interpreters.batching import moveaxis
 
 
 def _check_shape(opname, shape):
@@ -105,7 +108,6 @@ def _broadcast_jvp(primals, tangents, shape, broadcast_dimensions):
 
 def _broadcast_transpose(ct, x, shape, broadcast_dimensions):
     """Sum the cotangent over the dims the broadcast created or stretched."""
-    from ..interpreters.ad import Zero
     if isinstance(ct, Zero):
         return [None]
     lax = _lax()
@@ -118,7 +120,6 @@ def _broadcast_transpose(ct, x, shape, broadcast_dimensions):
 
 
 def _broadcast_batch(axis_size, values, dims, shape, broadcast_dimensions):
-    from ..interpreters.batching import moveaxis
     x = moveaxis(values[0], dims[0], 0)
     out = broadcast_in_dim_p.bind(x, shape=(axis_size,) + shape,
                                   broadcast_dimensions=(0,) + tuple(d + 1 for d in
@@ -132,18 +133,15 @@ def _reshape_jvp(primals, tangents, new_sizes):
 
 
 def _reshape_transpose(ct, x, new_sizes):
-    from ..interpreters.ad import Zero
     return [None if isinstance(ct, Zero) else reshape_p.bind(ct, new_sizes=x.aval.shape)]
 
 
 def _reshape_batch(axis_size, values, dims, new_sizes):
-    from ..interpreters.batching import moveaxis
     x = moveaxis(values[0], dims[0], 0)
     return reshape_p.bind(x, new_sizes=(axis_size,) + new_sizes), 0
 
 
 def _register_rules():
-    from ..interpreters import ad, batching
     ad.jvp_rules[broadcast_in_dim_p] = _broadcast_jvp
     ad.transpose_rules[broadcast_in_dim_p] = _broadcast_transpose
     batching.batching_rules[broadcast_in_dim_p] = _broadcast_batch
