@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from .contractions import canonicalize
+from .flatten import flatten
+from .fusion import plan_block
+
 
 class _SubProgram:
     """A planned sub-Program: its kernels and, per output, ("buffer", id) / ("literal", v)."""
 
     def __init__(self, plan, program, in_buffers, target):
-        from .contractions import canonicalize
-        from .flatten import flatten
-        from .fusion import plan_block
         flat = flatten(program)
         if target.gemm:
             flat = canonicalize(flat, target)

@@ -31,6 +31,7 @@ import numpy as np
 from .. import dtypes
 from ..config import PASSES, parse_passes
 from ..lax import indexexpr as ix
+from ..lax.reduce import MONOIDS
 from . import ranges, scalar
 from .fusion import GemmKernel, ScatterKernel
 
@@ -447,7 +448,6 @@ def _reordered_reduction(kernel, name, plan, options, target, counter):
     red_strided = any(abs(_stride(plan, ld, red_axes[-1]) or 0) > 1 for ld in loads)
     if not (unit_inner and red_strided):
         return None
-    from ..lax.reduce import MONOIDS
     monoid = expr.data[0]
     out_buf = plan.buffers[buffer]
     outer = [Loop(k, n) for k, n in enumerate(kernel.shape[:-1])]
@@ -491,7 +491,6 @@ def _schedule_control(kernel, name, plan, options, target, counter):
 
 
 def _schedule_scatter(kernel, name, plan, options, target, counter):
-    from ..lax.reduce import MONOIDS
     out_buf = plan.buffers[kernel.out]
     bad = list(kernel.conds)
     extents = dict(enumerate(kernel.shape))
