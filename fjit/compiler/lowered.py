@@ -67,5 +67,5 @@ class Lowered:
         for info in self.kernels():
             parts.append(repr(info))
             parts.extend("    " + format_eqn(e) for e in info.eqns)
-        parts += ["", "# C source", self.compiled.source]
+        parts += ["", "# Generated source", self.compiled.source]
         return "\n".join(parts)
