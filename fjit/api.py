@@ -126,7 +126,7 @@ class _Entry:
     """One traced specialisation of a function: its Program and what running it needs."""
 
     __slots__ = ("traced", "program", "consts", "const_values", "out_tree", "out_avals", "name",
-                 "cacheable", "executable", "single_output")
+                 "cacheable", "executable", "asynchronous", "single_output")
 
     def __init__(self, traced, out_tree):
         self.traced = traced
@@ -138,6 +138,7 @@ class _Entry:
         self.out_avals = self.program.out_avals
         self.name = traced.name
         self.executable = None
+        self.asynchronous = False   # may its executable run on the device's worker?
         self.single_output = out_tree.node_type is None  # the function returns one array
 
 
@@ -255,14 +256,19 @@ class JitFunction:
             return self.fun(*args, **kwargs)
         entry, leaves = self._lookup(args, kwargs)
         if eager and entry.cacheable:
-            values = list(entry.const_values)
-            for leaf in leaves:
-                values.append((leaf if type(leaf) is Array else concrete_operand(leaf))._value)
             executable = entry.executable
             if executable is None:  # the entry belongs to one backend (it is in the key)
                 executable = entry.executable = executable_for(entry.program)
-            outs = executable(values)
-            results = [Array(v, a) for v, a in zip(outs, entry.out_avals)]
+                entry.asynchronous = getattr(executable, "asynchronous", False)
+            if entry.asynchronous and config.async_dispatch:
+                results = _submit(executable, entry, leaves)
+            else:
+                values = list(entry.const_values)
+                for leaf in leaves:
+                    values.append((leaf if type(leaf) is Array
+                                   else concrete_operand(leaf))._value)
+                outs = executable(values)
+                results = [Array(v, a) for v, a in zip(outs, entry.out_avals)]
         else:
             results = jit_p.bind(*entry.consts, *leaves, program=entry.program, name=entry.name)
         if entry.single_output:
@@ -289,6 +295,27 @@ class JitFunction:
         return f"<fjit.jit of {self._name}>"
 
 
+def _submit(executable, entry, leaves):
+    """Start an asynchronous call (fjit/runtime/dispatch.py) and return its output Arrays at
+    once.  Inputs still being computed by earlier calls are passed as their buffers: the
+    device's worker runs calls in order, so they are filled by the time this one runs."""
+    values = list(entry.const_values)
+    after = []
+    dtypes_in = executable.input_dtypes[len(values):]
+    for leaf, dtype in zip(leaves, dtypes_in):
+        if type(leaf) is not Array:
+            leaf = concrete_operand(leaf)
+        pending, buf = leaf._pending, leaf._buffer
+        if pending is not None and type(buf) is np.ndarray and buf.dtype == dtype and \
+                buf.flags.c_contiguous:
+            after.append(pending)
+            values.append(buf)
+        else:
+            values.append(leaf._value)
+    outs, pending = executable.submit(values, after)
+    return [Array(v, a, pending=pending) for v, a in zip(outs, entry.out_avals)]
+
+
 def jit(fun=None, *, static_argnums=None, static_argnames=None, donate_argnums=None,
         inline=False):
     """Compile `fun`: trace it to a Program once per argument signature and run that.
@@ -304,8 +331,8 @@ def jit(fun=None, *, static_argnums=None, static_argnames=None, donate_argnums=N
 
 def block_until_ready(x):
     """Wait until every array in the pytree `x` is computed; returns `x` (JAX's
-    `jax.block_until_ready`).  fjit runs every call to the end before returning today, so
-    this returns at once; it is the place to wait once dispatch becomes asynchronous."""
+    `jax.block_until_ready`).  Only calls dispatched asynchronously (the `async_dispatch`
+    option) can still be running; everything else returns at once."""
     for leaf in tree_leaves(x):
         wait = getattr(leaf, "block_until_ready", None)
         if wait is not None:

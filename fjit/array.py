@@ -15,14 +15,28 @@ from .tree_util import tree_map
 
 
 class Array(ArrayMethods):
-    """A concrete array.  Holds a NumPy buffer that nobody mutates, and its abstract value."""
+    """A concrete array.  Holds a NumPy buffer that nobody mutates, and its abstract value.
 
-    __slots__ = ("_value", "aval", "_device", "__weakref__")
+    An output of an asynchronous call (fjit/runtime/dispatch.py) holds its buffer before
+    the call has filled it, and a `pending` completion: reading `_value` waits for it."""
 
-    def __init__(self, value: np.ndarray, aval: ShapedArray, device: Device = CPU):
-        self._value = value
+    __slots__ = ("_buffer", "aval", "_device", "_pending", "__weakref__")
+
+    def __init__(self, value: np.ndarray, aval: ShapedArray, device: Device = CPU,
+                 pending=None):
+        self._buffer = value
         self.aval = aval
         self._device = device
+        self._pending = pending
+
+    @property
+    def _value(self) -> np.ndarray:
+        """The NumPy buffer, once whatever computes it has finished."""
+        pending = self._pending
+        if pending is not None:
+            pending.wait()           # raises the call's error, if it failed
+            self._pending = None
+        return self._buffer
 
     # --- conversion to Python / NumPy ---------------------------------------------------------
     def __array__(self, dtype=None, copy=None):
@@ -92,6 +106,9 @@ class Array(ArrayMethods):
         return {self._device}
 
     def block_until_ready(self):
+        """Wait until this array is computed (fjit.block_until_ready does a whole pytree)."""
+        if self._pending is not None:
+            self._value   # noqa: B018 -- reading waits
         return self
 
     def is_deleted(self) -> bool:

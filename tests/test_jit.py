@@ -199,3 +199,45 @@ def test_block_until_ready_returns_its_argument():
     np.testing.assert_array_equal(tree["a"], [2, 2, 2])
     x = jnp.arange(3)
     assert fjit.block_until_ready(x) is x and x.block_until_ready() is x
+
+
+@pytest.fixture
+def asynchronous(set_option):
+    set_option("async_dispatch", True)
+
+
+@pytest.mark.c_backend
+def test_asynchronous_calls_return_at_once_and_reading_waits(asynchronous):
+    """With async_dispatch a large call returns Arrays still being computed; a call reading
+    them is queued behind it (the worker runs calls in order) and values come out right."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((256, 256)).astype(np.float32)
+    f = fjit.jit(lambda x, y: jnp.tanh(x @ y) * 2.0)
+    y = f(a, a)
+    z = f(y, a)                         # reads y's buffer without waiting for it
+    assert z._pending is not None
+    want = np.tanh(np.tanh(a @ a) * 2.0 @ a) * 2.0
+    np.testing.assert_allclose(np.asarray(z), want, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(np.asarray(y), np.tanh(a @ a) * 2.0, rtol=1e-4, atol=1e-4)
+    assert fjit.block_until_ready({"y": y, "z": z})["z"] is z and z._pending is None
+    small = fjit.jit(lambda x: x * 2.0)(np.ones(3, np.float32))
+    assert small._pending is None       # small calls stay synchronous
+
+
+def test_an_asynchronous_failure_surfaces_at_the_next_wait_naming_the_call():
+    from fjit.devices import CPU
+    from fjit.runtime.dispatch import worker_for
+    worker = worker_for(CPU)
+
+    def boom():
+        raise ValueError("bad buffer")
+    failed = worker.submit(boom, "step")
+    after = worker.submit(lambda: None, "next", after=[failed])
+    with pytest.raises(RuntimeError, match="call of step failed: ValueError: bad buffer"):
+        failed.wait()
+    with pytest.raises(RuntimeError, match="reads the outputs of step"):
+        after.wait()
+    x = fjit.Array(np.zeros(2, np.float32), fjit.ShapedArray((2,), np.dtype(np.float32)),
+                   pending=failed)
+    with pytest.raises(RuntimeError, match="step failed"):
+        np.asarray(x)

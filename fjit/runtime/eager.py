@@ -47,7 +47,7 @@ class EvalTrace(Trace):
                 if isinstance(x, Tracer):
                     raise escaped_tracer_error(x)
                 x = concrete_operand(x, primitive.name)
-            values.append(x._value)
+            values.append(x._buffer if x._pending is None else x._value)
             avals.append(x.aval)
         out_avals = _abstract_eval(primitive, avals, params)
         runner = _runners.get(primitive)
