@@ -280,8 +280,9 @@ class JitFunction:
         return self._lookup(args, kwargs)[0].traced
 
     def lower(self, *args, **kwargs):
-        """What the C backend makes of this function for these arguments: the Program, the
-        kernels (with the equations each fused) and the generated C source."""
+        """What the configured compiled backend (for the reference backend: the C one) makes
+        of this function for these arguments: the Program, the kernels (with the equations
+        each fused) and the generated source."""
         from .compiler.lowered import Lowered
         return Lowered(self._lookup(args, kwargs)[0].program)
 
