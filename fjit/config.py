@@ -124,8 +124,8 @@ _OPTIONS = {
         _Option("async_dispatch", False, "FJIT_ASYNC_DISPATCH", bool,
                 "Let a large jitted call return before its native code has run, on a worker "
                 "thread (reading a value waits; fjit.block_until_ready waits for a pytree). "
-                "Off by default: on 2 cores the worker's OpenMP threads and the host's work "
-                "compete, and a training step got slower (bench/RESULTS.md).", False),
+                "Off by default until measured where it should pay (spare cores): on 2 cores "
+                "it matched the synchronous step (bench/RESULTS.md).", False),
         _Option("check_programs", False, "FJIT_CHECK_PROGRAMS", bool,
                 "Typecheck every Program right after it is traced (tests turn this on).", False),
     ]

@@ -241,3 +241,26 @@ def test_an_asynchronous_failure_surfaces_at_the_next_wait_naming_the_call():
                    pending=failed)
     with pytest.raises(RuntimeError, match="step failed"):
         np.asarray(x)
+
+
+@pytest.mark.c_backend
+def test_asynchronous_work_in_flight_finishes_at_exit_and_across_fork(tmp_path, run_fjit):
+    """Queued calls run to the end before the interpreter (and BLAS's threads) shut down,
+    and a forked child starts a worker of its own (review: both used to hang)."""
+    code = """
+        import os, numpy as np, fjit, fjit.numpy as jnp
+        f = fjit.jit(lambda x, y: jnp.tanh(x @ y) + 1.0)
+        a = np.random.default_rng(0).standard_normal((512, 512)).astype(np.float32)
+        y = jnp.asarray(a)
+        for _ in range(3):
+            y = f(y, a)
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0 if float(f(a, a)[0, 0]) > 0 else 1)
+        _, status = os.waitpid(pid, 0)
+        print("child", os.waitstatus_to_exitcode(status))
+        y = f(y, a)                       # still in flight when the script ends
+    """
+    out = run_fjit(code, tmp_path, FJIT_ASYNC_DISPATCH="1", OMP_NUM_THREADS="1")
+    assert out.returncode == 0, out.stderr
+    assert "child 0" in out.stdout
