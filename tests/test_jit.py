@@ -264,3 +264,26 @@ def test_asynchronous_work_in_flight_finishes_at_exit_and_across_fork(tmp_path, 
     out = run_fjit(code, tmp_path, FJIT_ASYNC_DISPATCH="1", OMP_NUM_THREADS="1")
     assert out.returncode == 0, out.stderr
     assert "child 0" in out.stdout
+
+
+def test_the_worker_refuses_to_wait_for_a_call_queued_behind_it():
+    """A finalizer the worker's garbage collection runs may read a pending array; waiting
+    would never end (its call is queued behind the running one), so it raises."""
+    import threading
+    from fjit.devices import CPU
+    from fjit.runtime.dispatch import worker_for
+    worker = worker_for(CPU)
+    submitted, queued, seen = threading.Event(), [], []
+
+    def running():
+        submitted.wait()
+        try:
+            queued[0].wait()
+        except RuntimeError as e:
+            seen.append(str(e))
+    first = worker.submit(running, "running")
+    queued.append(worker.submit(lambda: None, "queued"))
+    submitted.set()
+    first.wait()
+    queued[0].wait()
+    assert seen == ["fjit: the device worker cannot wait for queued"]

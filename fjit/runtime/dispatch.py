@@ -21,6 +21,7 @@ import threading
 
 
 MAX_IN_FLIGHT = 2   # calls queued or running per device: more only holds more buffers
+_worker_threads: set = set()
 
 
 class Pending:
@@ -37,7 +38,7 @@ class Pending:
         return self._done.is_set()
 
     def wait(self):
-        if not self._done.is_set() and threading.current_thread().name.startswith("fjit-"):
+        if not self._done.is_set() and threading.current_thread() in _worker_threads:
             # a finalizer run by the worker's garbage collection: the call it waits for is
             # queued behind the one running, so waiting would never end
             raise RuntimeError(f"fjit: the device worker cannot wait for {self.name}")
@@ -56,6 +57,7 @@ class _Worker:
         self._queue = queue.SimpleQueue()
         self._slots = threading.BoundedSemaphore(MAX_IN_FLIGHT)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        _worker_threads.add(self._thread)
         self._thread.start()
 
     def _run(self):
