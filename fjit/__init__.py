@@ -18,7 +18,7 @@ from .cross_iteration import cross_iteration, train_loop
 from . import nn, optim, random, serialization
 from .serialization import load, save
 from .custom_derivatives import custom_jvp, custom_vjp
-from .array import Array, device_put
+from .array import Array, device_get, device_put
 from .config import config
 from .core import Program, ShapedArray
 from .errors import (ConcretizationTypeError, NonConcreteBooleanIndexError,
@@ -28,7 +28,7 @@ from .interpreters.partial_eval import dce
 from .runtime import reference as _reference_backend  # registers the "reference" backend
 from .compiler.targets.c import executable as _c_target
 _c_target.register()
-from .devices import default_device, devices
+from .devices import default_backend, default_device, device_count, devices, local_devices
 from .typecheck import typecheck
 
 __version__ = "0.1.0"
@@ -36,8 +36,9 @@ __version__ = "0.1.0"
 __all__ = ["jit", "block_until_ready", "make_program", "make_jaxpr", "eval_shape", "ShapeDtypeStruct", "grad",
            "value_and_grad", "jvp", "vjp", "linearize", "jacfwd", "jacrev", "jacobian",
            "hessian", "checkpoint", "remat", "checkpoint_policies", "vmap", "custom_jvp",
-           "custom_vjp", "cross_iteration", "train_loop", "Array", "device_put", "devices",
-           "default_device", "config", "Program", "ShapedArray", "typecheck", "dce", "numpy",
+           "custom_vjp", "cross_iteration", "train_loop", "Array", "device_put", "device_get",
+           "devices", "local_devices", "device_count", "default_backend", "default_device",
+           "config", "Program", "ShapedArray", "typecheck", "dce", "numpy",
            "lax", "tree_util", "dtypes", "optim", "nn", "random", "serialization", "save",
            "load", "ConcretizationTypeError", "UnexpectedTracerError",
            "TracerArrayConversionError", "TracerBoolConversionError",

@@ -9,11 +9,13 @@ from collections import OrderedDict
 import numpy as np
 
 from .array import Array, aval_of as abstractify, concrete_operand
+from .devices import CPU
 from .config import config
 from .core import Tracer, current_trace
 from .interpreters.partial_eval import DebugInfo, building_a_program, trace_to_program
 from .lax.call import jit_p
 from .runtime.backend import executable_for
+from .runtime.placement import buffer_on, common_device, runs_on_host
 from .tree_util import tree_flatten, tree_leaves, tree_unflatten, treedef_tuple
 
 
@@ -126,20 +128,30 @@ class _Entry:
     """One traced specialisation of a function: its Program and what running it needs."""
 
     __slots__ = ("traced", "program", "consts", "const_values", "out_tree", "out_avals", "name",
-                 "cacheable", "executable", "asynchronous", "single_output")
+                 "cacheable", "executable", "asynchronous", "single_output", "on_host",
+                 "_device_consts")
 
     def __init__(self, traced, out_tree):
         self.traced = traced
         self.program, consts = traced.closure_convert()
         self.consts = consts
         self.cacheable = not any(isinstance(c, Tracer) for c in consts)
-        self.const_values = [c._value for c in consts] if self.cacheable else None
+        self.on_host = self.cacheable and runs_on_host(consts)   # the constants: all on the CPU
+        self.const_values = [c._value for c in consts] if self.on_host else None
+        self._device_consts = {}
         self.out_tree = out_tree
         self.out_avals = self.program.out_avals
         self.name = traced.name
         self.executable = None
         self.asynchronous = False   # may its executable run on the device's worker?
         self.single_output = out_tree.node_type is None  # the function returns one array
+
+    def consts_on(self, device) -> list:
+        """The captured constants' buffers on `device`, copied there once."""
+        buffers = self._device_consts.get(device)
+        if buffers is None:
+            buffers = self._device_consts[device] = [buffer_on(device, c) for c in self.consts]
+        return list(buffers)
 
 
 _shared_caches: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
@@ -256,19 +268,10 @@ class JitFunction:
             return self.fun(*args, **kwargs)
         entry, leaves = self._lookup(args, kwargs)
         if eager and entry.cacheable:
-            executable = entry.executable
-            if executable is None:  # the entry belongs to one backend (it is in the key)
-                executable = entry.executable = executable_for(entry.program)
-                entry.asynchronous = getattr(executable, "asynchronous", False)
-            if entry.asynchronous and config.async_dispatch:
-                results = _submit(executable, entry, leaves)
+            if entry.on_host:
+                results = _call_on_host(entry, leaves)
             else:
-                values = list(entry.const_values)
-                for leaf in leaves:
-                    values.append((leaf if type(leaf) is Array
-                                   else concrete_operand(leaf))._value)
-                outs = executable(values)
-                results = [Array(v, a) for v, a in zip(outs, entry.out_avals)]
+                results = _call_on_device(entry, leaves)
         else:
             results = jit_p.bind(*entry.consts, *leaves, program=entry.program, name=entry.name)
         if entry.single_output:
@@ -294,6 +297,36 @@ class JitFunction:
 
     def __repr__(self):
         return f"<fjit.jit of {self._name}>"
+
+
+def _call_on_host(entry, leaves):
+    """A jitted call on the configured backend, if every operand is on the CPU (the common
+    case, kept cheap: W7 in bench/ measures it)."""
+    executable = entry.executable
+    if executable is None:  # the entry belongs to one backend (it is in the key)
+        executable = entry.executable = executable_for(entry.program)
+        entry.asynchronous = getattr(executable, "asynchronous", False)
+    if entry.asynchronous and config.async_dispatch and runs_on_host(leaves):
+        return _submit(executable, entry, leaves)
+    values = list(entry.const_values)
+    for leaf in leaves:
+        if type(leaf) is not Array:
+            leaf = concrete_operand(leaf)
+        elif leaf._device is not CPU:
+            return _call_on_device(entry, leaves)
+        values.append(leaf._value)
+    outs = executable(values)
+    return [Array(v, a) for v, a in zip(outs, entry.out_avals)]
+
+
+def _call_on_device(entry, leaves):
+    """A jitted call with operands (or captured constants) on a device other than the CPU:
+    it runs there, on that device's backend, and its results stay there."""
+    arrays = [leaf if type(leaf) is Array else concrete_operand(leaf) for leaf in leaves]
+    device = common_device(list(entry.consts) + arrays, f"jit({entry.name})")
+    buffers = entry.consts_on(device) + [buffer_on(device, x) for x in arrays]
+    outs = executable_for(entry.program, device.backend())(buffers)
+    return [Array(v, a, device) for v, a in zip(outs, entry.out_avals)]
 
 
 def _submit(executable, entry, leaves):

@@ -1,4 +1,4 @@
-"""`fjit.Array`: an immutable concrete array on a device (the host CPU for now).
+"""`fjit.Array`: an immutable concrete array on a device.
 
 Its NumPy-style operators and methods come from `fjit.numpy` (installed on `ArrayMethods`),
 so eager code and traced code share one implementation.
@@ -9,34 +9,43 @@ import numpy as np
 
 from . import dtypes
 from .core import ArrayMethods, ShapedArray, Tracer
-from .devices import CPU, Device
+from .devices import CPU, Device, devices
 from .errors import FjitTypeError, FjitValueError, calling_function
 from .tree_util import tree_map
 
 
 class Array(ArrayMethods):
-    """A concrete array.  Holds a NumPy buffer that nobody mutates, and its abstract value.
+    """A concrete array: a buffer on its device that nobody mutates, and its abstract value.
+    On the CPU the buffer is a NumPy array; another platform's buffer is whatever its
+    executables take (fjit/devices.py), copied to the host once when first read.
 
     An output of an asynchronous call (fjit/runtime/dispatch.py) holds its buffer before
     the call has filled it, and a `pending` completion: reading `_value` waits for it."""
 
-    __slots__ = ("_buffer", "aval", "_device", "_pending", "__weakref__")
+    __slots__ = ("_buffer", "aval", "_device", "_pending", "_host", "__weakref__")
 
-    def __init__(self, value: np.ndarray, aval: ShapedArray, device: Device = CPU,
-                 pending=None):
-        self._buffer = value
+    def __init__(self, buffer, aval: ShapedArray, device: Device = CPU, pending=None):
+        self._buffer = buffer
         self.aval = aval
         self._device = device
         self._pending = pending
+        self._host = None
 
     @property
     def _value(self) -> np.ndarray:
-        """The NumPy buffer, once whatever computes it has finished."""
+        """The value as a NumPy array, once whatever computes it has finished (on a device
+        other than the CPU: a host copy, made on the first read)."""
         pending = self._pending
         if pending is not None:
             pending.wait()           # raises the call's error, if it failed
             self._pending = None
-        return self._buffer
+        if self._device is CPU:
+            return self._buffer
+        host = self._host
+        if host is None:
+            host = self._host = self._device.to_host(self._buffer)
+            host.flags.writeable = False
+        return host
 
     # --- conversion to Python / NumPy ---------------------------------------------------------
     def __array__(self, dtype=None, copy=None):
@@ -88,6 +97,8 @@ class Array(ArrayMethods):
         return self
 
     def copy(self):
+        if self._device is not CPU:   # buffers are immutable: the copy may share it
+            return Array(self._buffer, self.aval, self._device, self._pending)
         return Array(self._value.copy(), self.aval, self._device)
 
     def __setitem__(self, index, value):
@@ -187,15 +198,26 @@ def aval_of(x) -> ShapedArray:
 
 
 def device_put(x, device: Device | None = None):
-    """Put a pytree of arrays on `device` (the CPU): returns fjit Arrays."""
-    if device is not None and device != CPU:
-        raise FjitValueError(f"fjit.device_put: device {device} is not available")
+    """Put a pytree of arrays on `device`: returns fjit Arrays.  Without a device, Arrays
+    stay where they are and other data goes to the default device."""
+    if device is not None and (not isinstance(device, Device) or device not in devices()):
+        raise FjitValueError(f"fjit.device_put: device {device!r} is not available; "
+                             f"available: {devices()}")
 
     def put(leaf):
         if isinstance(leaf, Tracer):
             return leaf
-        if type(leaf) is Array:
+        if type(leaf) is not Array:
+            leaf = (from_numpy(leaf) if not isinstance(leaf, (bool, int, float))
+                    else _from_scalar(leaf))
+        if device is None or leaf._device == device:
             return leaf
-        return from_numpy(leaf) if not isinstance(leaf, (bool, int, float)) else _from_scalar(leaf)
+        return Array(device.from_host(leaf._value), leaf.aval, device)
 
     return tree_map(put, x)
+
+
+def device_get(x):
+    """A pytree of Arrays as NumPy arrays on the host (copied from their devices); other
+    leaves are returned as they are."""
+    return tree_map(lambda leaf: np.asarray(leaf) if type(leaf) is Array else leaf, x)

@@ -1,8 +1,9 @@
 """The pluggable execution engine behind `jit`.
 
 A backend turns a closed Program (no constvars) into an executable: a callable from a list of
-NumPy arrays (one per invar) to a list of NumPy arrays (one per outvar).  `config.backend`
-picks one; the C and CUDA compilers register themselves here.
+buffers (one per invar) to a list of buffers (one per outvar), on the device platform it
+serves (NumPy arrays on the CPU; fjit/devices.py).  On the CPU `config.backend` picks one;
+another platform names its own.  The C and CUDA compilers register themselves here.
 """
 from __future__ import annotations
 
@@ -19,6 +20,13 @@ def register_backend(name: str, compile_program, lower=None):
     _factories[name] = compile_program
     if lower is not None:
         _lowerings[name] = lower
+
+
+def unregister_backend(name: str):
+    """Forget `name` (a backend registered for a while, as in a test).  Programs keep the
+    executables they already built for it."""
+    _factories.pop(name, None)
+    _lowerings.pop(name, None)
 
 
 def lowering_for(name: str):

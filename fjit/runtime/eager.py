@@ -11,6 +11,10 @@ compiled, on the configured backend:
     executable.
 The reference backend runs the control flow inside its Programs with the same runners
 (`run_control`), so there is one implementation of the host-driven loops.
+
+Operands on a device other than the CPU (fjit/devices.py) run there instead: each primitive
+becomes a one-equation Program built by that device's backend, and its results stay on the
+device (fjit/runtime/placement.py decides where and moves operands).
 """
 from __future__ import annotations
 
@@ -19,12 +23,14 @@ import numpy as np
 from .. import core
 from ..array import Array, concrete_operand
 from ..config import config
+from ..devices import CPU
 from ..core import Eqn, Program, ShapedArray, Trace, Tracer, Var, escaped_tracer_error
 from ..lax.call import checkpoint_p, jit_p
 from ..lax.cond import cond_p
 from ..lax.loops import scan_p
 from ..lax.while_loop import while_p
 from ..limits import check_fits_in_memory
+from . import placement
 from .backend import executable_for
 from .sharing import shared
 
@@ -41,14 +47,18 @@ class EvalTrace(Trace):
         return "in eager evaluation"
 
     def process_primitive(self, primitive, args, params):
-        values, avals = [], []
+        values, avals, arrays = [], [], []
         for x in args:
             if type(x) is not Array:
                 if isinstance(x, Tracer):
                     raise escaped_tracer_error(x)
                 x = concrete_operand(x, primitive.name)
+            arrays.append(x)
             values.append(x._buffer if x._pending is None else x._value)
             avals.append(x.aval)
+            if x._device is not CPU:
+                return _run_on_device(primitive, arrays + _operands(args[len(arrays):]),
+                                      params)
         out_avals = _abstract_eval(primitive, avals, params)
         runner = _runners.get(primitive)
         with np.errstate(all="ignore"):  # like XLA: inf/nan results, no warnings
@@ -88,6 +98,28 @@ def _abstract_eval(primitive, avals, params):
             _avals_cache.clear()
         _avals_cache[key] = out
     return out
+
+
+def _operands(args):
+    return [x if type(x) is Array else concrete_operand(x) for x in args]
+
+
+def _run_on_device(primitive, arrays, params):
+    """One primitive on the device its operands live on, compiled by that device's backend
+    as a one-equation Program (a call primitive runs its own Program)."""
+    device = placement.common_device(arrays, primitive.name)
+    buffers = [placement.buffer_on(device, x) for x in arrays]
+    avals = tuple(x.aval for x in arrays)
+    out_avals = _abstract_eval(primitive, avals, params)
+    backend = device.backend()
+    if _runners.get(primitive) is run_call:
+        program = params["program"]
+    else:
+        program = _one_equation_program(primitive, avals, params)
+    outs = executable_for(program, backend)(buffers)
+    if primitive.multiple_results:
+        return [Array(o, a, device) for o, a in zip(outs, out_avals)]
+    return Array(outs[0], out_avals, device)
 
 
 def _wrap(primitive, value, aval) -> Array:
@@ -151,23 +183,42 @@ def _run_while(values, params, backend):
 def _run_as_program(primitive, values, params, backend):
     """Run one loop equation as a Program of its own on `backend`, so an eager scan or while
     loop is one native loop rather than a Python loop over native bodies.  None on the
-    reference backend (whose executable would call back here).  The Program is cached on the
-    equation's first sub-Program, keyed on the operand types, and shared with equal Programs
-    from earlier traces (runtime/sharing.py): a second call retraces the body but compiles
-    nothing."""
+    reference backend (whose executable would call back here)."""
     if backend == "reference":
         return None
     avals = tuple(ShapedArray(np.shape(v), np.asarray(v).dtype) for v in values)
-    sub = next(v for v in params.values() if isinstance(v, Program))
+    program = _one_equation_program(primitive, avals, params)
+    return executable_for(program, backend)(list(values))
 
+
+_programs_cache: dict = {}
+
+
+def _one_equation_program(primitive, avals, params) -> Program:
+    """A Program of one equation applying `primitive` to operands of types `avals`.
+    With sub-Programs (control flow) it is cached on the first of them and shared with equal
+    Programs from earlier traces (runtime/sharing.py), so a second eager loop retraces its
+    body but compiles nothing; otherwise it is memoized on the operand types and params."""
     def build():
         invars = [Var(a) for a in avals]
-        outvars = [Var(a) for a in primitive.abstract_eval(*avals, **params)]
+        outs = primitive.abstract_eval(*avals, **params)
+        outvars = [Var(a) for a in (outs if primitive.multiple_results else [outs])]
         return Program(invars, [], [], [Eqn(primitive, invars, params, outvars)], outvars,
                        params.get("name") or primitive.name)
-    program = sub.cached(("as_program", primitive.name, avals, tuple(sorted(params.items()))),
-                         build)
-    return executable_for(shared(program), backend)(list(values))
+    sub = next((v for v in params.values() if isinstance(v, Program)), None)
+    if sub is not None:
+        key = ("as_program", primitive.name, avals, tuple(sorted(params.items())))
+        return shared(sub.cached(key, build))
+    try:
+        key = (primitive, avals, tuple(params.items()))
+        program = _programs_cache.get(key)
+    except TypeError:   # an unhashable param: built each time
+        return build()
+    if program is None:
+        if len(_programs_cache) > 1024:
+            _programs_cache.clear()
+        program = _programs_cache[key] = build()
+    return program
 
 
 _runners = {jit_p: run_call, checkpoint_p: run_call, cond_p: _run_cond, scan_p: _run_scan,

@@ -1,0 +1,45 @@
+"""Where a computation runs, and getting its operands there.
+
+JAX's rule, with the default device standing for "uncommitted": arrays on the default device
+follow the others.  A computation whose operands live on one other device runs there, and
+its default-device operands are copied over (a counted host-to-device transfer); operands
+on two different non-default devices are an error, as in JAX.
+"""
+from __future__ import annotations
+
+from ..devices import CPU, default_device
+from ..errors import FjitValueError
+
+
+def common_device(arrays, what: str):
+    """The device `what` (an operation's or function's name) runs on for these operands."""
+    default = default_device()
+    chosen = None
+    for x in arrays:
+        device = x._device
+        if device == default or device == chosen:
+            continue
+        if chosen is not None:
+            raise FjitValueError(
+                f"{what}: operands live on different devices, {chosen} and {device}; "
+                "move them to one with fjit.device_put(x, device)")
+        chosen = device
+    return default if chosen is None else chosen
+
+
+def buffer_on(device, x):
+    """`x`'s buffer on `device`, copied there if it lives elsewhere."""
+    if x._device == device:
+        return x._buffer if x._pending is None else _waited(x)
+    return device.from_host(x._value)
+
+
+def _waited(x):
+    x._value  # noqa: B018 -- reading waits for the call computing it
+    return x._buffer
+
+
+def runs_on_host(operands) -> bool:
+    """Whether every operand is on the host CPU (the common case, checked first); operands
+    that are not Arrays yet (NumPy data, scalars) will be made there."""
+    return all(getattr(x, "_device", CPU) is CPU for x in operands)
