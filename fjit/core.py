@@ -205,8 +205,27 @@ class Primitive:
         """The params the printer shows (families drop defaults to keep Programs readable)."""
         return params
 
+    def override_impl(self, impl=None):
+        """Use `impl` as this primitive's NumPy reference until called again with None (a
+        test harness's disturbance: fjit.testing.noise).  Bumps `impl_version`, so that
+        executables holding bound impls (the reference backend's) bind them again."""
+        global _impl_version
+        if impl is None:
+            self.__dict__.pop("impl", None)
+        else:
+            self.impl = impl
+        _impl_version += 1
+
     def __repr__(self):
         return self.name
+
+
+_impl_version = 0
+
+
+def impl_version() -> int:
+    """How many times a primitive's impl was overridden or restored so far."""
+    return _impl_version
 
 
 def type_error(opname: str, message: str, *avals, cls=FjitTypeError) -> FjitTypeError:

@@ -218,7 +218,8 @@ def test_a_discontinuity_one_libm_ulp_away_is_not_a_failure():
 
 def test_rounding_noise_does_not_stay_in_executables_built_under_it():
     """The reference backend caches an executable on its Program: one built inside the
-    noise must compute exactly afterwards (it looks each impl up when it runs)."""
+    noise must compute exactly afterwards, and one built before it must see the noise
+    (it binds each impl again when one is overridden)."""
     from fjit.testing.noise import rounding_noise
     saved = fjit.config.backend
     fjit.config.update("backend", "reference")
@@ -228,6 +229,9 @@ def test_rounding_noise_does_not_stay_in_executables_built_under_it():
         with rounding_noise(1):
             noisy = np.asarray(f(x))
         assert (noisy != np.exp(x) * 2).any()
+        np.testing.assert_array_equal(np.asarray(f(x)), np.exp(x) * 2)
+        with rounding_noise(2):
+            assert (np.asarray(f(x)) != np.exp(x) * 2).any()
         np.testing.assert_array_equal(np.asarray(f(x)), np.exp(x) * 2)
     finally:
         fjit.config.update("backend", saved)

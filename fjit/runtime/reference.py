@@ -15,7 +15,7 @@ import string
 import numpy as np
 
 from .. import dtypes
-from ..core import Literal, Program
+from ..core import Literal, Program, impl_version
 from ..lax.elementwise import PRIMITIVES as ELEMENTWISE
 from ..lax.reduce import REDUCE_PRIMITIVES
 from ..lax.structural import broadcast_in_dim_p
@@ -24,14 +24,6 @@ from .eager import run_control
 
 _mul_p = ELEMENTWISE["mul"]
 _reduce_sum_p = REDUCE_PRIMITIVES["sum"]
-
-
-def _impl_of(primitive):
-    """`primitive.impl`, looked up at each call: executables are cached on their Program, and
-    one built while an impl is swapped (fjit.testing.noise) must not keep the swap."""
-    def impl(*values, **params):
-        return primitive.impl(*values, **params)
-    return impl
 
 
 class ReferenceExecutable:
@@ -57,6 +49,7 @@ class ReferenceExecutable:
 
         self.in_slots = [slot_of(v) for v in program.invars]
         self.steps = []
+        impls = []   # (step, primitive, params): steps running a primitive's impl
         fused = _find_contractions(program)
         for eqn in program.eqns:
             if id(eqn) in fused.skipped:
@@ -66,16 +59,31 @@ class ReferenceExecutable:
                 fn, operands = contraction
                 ins = [slot_of(a) for a in operands]
             else:   # calls and control flow through the eager runtime's runners
-                fn = functools.partial(run_control(eqn.primitive, control_backend) or
-                                       _impl_of(eqn.primitive), **eqn.params)
+                fn = run_control(eqn.primitive, control_backend)
+                if fn is not None:
+                    fn = functools.partial(fn, **eqn.params)
+                else:
+                    impls.append((len(self.steps), eqn.primitive, eqn.params))
                 ins = [slot_of(a) for a in eqn.invars]
             outs = [slot_of(v) for v in eqn.outvars]
             self.steps.append((fn, ins, outs, eqn.primitive.multiple_results))
         self.out_slots = [slot_of(v) for v in program.outvars]
         self.initial = initial
         self.num_contractions = len(fused.by_reduce)
+        self._impls = impls
+        self._bind_impls()
+
+    def _bind_impls(self):
+        """Bind each primitive's current impl into its step (again when a harness overrides
+        one: core.impl_version)."""
+        self._impl_version = impl_version()
+        for k, primitive, params in self._impls:
+            _, ins, outs, multiple = self.steps[k]
+            self.steps[k] = (functools.partial(primitive.impl, **params), ins, outs, multiple)
 
     def __call__(self, args):
+        if self._impl_version != impl_version():
+            self._bind_impls()
         env = list(self.initial)
         for s, value in zip(self.in_slots, args):
             env[s] = value
