@@ -9,7 +9,7 @@ import numpy as np
 
 from . import dtypes
 from .core import ArrayMethods, ShapedArray, Tracer
-from .devices import CPU, Device, devices
+from .devices import CPU, Device, default_device, devices
 from .errors import FjitTypeError, FjitValueError, calling_function
 from .tree_util import tree_map
 
@@ -120,6 +120,8 @@ class Array(ArrayMethods):
         """Wait until this array is computed (fjit.block_until_ready does a whole pytree)."""
         if self._pending is not None:
             self._value   # noqa: B018 -- reading waits
+        if self._device is not CPU:
+            self._device.wait(self._buffer)
         return self
 
     def is_deleted(self) -> bool:
@@ -206,7 +208,12 @@ def device_put(x, device: Device | None = None):
 
     def put(leaf):
         if isinstance(leaf, Tracer):
-            return leaf
+            if device is None or device == default_device():
+                return leaf
+            raise FjitValueError(
+                f"fjit.device_put: cannot place a traced value ({leaf.aval.str_short()}) on "
+                f"{device} inside a transformation; a Program runs on one device. Put its "
+                "operands there before calling the transformed function")
         if type(leaf) is not Array:
             leaf = (from_numpy(leaf) if not isinstance(leaf, (bool, int, float))
                     else _from_scalar(leaf))

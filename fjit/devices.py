@@ -31,10 +31,16 @@ class Platform:
         raise NotImplementedError
 
     def to_host(self, buffer) -> np.ndarray:
+        """A new host array holding the buffer's value (waiting for it if need be)."""
         raise NotImplementedError
 
     def from_host(self, value: np.ndarray, device: Device):
+        """A buffer on `device` holding `value`, a C-contiguous host array."""
         raise NotImplementedError
+
+    def wait(self, buffer):
+        """Return once whatever computes `buffer` has finished (`block_until_ready`); a
+        platform that runs asynchronously overrides this."""
 
 
 class Device:
@@ -73,8 +79,23 @@ class Device:
         """A buffer on this device holding `value` (itself on the CPU)."""
         if self._platform is _CPU_PLATFORM:
             return value
+        if not value.flags.c_contiguous:   # a broadcast view has zero strides
+            value = np.ascontiguousarray(value)   # (never 0-d: those are contiguous)
         _stats.count("host_to_device", value.nbytes)
         return self._platform.from_host(value, self)
+
+    def wait(self, buffer):
+        if self._platform is not _CPU_PLATFORM:
+            self._platform.wait(buffer)
+
+    def __reduce__(self):   # a device is its registered platform's, found again by name
+        return (_registered_device, (self._platform.name, self.id))
+
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
 
     def __repr__(self):
         return f"{self._platform.name.capitalize()}Device(id={self.id})"
@@ -106,6 +127,13 @@ class _CpuPlatform(Platform):
 _CPU_PLATFORM = _CpuPlatform()
 CPU = Device(_CPU_PLATFORM, 0)
 _platforms: dict = {"cpu": _CPU_PLATFORM}
+
+
+def _registered_device(platform: str, id: int) -> Device:
+    for device in devices(platform):
+        if device.id == id:
+            return device
+    raise RuntimeError(f"fjit: no {platform} device {id} in this process")
 
 
 def register_platform(platform: Platform):

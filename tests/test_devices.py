@@ -29,8 +29,11 @@ class FakeExecutable:
     """Runs `program` with the host backend's executable, checking every input is a buffer
     on one fake device: a host array reaching it means a transfer went uncounted."""
 
+    built = 0
+
     def __init__(self, program, host_backend):
         self.inner = executable_for(program, host_backend)
+        FakeExecutable.built += 1
 
     def __call__(self, buffers):
         devices = {b.device for b in buffers}
@@ -57,7 +60,13 @@ class FakePlatform(Platform):
         return np.array(buffer._data, copy=True)
 
     def from_host(self, value, device):
+        assert value.flags.c_contiguous   # the contract: a raw copy of nbytes would do
         return HeldBuffer(value, device)
+
+    waits = 0
+
+    def wait(self, buffer):
+        FakePlatform.waits += 1
 
 
 FAKE = FakePlatform()
@@ -246,3 +255,83 @@ def test_a_jitted_training_loop_makes_no_transfers(fake):
     assert copies() == (0, 0)
     assert_on(fake[0], params["w"], params["b"], *losses)
     assert float(losses[-1]) < float(losses[0])
+
+
+def test_equal_params_of_different_types_are_different_programs(fake):
+    x = on(fake[0], np.ones(2, np.float32))
+    plus = lax.pad(x, 0.0, [(1, 0, 0)])
+    minus = lax.pad(x, -0.0, [(1, 0, 0)])
+    assert not np.signbit(np.asarray(plus)[0]) and np.signbit(np.asarray(minus)[0])
+
+
+def test_like_and_device_keywords_place_results(fake):
+    x = on(fake[1], np.arange(3, dtype=np.float32))
+    z, o, f = jnp.zeros_like(x), jnp.ones_like(x), jnp.full_like(x, 7)
+    assert_on(fake[1], z, o, f)
+    np.testing.assert_array_equal(np.asarray(f), [7, 7, 7])
+    assert jnp.zeros_like(x, device=fjit.default_device()).device == fjit.default_device()
+    made = [jnp.zeros(2, device=fake[0]), jnp.ones((2, 2), device=fake[0]),
+            jnp.full(3, 2.0, device=fake[0]), jnp.arange(4, device=fake[0]),
+            jnp.linspace(0, 1, 5, device=fake[0]), jnp.eye(2, device=fake[0]),
+            x.astype(jnp.int32, device=fake[0])]
+    assert_on(fake[0], *made)
+    np.testing.assert_array_equal(np.asarray(made[3]), np.arange(4))
+    np.testing.assert_array_equal(np.asarray(made[-1]), [0, 1, 2])
+    with pytest.raises(FjitValueError, match="traced value.*inside a transformation"):
+        fjit.jit(lambda a: fjit.device_put(a, fake[1]))(np.ones(2))
+    assert float(fjit.jit(lambda a: jnp.zeros_like(x).sum() + a)(1.0)) == 1.0
+
+
+def test_eager_cond_on_the_device_compiles_once(fake):
+    x = on(fake[0], np.arange(3, dtype=np.float32))
+
+    def f(v):
+        return lax.cond(v[0] < 1, lambda u: jnp.sin(u), lambda u: u * 2, v)
+    fjit.jvp(f, (x,), (x,))
+    before = FakeExecutable.built
+    for _ in range(4):
+        _, tangent = fjit.jvp(f, (x,), (x,))
+    assert FakeExecutable.built == before
+    assert_on(fake[0], tangent)
+    np.testing.assert_allclose(np.asarray(tangent), np.cos(np.arange(3)) * np.arange(3),
+                               rtol=1e-6)
+
+
+def test_broadcast_host_operands_arrive_contiguous(fake):
+    x = on(fake[0], np.ones((4, 3), np.float32))
+    row = np.broadcast_to(np.arange(3, dtype=np.float32), (4, 3))   # zero strides
+    y = x + row
+    assert_on(fake[0], y)
+    np.testing.assert_array_equal(np.asarray(y), 1 + row)
+
+
+def test_a_captured_device_scalar_keeps_the_call_on_its_device(fake):
+    s = on(fake[0], np.float32(3))
+    reset_transfer_stats()
+    y = fjit.jit(lambda a: a * s)(np.ones(2, np.float32))
+    assert_on(fake[0], y)
+    assert copies() == (1, 0)   # the host operand, not the scalar
+
+
+def test_devices_survive_pickle_and_copy(fake):
+    import copy
+    import pickle
+    for device in (fjit.default_device(), fake[1]):
+        assert copy.deepcopy(device) == device and copy.copy(device) is device
+        assert pickle.loads(pickle.dumps(device)) == device
+
+
+def test_tracer_after_a_device_operand_is_an_escaped_tracer_error(fake):
+    x = on(fake[0], np.ones(2, np.float32))
+    leaked = []
+    fjit.jit(lambda a: leaked.append(a) or a)(np.ones(2, np.float32))
+    with pytest.raises(fjit.UnexpectedTracerError):
+        lax.add(x, leaked[0])
+
+
+def test_block_until_ready_waits_on_the_device(fake):
+    x = on(fake[0], np.ones(2, np.float32))
+    before = FakePlatform.waits
+    assert fjit.block_until_ready({"x": x}) == {"x": x}
+    assert x.block_until_ready() is x
+    assert FakePlatform.waits == before + 2

@@ -12,6 +12,7 @@ import inspect
 from ..array import concrete_operand
 from ..config import config
 from ..core import Eqn, Literal, Program, Trace, Tracer, Var, current_trace, set_current_trace
+from ..devices import CPU
 from ..errors import current_source_info
 from ..tree_util import tree_flatten
 from ..typecheck import typecheck
@@ -74,7 +75,7 @@ class StagingTrace(Trace):
         if var is not None:
             return var
         value = concrete_operand(x)
-        if value.aval.shape == ():
+        if value.aval.shape == () and value.device is CPU:   # a device's value stays there
             return Literal(value._value, value.aval)
         return self._constvar(x, value)
 

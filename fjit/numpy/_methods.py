@@ -5,6 +5,7 @@ transformation behave the same.
 """
 from __future__ import annotations
 
+from ..array import device_put
 from ..core import ArrayMethods
 from . import contractions, indexing, manipulation, reductions, ufuncs
 from ._util import asarray
@@ -40,7 +41,8 @@ _COMPARE = {"eq": ufuncs.equal, "ne": ufuncs.not_equal, "lt": ufuncs.less,
 
 
 def _astype(self, dtype, copy=False, device=None):
-    return asarray(self, dtype)
+    out = asarray(self, dtype)
+    return out if device is None else device_put(out, device)
 
 
 def _reshape(self, *shape, order="C"):

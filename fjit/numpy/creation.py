@@ -8,7 +8,9 @@ import operator
 import numpy as np
 
 from .. import dtypes, lax
+from ..array import Array, device_put
 from ..core import Tracer
+from ..devices import default_device
 from ._util import asarray as _asarray, broadcast_to_shape, normalize_axis, promote_dtypes
 from ..limits import check_fits_in_memory
 from ..errors import (FjitError, FjitShapeError, FjitTypeError, FjitValueError,
@@ -54,51 +56,71 @@ def copy(a, order=None):
     return _asarray(a)
 
 
+def _placed(out, device):
+    """The `device=` keyword of creation functions: the result put there.  A device taken
+    from an operand (`_like`) applies to concrete results only: traced ones are placed
+    where the computation runs."""
+    if device is None or (isinstance(device, _Inferred) and type(out) is not Array):
+        return out
+    return device_put(out, device.device if isinstance(device, _Inferred) else device)
+
+
+class _Inferred:
+    """A device taken from an operand, not asked for."""
+
+    def __init__(self, device):
+        self.device = device
+
+
 def zeros(shape, dtype=None, *, device=None):
     dtype = _dtype(dtype, dtypes.default_float())
-    return lax.full(_shape(shape, dtype, "zeros"), 0, dtype)
+    return _placed(lax.full(_shape(shape, dtype, "zeros"), 0, dtype), device)
 
 
 def ones(shape, dtype=None, *, device=None):
     dtype = _dtype(dtype, dtypes.default_float())
-    return lax.full(_shape(shape, dtype, "ones"), 1, dtype)
+    return _placed(lax.full(_shape(shape, dtype, "ones"), 1, dtype), device)
 
 
 def empty(shape, dtype=None, *, device=None):
     """Like zeros: fjit arrays are never uninitialised."""
-    return zeros(shape, dtype)
+    return zeros(shape, dtype, device=device)
 
 
 def full(shape, fill_value, dtype=None, *, device=None):
     shape = _shape(shape, opname="full")
     fill = _asarray(fill_value, dtype, opname="full")
     check_fits_in_memory(shape, fill.dtype, "full")
-    return broadcast_to_shape(fill, shape)
+    return _placed(broadcast_to_shape(fill, shape), device)
 
 
-def _like(a, dtype, shape):
+def _like(a, dtype, shape, device):
+    """(dtype, shape, device) of an array like `a`: on `a`'s device unless told otherwise,
+    as in JAX (a committed operand keeps its results on its device)."""
+    if device is None and type(a) is Array and a.device != default_device():
+        device = _Inferred(a.device)
     a = _asarray(a)
     dtype = a.dtype if dtype is None else dtypes.to_dtype(dtype)
-    return dtype, a.shape if shape is None else _shape(shape, dtype)
+    return dtype, a.shape if shape is None else _shape(shape, dtype), device
 
 
 def zeros_like(a, dtype=None, shape=None, *, device=None):
-    dtype, shape = _like(a, dtype, shape)
-    return lax.full(shape, 0, dtype)
+    dtype, shape, device = _like(a, dtype, shape, device)
+    return _placed(lax.full(shape, 0, dtype), device)
 
 
 def ones_like(a, dtype=None, shape=None, *, device=None):
-    dtype, shape = _like(a, dtype, shape)
-    return lax.full(shape, 1, dtype)
+    dtype, shape, device = _like(a, dtype, shape, device)
+    return _placed(lax.full(shape, 1, dtype), device)
 
 
 def empty_like(a, dtype=None, shape=None, *, device=None):
-    return zeros_like(a, dtype, shape)
+    return zeros_like(a, dtype, shape, device=device)
 
 
 def full_like(a, fill_value, dtype=None, shape=None, *, device=None):
-    dtype, shape = _like(a, dtype, shape)
-    return broadcast_to_shape(_asarray(fill_value, dtype), shape)
+    dtype, shape, device = _like(a, dtype, shape, device)
+    return _placed(broadcast_to_shape(_asarray(fill_value, dtype), shape), device)
 
 
 def _concrete_scalar(x, name):
@@ -132,7 +154,9 @@ def arange(start, stop=None, step=None, dtype=None, *, device=None):
         values = lax.mul(values, lax.full((), step, compute))
     if start != 0:
         values = lax.add(values, lax.full((), start, compute))
-    return values if values.dtype == out_dtype else lax.convert_element_type(values, out_dtype)
+    if values.dtype != out_dtype:
+        values = lax.convert_element_type(values, out_dtype)
+    return _placed(values, device)
 
 
 def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0, *,
@@ -171,7 +195,7 @@ def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis
         if dtypes.is_int(out_dtype):
             values = lax.floor(values)
         values = lax.convert_element_type(values, out_dtype)
-    return (values, step) if retstep else values
+    return _placed((values, step) if retstep else values, device)
 
 
 def logspace(start, stop, num=50, endpoint=True, base=10.0, dtype=None, axis=0):
@@ -203,7 +227,7 @@ def eye(N, M=None, k=0, dtype=None, *, device=None):
     dtype = _dtype(dtype, dtypes.default_float())
     N, M = _shape((N, M), dtype, "eye")
     mask = _diagonal_mask(N, M, int(k), lax.eq)
-    return lax.convert_element_type(mask, dtype)
+    return _placed(lax.convert_element_type(mask, dtype), device)
 
 
 def identity(n, dtype=None):

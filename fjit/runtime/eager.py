@@ -32,7 +32,7 @@ from ..lax.while_loop import while_p
 from ..limits import check_fits_in_memory
 from . import placement
 from .backend import executable_for
-from .sharing import shared
+from .sharing import NotData, params_key, shared
 
 
 class EvalTrace(Trace):
@@ -101,6 +101,9 @@ def _abstract_eval(primitive, avals, params):
 
 
 def _operands(args):
+    for x in args:
+        if isinstance(x, Tracer):
+            raise escaped_tracer_error(x)
     return [x if type(x) is Array else concrete_operand(x) for x in args]
 
 
@@ -205,15 +208,17 @@ def _one_equation_program(primitive, avals, params) -> Program:
         outvars = [Var(a) for a in (outs if primitive.multiple_results else [outs])]
         return Program(invars, [], [], [Eqn(primitive, invars, params, outvars)], outvars,
                        params.get("name") or primitive.name)
-    sub = next((v for v in params.values() if isinstance(v, Program)), None)
+    sub = next((p for v in params.values()
+                for p in (v if type(v) is tuple else (v,)) if isinstance(p, Program)), None)
     if sub is not None:
         key = ("as_program", primitive.name, avals, tuple(sorted(params.items())))
         return shared(sub.cached(key, build))
     try:
-        key = (primitive, avals, tuple(params.items()))
-        program = _programs_cache.get(key)
-    except TypeError:   # an unhashable param: built each time
+        key = (primitive, tuple((a.shape, a.dtype, a.weak_type) for a in avals),
+               params_key(params))
+    except NotData:   # a param that is not plain data: built each time
         return build()
+    program = _programs_cache.get(key)
     if program is None:
         if len(_programs_cache) > 1024:
             _programs_cache.clear()

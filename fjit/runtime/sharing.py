@@ -28,7 +28,7 @@ _shared: OrderedDict = OrderedDict()
 _lock = threading.Lock()
 
 
-class _NotData(Exception):
+class NotData(Exception):
     """A param this module cannot compare by value."""
 
 
@@ -37,7 +37,7 @@ def shared(program: Program) -> Program:
     `program` itself, remembered from now on."""
     try:
         key = fingerprint(program)
-    except _NotData:
+    except NotData:
         return program
     with _lock:
         found = _shared.get(key)
@@ -52,7 +52,7 @@ def shared(program: Program) -> Program:
 
 def fingerprint(program: Program) -> tuple:
     """A hashable value equal for Programs that compute the same thing (variables numbered
-    in order of appearance).  Raises _NotData for params that are not plain data."""
+    in order of appearance).  Raises NotData for params that are not plain data."""
     number = {}
 
     def var(v):
@@ -69,9 +69,15 @@ def fingerprint(program: Program) -> tuple:
     consts = tuple((var(v), _aval(v.aval), _array(np.asarray(c)))
                    for v, c in zip(program.constvars, program.consts))
     eqns = tuple((e.primitive, tuple(atom(a) for a in e.invars),
-                  tuple(sorted((k, _value(p)) for k, p in e.params.items())),
+                  params_key(e.params),
                   tuple((var(v), _aval(v.aval)) for v in e.outvars)) for e in program.eqns)
     return invars, consts, eqns, tuple(atom(a) for a in program.outvars)
+
+
+def params_key(params: dict) -> tuple:
+    """A hashable value telling `params` apart as data (1, 1.0 and True differ, so do -0.0
+    and 0.0); raises NotData for params that are not plain data."""
+    return tuple(sorted((k, _value(p)) for k, p in params.items()))
 
 
 def _aval(aval: ShapedArray):
@@ -102,5 +108,5 @@ def _value(p):
     if isinstance(p, (tuple, list)):
         return (type(p).__name__, tuple(_value(v) for v in p))
     if isinstance(p, Var):
-        raise _NotData(p)
-    raise _NotData(type(p).__name__)
+        raise NotData(p)
+    raise NotData(type(p).__name__)
