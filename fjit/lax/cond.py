@@ -23,6 +23,7 @@ import collections
 import numpy as np
 
 from .. import dtypes
+from .. import lax  # the package's functions, looked up at call time (it imports this module)
 from ..array import Array, aval_of, concrete_operand
 from ..config import config
 from ..core import (Eqn, Primitive, Program, Tracer, Var, current_trace, eval_program,
@@ -210,10 +211,8 @@ def cond(pred, true_fun, false_fun, *operands):
         if not (dtypes.is_int(dtype) or dtypes.is_float(dtype)):
             raise FjitTypeError(f"cond: the predicate must be boolean or a number, got "
                                 f"{pred.aval.str_short()}")
-        from . import ne
-        pred = ne(pred, 0)
-    from . import convert_element_type
-    index = convert_element_type(pred, np.int32)
+        pred = lax.ne(pred, 0)
+    index = lax.convert_element_type(pred, np.int32)
     return _branch_call("cond", index, (false_fun, true_fun), ("false_fun", "true_fun"),
                         operands, compare=[(1, 0)])
 
@@ -234,8 +233,7 @@ def switch(index, branches, *operands):
         raise FjitValueError("switch: empty branch sequence")
     if len(branches) == 1:
         return branches[0](*operands)
-    from . import clamp, convert_element_type
-    index = clamp(0, convert_element_type(index, np.int32), len(branches) - 1)
+    index = lax.clamp(0, lax.convert_element_type(index, np.int32), len(branches) - 1)
     names = tuple(f"branch {k}" for k in range(len(branches)))
     return _branch_call("switch", index, branches, names, operands,
                         compare=[(0, k) for k in range(1, len(branches))])
@@ -280,8 +278,7 @@ def _branch_call(opname, index, funs, names, operands, compare):
 
 def _with_type(x, aval):
     if x.aval.weak_type != aval.weak_type:
-        from . import convert_element_type
-        return convert_element_type(x, aval.dtype, weak_type=aval.weak_type)
+        return lax.convert_element_type(x, aval.dtype, weak_type=aval.weak_type)
     return x
 
 
@@ -353,15 +350,14 @@ def _select_branches(axis_size, index, index_dim, ops, op_dims, branches):
     """A batched index: every branch runs on every lane and each lane selects its result
     (JAX converts to select too).  A branch sees its operands through stop_gradient in the
     lanes that do not take it, so its derivative there (a NaN, say) cannot leak out."""
-    from . import clamp, eq, stop_gradient
-    index = clamp(0, batching.moveaxis(index, index_dim, 0), len(branches) - 1)
+    index = lax.clamp(0, batching.moveaxis(index, index_dim, 0), len(branches) - 1)
     ops = [batching.bdim_at_front(x, d, axis_size) for x, d in zip(ops, op_dims)]
     n_out = len(branches[0].outvars)
     result = None
     for k, branch in enumerate(branches):
         batched = batch_forced(branch, [0] * len(ops), axis_size, [True] * n_out)
-        taken = eq(index, k)
-        guarded = [_select_lanes(taken, x, stop_gradient(x))
+        taken = lax.eq(index, k)
+        guarded = [_select_lanes(taken, x, lax.stop_gradient(x))
                    if ad.is_differentiable(aval_of(x)) else x for x in ops]
         outs = eval_program(batched, *guarded)
         result = outs if result is None else [_select_lanes(taken, o, r)
@@ -370,9 +366,8 @@ def _select_branches(axis_size, index, index_dim, ops, op_dims, branches):
 
 
 def _select_lanes(lanes, on_true, on_false):
-    from . import broadcast_in_dim, select
     shape = aval_of(on_true).shape
-    return select(broadcast_in_dim(lanes, shape, (0,)), on_true, on_false)
+    return lax.select(lax.broadcast_in_dim(lanes, shape, (0,)), on_true, on_false)
 
 
 # --- partial evaluation -----------------------------------------------------------------------

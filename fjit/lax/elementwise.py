@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 
 from .. import dtypes
+from .. import lax  # the package's functions, looked up when a rule runs (it imports this module)
 from ..core import Primitive, ShapedArray, type_error
 from ..errors import FjitTypeError, FjitValueError
 from ..interpreters import ad, batching
@@ -209,14 +210,9 @@ def _bitcast(x, new_dtype):
 # A jvp entry is `rule(primals, tangents, out, **params) -> tangent`, tangents possibly Zero.
 # Most are written as partial derivatives: tangent = sum_i t_i * d_i(*primals, out).
 
-def _lax():
-    from .. import lax
-    return lax
-
-
 def _c(x, value):
     """The constant `value` with x's dtype, as a rank-0 operand."""
-    return _lax().full((), value, x.dtype)
+    return lax.full((), value, x.dtype)
 
 
 def partials(*derivatives):
@@ -225,7 +221,7 @@ def partials(*derivatives):
         total = Zero(None)
         for d, t in zip(derivatives, tangents):
             if d is not None and not isinstance(t, Zero):
-                total = add_tangents(total, _lax().mul(t, d(*primals, out, **params)))
+                total = add_tangents(total, lax.mul(t, d(*primals, out, **params)))
         return total
     return rule
 
@@ -243,11 +239,11 @@ def _sub_jvp(primals, tangents, out):
     tx, ty = tangents
     if isinstance(ty, Zero):
         return tx
-    return _lax().neg(ty) if isinstance(tx, Zero) else _lax().sub(tx, ty)
+    return lax.neg(ty) if isinstance(tx, Zero) else lax.sub(tx, ty)
 
 
 def _neg_jvp(primals, tangents, out):
-    return _lax().neg(tangents[0])
+    return lax.neg(tangents[0])
 
 
 def _select_jvp(primals, tangents, out):
@@ -255,15 +251,15 @@ def _select_jvp(primals, tangents, out):
     if isinstance(ta, Zero) and isinstance(tb, Zero):
         return Zero(None)
     a, b = primals[1], primals[2]
-    ta = instantiate(ta) if not isinstance(ta, Zero) else _lax().full((), 0, a.dtype)
-    tb = instantiate(tb) if not isinstance(tb, Zero) else _lax().full((), 0, b.dtype)
-    return _lax().select(primals[0], ta, tb)
+    ta = instantiate(ta) if not isinstance(ta, Zero) else lax.full((), 0, a.dtype)
+    tb = instantiate(tb) if not isinstance(tb, Zero) else lax.full((), 0, b.dtype)
+    return lax.select(primals[0], ta, tb)
 
 
 def _convert_jvp(primals, tangents, out, new_dtype, weak_type):
     if not dtypes.is_float(new_dtype) or not dtypes.is_float(primals[0].dtype):
         return Zero(None)
-    return _lax().convert_element_type(tangents[0], new_dtype)
+    return lax.convert_element_type(tangents[0], new_dtype)
 
 
 def _extremum_jvp(wins_if):
@@ -271,7 +267,6 @@ def _extremum_jvp(wins_if):
     ties (JAX's balanced rule), else 0.  Selected, not multiplied by a 0/1 mask, so an inf or
     NaN tangent of the operand that lost does not leak into the result."""
     def rule(primals, tangents, out):
-        lax = _lax()
         total = Zero(None)
         for mine, other, t in ((primals[0], primals[1], tangents[0]),
                                (primals[1], primals[0], tangents[1])):
@@ -285,44 +280,38 @@ def _extremum_jvp(wins_if):
 
 
 def _indicator(cond, like):
-    return _lax().convert_element_type(cond, like.dtype)
+    return lax.convert_element_type(cond, like.dtype)
 
 
 def _clamp_partials():
     """clamp(lo, x, hi) follows whichever operand it returns (JAX's rule at the edges)."""
     def d_lo(lo, x, hi, out):
-        lax = _lax()
         return _indicator(lax.bitwise_and(lax.gt(lo, x), lax.lt(lo, hi)), x)
 
     def d_x(lo, x, hi, out):
-        lax = _lax()
         return _indicator(lax.bitwise_and(lax.gt(x, lo), lax.lt(x, hi)), x)
 
     def d_hi(lo, x, hi, out):
-        return _indicator(_lax().lt(hi, x), x)
+        return _indicator(lax.lt(hi, x), x)
 
     return partials(d_lo, d_x, d_hi)
 
 
 def _pow_dx(x, y, out):
-    lax = _lax()
     safe = lax.select(lax.eq(y, 0.0), 0.0, lax.mul(y, lax.pow(x, lax.sub(y, 1.0))))
     return safe
 
 
 def _pow_dy(x, y, out):
-    lax = _lax()
     return lax.mul(lax.log(lax.select(lax.eq(x, 0.0), 1.0, x)), out)
 
 
 def _rem_dy(x, y, out):
-    lax = _lax()
     q = lax.div(x, y)
     return lax.neg(lax.mul(lax.sign(q), lax.floor(lax.abs(q))))
 
 
 def _integer_pow_dx(x, out, y):
-    lax = _lax()
     if y == 0:
         return lax.full((), 0, x.dtype)
     if y == 1:
@@ -332,15 +321,14 @@ def _integer_pow_dx(x, out, y):
 
 def _atan2_partials():
     def denominator(x, y):
-        lax = _lax()
         return lax.add(lax.mul(x, x), lax.mul(y, y))
-    return partials(lambda x, y, out: _lax().div(y, denominator(x, y)),
-                    lambda x, y, out: _lax().neg(_lax().div(x, denominator(x, y))))
+    return partials(lambda x, y, out: lax.div(y, denominator(x, y)),
+                    lambda x, y, out: lax.neg(lax.div(x, denominator(x, y))))
 
 
 def _u(fn):
     """A unary derivative written in terms of (x, out)."""
-    return partials(lambda x, out, **params: fn(_lax(), x, out))
+    return partials(lambda x, out, **params: fn(lax, x, out))
 
 
 _TWO_OVER_SQRT_PI = 2 / math.sqrt(math.pi)
@@ -419,8 +407,8 @@ TABLE = [
     _binary("add", np.add, NUM, _add_jvp),
     _binary("sub", np.subtract, NUM, _sub_jvp),
     _binary("mul", np.multiply, NUM, partials(lambda x, y, out: y, lambda x, y, out: x)),
-    _binary("div", _div, NUM, partials(lambda x, y, out: _lax().div(1.0, y),
-                                       lambda x, y, out: _lax().neg(_lax().div(out, y)))),
+    _binary("div", _div, NUM, partials(lambda x, y, out: lax.div(1.0, y),
+                                       lambda x, y, out: lax.neg(lax.div(out, y)))),
     _binary("rem", _rem, NUM, partials(lambda x, y, out: _c(x, 1), _rem_dy)),
     _binary("pow", np.power, FLOAT, partials(_pow_dx, _pow_dy)),
     _binary("max", np.maximum, ANY, _extremum_jvp("gt")),
@@ -511,7 +499,7 @@ def _jvp_rule(primitive):
         if isinstance(tangent, Zero):
             return out, Zero(None)
         if tangent.shape != out.shape:  # only rank-0 operands had tangents
-            tangent = _lax().broadcast_in_dim(tangent, out.shape, ())
+            tangent = lax.broadcast_in_dim(tangent, out.shape, ())
         return out, tangent
     return rule
 
@@ -520,7 +508,6 @@ def _batching_rule(primitive):
     """Element-wise ops batch element-wise: batch dims to the front, unbatched full-shape
     operands broadcast along it (rank-0 operands broadcast by themselves)."""
     def rule(axis_size, values, dims, **params):
-        lax = _lax()
         shapes = [v.shape if d is None else v.shape[:d] + v.shape[d + 1:]
                   for v, d in zip(values, dims)]
         shape = next((sh for sh in shapes if sh != ()), ())
@@ -543,13 +530,13 @@ def _transpose_add(ct, x, y):
 
 
 def _transpose_sub(ct, x, y):
-    neg = ct if isinstance(ct, Zero) else _lax().neg(ct)
+    neg = ct if isinstance(ct, Zero) else lax.neg(ct)
     return [unbroadcast(x.aval, ct) if is_linear(x) else None,
             unbroadcast(y.aval, neg) if is_linear(y) else None]
 
 
 def _transpose_neg(ct, x):
-    return [ct if isinstance(ct, Zero) else _lax().neg(ct)]
+    return [ct if isinstance(ct, Zero) else lax.neg(ct)]
 
 
 def _transpose_mul(ct, x, y):
@@ -558,8 +545,8 @@ def _transpose_mul(ct, x, y):
     if isinstance(ct, Zero):
         return [None, None]
     if is_linear(x):
-        return [unbroadcast(x.aval, _lax().mul(ct, y)), None]
-    return [None, unbroadcast(y.aval, _lax().mul(x, ct))]
+        return [unbroadcast(x.aval, lax.mul(ct, y)), None]
+    return [None, unbroadcast(y.aval, lax.mul(x, ct))]
 
 
 def _transpose_div(ct, x, y):
@@ -567,7 +554,7 @@ def _transpose_div(ct, x, y):
         raise FjitTypeError("transpose of div: the divisor is linear, so the quotient is not")
     if isinstance(ct, Zero):
         return [None, None]
-    return [unbroadcast(x.aval, _lax().div(ct, y)), None]
+    return [unbroadcast(x.aval, lax.div(ct, y)), None]
 
 
 def _transpose_select(ct, pred, a, b):
@@ -575,7 +562,6 @@ def _transpose_select(ct, pred, a, b):
         raise FjitTypeError("transpose of select: the predicate cannot be linear")
     if isinstance(ct, Zero):
         return [None, None, None]
-    lax = _lax()
     zero = lax.full((), 0, ct.dtype)
     return [None,
             unbroadcast(a.aval, lax.select(pred, ct, zero)) if is_linear(a) else None,
@@ -585,7 +571,7 @@ def _transpose_select(ct, pred, a, b):
 def _transpose_convert(ct, x, new_dtype, weak_type):
     if isinstance(ct, Zero):
         return [None]
-    return [_lax().convert_element_type(ct, x.aval.dtype, x.aval.weak_type)]
+    return [lax.convert_element_type(ct, x.aval.dtype, x.aval.weak_type)]
 
 
 def _register_rules():

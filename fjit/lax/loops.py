@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import dtypes
+from .. import lax  # the package's functions, looked up at call time (it imports this module)
 from ..array import aval_of
 from ..core import (Eqn, Primitive, Program, Var, eval_program, evaluate_reference,
                     set_current_trace, type_error)
@@ -29,6 +30,9 @@ from ..interpreters.partial_eval import (DebugInfo, StagingTrace, dce, dce_progr
                                          partial_eval_program_rules, partial_eval_rules,
                                          trace_to_program)
 from ..tree_util import tree_flatten, tree_leaves, tree_map, tree_structure, tree_unflatten
+from .cond import leaf_paths
+from .views import concatenate, slice_in_dim
+from .while_loop import while_loop
 
 
 class ScanPrimitive(Primitive):
@@ -77,7 +81,6 @@ scan_p = ScanPrimitive()
 # --- the user-facing functions ----------------------------------------------------------------
 
 def _leaf_paths(tree):
-    from .cond import leaf_paths
     return leaf_paths(tree_structure(tree), "")
 
 
@@ -146,7 +149,6 @@ def fori_loop(lower, upper, body_fun, init_val, unroll=None):
     """JAX's lax.fori_loop: `body_fun(i, val) -> val` for i in [lower, upper).  With Python
     int bounds it is a scan (so it is reverse-differentiable); with traced bounds a
     while_loop."""
-    from . import convert_element_type
     if isinstance(lower, (int, np.integer)) and isinstance(upper, (int, np.integer)):
         lower, upper = int(lower), int(upper)
 
@@ -154,13 +156,12 @@ def fori_loop(lower, upper, body_fun, init_val, unroll=None):
             i, val = carry
             return (i + 1, body_fun(i, val)), None
         # the index is a weakly typed int, as in JAX: `v + i` keeps v's integer type
-        index = convert_element_type(lower, dtypes.default_int(), weak_type=True)
+        index = lax.convert_element_type(lower, dtypes.default_int(), weak_type=True)
         (_, val), _ = scan(step, (index, init_val), None,
                            length=max(upper - lower, 0), unroll=unroll or 1)
         return val
-    from .while_loop import while_loop
     dtype, _ = dtypes.promote(*(_dtype_and_weak(b) for b in (lower, upper)))
-    lower, upper = convert_element_type(lower, dtype), convert_element_type(upper, dtype)
+    lower, upper = lax.convert_element_type(lower, dtype), lax.convert_element_type(upper, dtype)
     _, val = while_loop(lambda c: c[0] < upper, lambda c: (c[0] + 1, body_fun(c[0], c[1])),
                         (lower, init_val))
     return val
@@ -180,15 +181,13 @@ def map(f, xs, *, batch_size=None):
     if batch_size is None:
         _, ys = scan(lambda carry, x: ((), f(x)), (), xs)
         return ys
-    from . import reshape
-    from .views import concatenate, slice_in_dim
     n = int(aval_of(tree_leaves(xs)[0]).shape[0])
     size = max(1, min(int(batch_size), n))
     full = n // size * size
-    chunks = tree_map(lambda x: reshape(slice_in_dim(x, 0, full, axis=0),
-                                        (n // size, size) + aval_of(x).shape[1:]), xs)
+    chunks = tree_map(lambda x: lax.reshape(slice_in_dim(x, 0, full, axis=0),
+                                            (n // size, size) + aval_of(x).shape[1:]), xs)
     _, ys = scan(lambda carry, x: ((), _mapped(f, x)), (), chunks)
-    ys = tree_map(lambda y: reshape(y, (full,) + aval_of(y).shape[2:]), ys)
+    ys = tree_map(lambda y: lax.reshape(y, (full,) + aval_of(y).shape[2:]), ys)
     if full == n:
         return ys
     rest = _mapped(f, tree_map(lambda x: slice_in_dim(x, full, n, axis=0), xs))
@@ -342,14 +341,12 @@ def _split_forcing(program, num_consts, num_carry, u_consts, u_carry, u_xs):
     unknown but whose new value the body computes from known values alone (reset to a
     constant) still has to come out of the unknown scan.  select(True, new, old) has the
     value `new` and depends on the unknown `old`."""
-    from . import full, select
-
     def fun(*args):
         outs = list(eval_program(program, *args))
         for k in range(num_carry):
             if u_carry[k]:
                 old = args[num_consts + k]
-                outs[k] = select(full(old.shape, True, bool), outs[k], old)
+                outs[k] = lax.select(lax.full(old.shape, True, bool), outs[k], old)
         return outs
     wrapped, _ = trace_to_program(fun, program.in_avals, DebugInfo("scan", _Named(
         program.name)))
@@ -470,7 +467,6 @@ def _scan_transpose(cts, *args, program, num_consts, num_carry, length, reverse,
     y_avals = [v.aval for v in program.outvars[num_carry:]]
 
     def body_t(*a):
-        from .. import lax
         it = iter(a)
         nl_consts = [next(it) for _ in nl_const_avals]
         acc = [next(it) for _ in acc_avals]

@@ -11,10 +11,12 @@ from typing import Callable
 import numpy as np
 
 from .. import dtypes
+from .. import lax  # the package's functions, looked up when a rule runs (it imports this module)
 from ..core import Primitive, ShapedArray, type_error
 from ..errors import FjitShapeError
 from ..interpreters import ad, batching
 from ..interpreters.ad import Zero
+from . import indexexpr as ix
 from .elementwise import ANY, INTBOOL, NUM
 
 
@@ -111,11 +113,6 @@ argmin_p = ArgReducePrimitive("argmin", np.argmin)
 
 # --- transformation rules ---------------------------------------------------------------------
 
-def _lax():
-    from .. import lax
-    return lax
-
-
 def _kept_dims(ndim, axes):
     return tuple(k for k in range(ndim) if k not in axes)
 
@@ -129,13 +126,12 @@ def _sum_transpose(ct, x, axes):
     if isinstance(ct, Zero):
         return [None]
     shape = x.aval.shape
-    return [_lax().broadcast_in_dim(ct, shape, _kept_dims(len(shape), axes))]
+    return [lax.broadcast_in_dim(ct, shape, _kept_dims(len(shape), axes))]
 
 
 def _chooser_jvp(name):
     """max/min: the tangent at the chosen positions, averaged over ties (JAX's rule)."""
     def rule(primals, tangents, axes):
-        lax = _lax()
         x, t = primals[0], tangents[0]
         out = REDUCE_PRIMITIVES[name].bind(x, axes=axes)
         back = lax.broadcast_in_dim(out, x.shape, _kept_dims(x.ndim, axes))
@@ -148,7 +144,6 @@ def _chooser_jvp(name):
 def _prod_jvp(primals, tangents, axes):
     """d prod = sum_i t_i * prod_{j != i} x_j, with the products of the others taken from
     exclusive prefix and suffix products (exact with zeros, no division)."""
-    lax = _lax()
     x, t = primals[0], tangents[0]
     out = REDUCE_PRIMITIVES["prod"].bind(x, axes=axes)
     kept = _kept_dims(x.ndim, axes)
@@ -162,8 +157,6 @@ def _prod_jvp(primals, tangents, axes):
 
 def _exclusive_prod(x, reverse):
     """Products of the elements strictly before (or after) each one along the last axis."""
-    from . import indexexpr as ix
-    lax = _lax()
     last = x.ndim - 1
     n = x.shape[last]
     index = [ix.idx(k) if k != last else (ix.idx(k) + 1 if reverse else ix.idx(k) - 1)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import dtypes
+from .. import lax  # the package's functions, looked up when a rule runs (it imports this module)
 from ..core import Primitive, ShapedArray, type_error
 from ..errors import FjitTypeError
 from ..interpreters import ad, batching
@@ -169,11 +170,6 @@ reindex_reduce_p = ReindexReduce()
 # reindex and reindex_reduce(add) are each other's transposes: the same index expressions,
 # read as a gather one way and as a scatter the other.
 
-def _lax():
-    from .. import lax
-    return lax
-
-
 def _reindex_jvp(primals, tangents, shape, index, fill, fill_if):
     x, *index_arrays = primals
     out = reindex_p.bind(x, *index_arrays, shape=shape, index=index, fill=fill, fill_if=fill_if)
@@ -208,7 +204,6 @@ def _reindex_reduce_jvp(primals, tangents, op, shape, index, drop_if):
     """add is linear.  max/min: the tangents of the elements that won each target (averaged
     over ties).  mul: each element's tangent times the product of the others that share its
     target, counted with zeros so no division by zero happens."""
-    lax = _lax()
     x, *index_arrays = primals
     t = tangents[0]
     out = reindex_reduce_p.bind(x, *index_arrays, op=op, shape=shape, index=index,
@@ -242,7 +237,6 @@ def _product_of_others(x, gather, scatter_add, index_arrays, shape, index, drop_
     a scatter-multiply, so differentiable again); an element that is itself zero multiplies
     the other zeros: none (1), one (its value: the group's zero-sum minus this one), or more
     (0; exact to first order, which is what second derivatives need)."""
-    lax = _lax()
 
     def scatter_mul(v):
         return reindex_reduce_p.bind(v, *index_arrays, op="mul", shape=shape, index=index,

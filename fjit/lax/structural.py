@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import dtypes
+from .. import lax  # the package's functions, looked up when a rule runs (it imports this module)
 from ..core import Primitive, ShapedArray, type_error
 from ..errors import FjitShapeError
 from ..interpreters import ad, batching
@@ -94,11 +95,6 @@ iota_p = Iota()
 
 # --- transformation rules ---------------------------------------------------------------------
 
-def _lax():
-    from .. import lax
-    return lax
-
-
 def _broadcast_jvp(primals, tangents, shape, broadcast_dimensions):
     out = broadcast_in_dim_p.bind(primals[0], shape=shape,
                                   broadcast_dimensions=broadcast_dimensions)
@@ -110,7 +106,6 @@ def _broadcast_transpose(ct, x, shape, broadcast_dimensions):
     """Sum the cotangent over the dims the broadcast created or stretched."""
     if isinstance(ct, Zero):
         return [None]
-    lax = _lax()
     in_shape = x.aval.shape
     kept = {d: k for k, d in enumerate(broadcast_dimensions)}
     summed = tuple(d for d in range(len(shape))

@@ -10,15 +10,11 @@ import builtins
 import numpy as np
 
 from .. import dtypes
+from .. import lax  # the package's functions, looked up at call time (it imports this module)
 from ..array import Array
 from ..core import Tracer
 from . import indexexpr as ix
 from ..errors import FjitShapeError, FjitTypeError
-
-
-def _lax():
-    from .. import lax
-    return lax
 
 
 def _shape(x):
@@ -37,7 +33,7 @@ def transpose(x, permutation):
     index = [None] * len(shape)
     for k, p in enumerate(perm):
         index[p] = ix.idx(k)
-    return _lax().reindex(x, tuple(shape[p] for p in perm), index)
+    return lax.reindex(x, tuple(shape[p] for p in perm), index)
 
 
 def slice(x, start_indices, limit_indices, strides=None):
@@ -56,7 +52,7 @@ def slice(x, start_indices, limit_indices, strides=None):
         index.append(lo + ix.idx(k) * st)
     if tuple(out_shape) == tuple(shape):
         return x
-    return _lax().reindex(x, out_shape, index)
+    return lax.reindex(x, out_shape, index)
 
 
 def slice_in_dim(x, start_index, limit_index, stride=1, axis=0):
@@ -79,12 +75,11 @@ def rev(x, dimensions):
     if not dims:
         return x
     index = [(n - 1) - ix.idx(k) if k in dims else ix.idx(k) for k, n in enumerate(shape)]
-    return _lax().reindex(x, shape, index)
+    return lax.reindex(x, shape, index)
 
 
 def pad(x, padding_value, padding_config):
     """Pad with (low, high, interior) per dim; negative low/high crop (lax.pad)."""
-    lax = _lax()
     shape = _shape(x)
     if len(padding_config) != len(shape):
         raise FjitShapeError(f"pad: padding_config needs one (low, high, interior) per dim of "
@@ -118,7 +113,6 @@ def pad(x, padding_value, padding_config):
 def concatenate(operands, dimension):
     """Join arrays along `dimension`: each piece is a reindex into the output, and a select
     on the position along `dimension` picks the piece."""
-    lax = _lax()
     operands = list(operands)
     if not operands:
         raise FjitTypeError("concatenate: needs at least one array")
@@ -191,12 +185,11 @@ def dynamic_slice(x, start_indices, slice_sizes):
                              f"{tuple(slice_sizes)}")
     index_arrays, starts = _start_expressions(start_indices, shape, slice_sizes)
     index = [start + ix.idx(k) for k, start in enumerate(starts)]
-    return _lax().reindex(x, tuple(slice_sizes), index, index_arrays=index_arrays)
+    return lax.reindex(x, tuple(slice_sizes), index, index_arrays=index_arrays)
 
 
 def dynamic_update_slice(x, update, start_indices):
     """`x` with the window at `start_indices` replaced by `update`."""
-    lax = _lax()
     shape, ushape = _shape(x), _shape(update)
     if len(ushape) != len(shape):
         raise FjitTypeError(f"dynamic_update_slice: update {ushape} and operand {shape} ranks "
@@ -237,4 +230,4 @@ def windows(x, window_shape, strides=None, padding=None, dilation=None, fill=0):
         span = d * (w - 1) + 1
         out_shape.append(builtins.max((n + lo + hi - span) // s + 1, 0))
         index.append(ix.idx(k) * s + ix.idx(ndim + k) * d - lo)
-    return _lax().reindex(x, tuple(out_shape) + window_shape, index, fill=fill)
+    return lax.reindex(x, tuple(out_shape) + window_shape, index, fill=fill)

@@ -17,6 +17,7 @@ transposing that staged loop raises the error that says so.
 from __future__ import annotations
 
 from .. import dtypes
+from .. import lax  # the package's functions, looked up at call time (it imports this module)
 from ..array import aval_of
 from ..core import (Eqn, Primitive, Program, Var, eval_program, evaluate_reference,
                     set_current_trace, type_error)
@@ -117,12 +118,11 @@ def _trace(cond_fun, body_fun, tree, avals):
 def _promote_weak(leaves, avals, out_avals):
     """Weakly typed carry leaves that body_fun returns with another type take that type:
     (new leaves, new avals), or None if nothing changes."""
-    from . import convert_element_type
     changed = False
     new_leaves, new_avals = list(leaves), list(avals)
     for k, (a, b) in enumerate(zip(avals, out_avals)):
         if a.weak_type and a.shape == b.shape and (a.dtype != b.dtype or not b.weak_type):
-            new_leaves[k] = convert_element_type(leaves[k], b.dtype, weak_type=b.weak_type)
+            new_leaves[k] = lax.convert_element_type(leaves[k], b.dtype, weak_type=b.weak_type)
             new_avals[k] = aval_of(new_leaves[k])
             changed = True
     return (new_leaves, new_avals) if changed else None
@@ -250,10 +250,8 @@ def _at0(batched):
 def _lanewise(cond, body, cond_nconsts, body_nconsts):
     """A loop over lanes: it runs while any lane's cond holds; the body updates only the
     lanes whose cond still holds (the body also gets the cond's consts, first)."""
-    from . import broadcast_in_dim, reduce_or, select
-
     def any_lane(*args):
-        return [reduce_or(eval_program(cond, *args)[0], (0,))]
+        return [lax.reduce_or(eval_program(cond, *args)[0], (0,))]
 
     def step(*args):
         cc = args[:cond_nconsts]
@@ -261,7 +259,7 @@ def _lanewise(cond, body, cond_nconsts, body_nconsts):
             args[cond_nconsts + body_nconsts:]
         running = eval_program(cond, *cc, *carry)[0]
         new = eval_program(body, *bc, *carry)
-        return [select(broadcast_in_dim(running, aval_of(n).shape, (0,)), n, old)
+        return [lax.select(lax.broadcast_in_dim(running, aval_of(n).shape, (0,)), n, old)
                 for n, old in zip(new, carry)]
     cc_avals = cond.in_avals[:cond_nconsts]
     return (make_program(any_lane, cond.in_avals, "vmap", cond),
