@@ -5,6 +5,9 @@ transformation behave the same.
 """
 from __future__ import annotations
 
+import numpy as np
+
+from .. import dtypes
 from ..array import device_put
 from ..core import ArrayMethods
 from . import contractions, indexing, manipulation, reductions, ufuncs
@@ -25,7 +28,6 @@ def _defer(fn):
 
 
 def _operand_ok(x):
-    import numpy as np
     return isinstance(x, (ArrayMethods, bool, int, float, np.ndarray, np.generic, list, tuple))
 
 
@@ -60,7 +62,6 @@ def _transpose(self, *axes):
 def _builtin_round(self, ndigits=None):
     """Python's round(): an integer result without ndigits, like round(2.5) == 2."""
     if ndigits is None:
-        from .. import dtypes
         return asarray(ufuncs.round(self), dtypes.default_int())
     return ufuncs.round(self, ndigits)
 

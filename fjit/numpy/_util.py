@@ -45,8 +45,7 @@ def asarray(x, dtype=None, *, opname=None):
         out = from_numpy(x)
     elif isinstance(x, (list, tuple)):
         if _contains_array(x):
-            from .manipulation import stack
-            out = stack([asarray(e, opname=opname) for e in x])
+            out = manipulation.stack([asarray(e, opname=opname) for e in x])
         else:
             out = from_numpy(_numpy_value(x, opname))
     elif hasattr(x, "__array__"):
@@ -241,3 +240,7 @@ def concrete_value(x, what: str):
     if isinstance(x, Tracer):
         np.asarray(x)  # raises with the user's source line
     return np.asarray(x)
+
+
+# Last: manipulation imports this module's helpers by name; asarray stacks with it at call time.
+from . import manipulation  # noqa: E402

@@ -14,7 +14,9 @@ import numpy as np
 
 from .. import dtypes, lax
 from ..api import jit
+from ..lax import indexexpr as ix
 from ._util import asarray, broadcast_shapes, promote_dtypes
+from .ufuncs import multiply
 from ..errors import FjitShapeError, FjitTypeError, FjitValueError
 
 
@@ -140,7 +142,6 @@ def _collapse_repeats(x, labels):
     for l, n in zip(labels, x.shape):
         if sizes.setdefault(l, n) != n:
             raise FjitValueError(f"einsum: repeated label {l!r} with sizes {sizes[l]} and {n}")
-    from ..lax import indexexpr as ix
     index = [ix.idx(unique.index(l)) for l in labels]
     return lax.reindex(x, tuple(sizes[l] for l in unique), index), unique
 
@@ -267,7 +268,6 @@ def dot(a, b, *, precision=None, preferred_element_type=None):
     N-D arrays a sum over the last axis of a and the second-to-last of b."""
     a, b = promote_dtypes(a, b)
     if a.ndim == 0 or b.ndim == 0:
-        from .ufuncs import multiply
         return multiply(a, b)
     if b.ndim == 1:
         return tensordot(a, b, ((a.ndim - 1,), (0,)), _opname="dot")
@@ -287,7 +287,6 @@ def vdot(a, b, *, precision=None, preferred_element_type=None):
 def inner(a, b, *, precision=None, preferred_element_type=None):
     a, b = promote_dtypes(a, b)
     if a.ndim == 0 or b.ndim == 0:
-        from .ufuncs import multiply
         return multiply(a, b)
     return tensordot(a, b, ((a.ndim - 1,), (b.ndim - 1,)), _opname="inner")
 

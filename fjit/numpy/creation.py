@@ -12,6 +12,8 @@ from ..array import Array, device_put
 from ..core import Tracer
 from ..devices import default_device
 from ._util import asarray as _asarray, broadcast_to_shape, normalize_axis, promote_dtypes
+from .manipulation import stack
+from .ufuncs import absolute, log10, power, sign
 from ..limits import check_fits_in_memory
 from ..errors import (FjitError, FjitShapeError, FjitTypeError, FjitValueError,
                       FjitZeroDivisionError, calling_function)
@@ -199,7 +201,6 @@ def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis
 
 
 def logspace(start, stop, num=50, endpoint=True, base=10.0, dtype=None, axis=0):
-    from .ufuncs import power
     values = linspace(start, stop, num, endpoint, dtype=None, axis=axis)
     out = power(_asarray(base, values.dtype), values)
     return out if dtype is None else _asarray(out, dtype)
@@ -207,7 +208,6 @@ def logspace(start, stop, num=50, endpoint=True, base=10.0, dtype=None, axis=0):
 
 def geomspace(start, stop, num=50, endpoint=True, dtype=None, axis=0):
     """A geometric progression; both ends negative gives the negated positive progression."""
-    from .ufuncs import absolute, log10, power, sign
     start, stop = promote_dtypes(start, stop)
     values = linspace(log10(absolute(start)), log10(absolute(stop)), num, endpoint, axis=axis)
     out = power(_asarray(10.0, values.dtype), values)
@@ -297,7 +297,6 @@ def indices(dimensions, dtype=None, sparse=False):
             out.append(lax.broadcasted_iota(dtype, dimensions, k))
     if sparse:
         return tuple(out)
-    from .manipulation import stack
     if not out:
         return lax.full((0,), 0, dtype)
     return stack(out)

@@ -15,11 +15,12 @@ import numpy as np
 
 from .. import dtypes, lax
 from ..array import Array
-from ..core import Tracer
+from ..core import ShapedArray, Tracer
 from ..errors import (FjitIndexError, FjitIndexTypeError, FjitShapeError, FjitTypeError,
                       FjitValueError, NonConcreteBooleanIndexError)
 from ..lax import indexexpr as ix
 from ._util import asarray, broadcast_shapes, broadcast_to_shape, is_array, normalize_axis
+from . import manipulation, ufuncs  # both import this module: read at call time
 
 
 class _Plan:
@@ -103,7 +104,6 @@ def _expand_booleans(entries):
 
 
 def _int_aval(shape):
-    from ..core import ShapedArray
     return ShapedArray(shape, dtypes.int32, False)
 
 
@@ -283,8 +283,7 @@ class _IndexUpdateRef:
         return scatter(self.array, self.index, values, "add")
 
     def subtract(self, values, **kwargs):
-        from .ufuncs import negative
-        return scatter(self.array, self.index, negative(values), "add")
+        return scatter(self.array, self.index, ufuncs.negative(values), "add")
 
     def multiply(self, values, **kwargs):
         return scatter(self.array, self.index, values, "mul")
@@ -303,14 +302,12 @@ class _IndexUpdateRef:
 
     def divide(self, values, **kwargs):
         """x[index] /= values, with true division's result type (ints give floats)."""
-        from .ufuncs import divide
-        quotient = divide(gather(self.array, self.index), values)
+        quotient = ufuncs.divide(gather(self.array, self.index), values)
         return scatter(asarray(self.array, quotient.dtype), self.index, quotient, "set")
 
     def power(self, values, **kwargs):
-        from .ufuncs import power
         current = gather(self.array, self.index)
-        return self.set(asarray(power(current, values), self.array.dtype))
+        return self.set(asarray(ufuncs.power(current, values), self.array.dtype))
 
     def __repr__(self):
         return f"_IndexUpdateRef({self.array!r}, {self.index!r})"
@@ -395,8 +392,7 @@ def nonzero(a, *, size=None, fill_value=None):
 
 def argwhere(a, *, size=None, fill_value=None):
     positions = nonzero(a, size=size, fill_value=fill_value)
-    from .manipulation import stack
     value = np.asarray(a)
     if not positions:
         return asarray(np.zeros((int(bool(value)), 0), np.int32))
-    return stack(positions, axis=1)
+    return manipulation.stack(positions, axis=1)

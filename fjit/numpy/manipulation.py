@@ -15,6 +15,7 @@ from ._util import (asarray, broadcast_shapes as _broadcast_shapes, broadcast_to
                     normalize_axes, normalize_axis, promote_dtypes)
 from ..errors import (FjitError, FjitShapeError, FjitTypeError, FjitValueError,
                       calling_function)
+from . import indexing, reductions  # both import this module: read at call time
 
 
 def _shape_arg(shape, opname=None):
@@ -357,8 +358,7 @@ def repeat(a, repeats, axis=None, *, total_repeat_length=None):
         if extra:
             last = source[-1] if len(source) else 0
             source = np.concatenate([source, np.full(extra, last, np.int32)])
-    from .indexing import take
-    return take(a, asarray(source), axis=axis, mode="clip")
+    return indexing.take(a, asarray(source), axis=axis, mode="clip")
 
 
 # --- reordering -------------------------------------------------------------------------------
@@ -537,5 +537,4 @@ def diag(v, k=0):
 
 
 def trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
-    from .reductions import sum
-    return sum(diagonal(a, offset, axis1, axis2), axis=-1, dtype=dtype)
+    return reductions.sum(diagonal(a, offset, axis1, axis2), axis=-1, dtype=dtype)

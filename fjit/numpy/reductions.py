@@ -9,6 +9,7 @@ from .. import dtypes, lax
 from ..lax import indexexpr as ix
 from ._util import as_bool, asarray, broadcast_to_shape, normalize_axes, normalize_axis
 from ..errors import FjitValueError
+from . import manipulation  # it imports this module: read at call time
 
 
 def _sum_dtype(dtype):
@@ -285,7 +286,6 @@ def _cumulative(name, scan, identity, x, axis, dtype, include_initial, widen):
     axis = normalize_axis(axis, x.ndim, name)
     out = scan(x, axis, dtype if dtype is not None else widen(x.dtype))
     if include_initial:
-        from .manipulation import pad
         widths = [(1, 0) if k == axis else (0, 0) for k in range(out.ndim)]
-        out = pad(out, widths, constant_values=identity)
+        out = manipulation.pad(out, widths, constant_values=identity)
     return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import dtypes
+from ._util import asarray
 
 
 class ScalarType:
@@ -14,7 +15,6 @@ class ScalarType:
         self.dtype = np.dtype(dtype)
 
     def __call__(self, x):
-        from ._util import asarray
         return asarray(x, self.dtype)
 
     def __repr__(self):

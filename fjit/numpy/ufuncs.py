@@ -4,10 +4,11 @@ from __future__ import annotations
 import numpy as np
 
 from .. import dtypes, lax
-from ._util import (as_bool, asarray, promote_args, promote_args_inexact,
-                    promote_args_numeric, promote_dtypes, promote_dtypes_inexact,
-                    promote_dtypes_numeric)
+from ._util import (as_bool, asarray, broadcast_shapes, broadcast_to_shape, promote_args,
+                    promote_args_inexact, promote_args_numeric, promote_dtypes,
+                    promote_dtypes_inexact, promote_dtypes_numeric, shape_of)
 from ..errors import FjitTypeError, FjitValueError
+from . import indexing  # it imports this module: read at call time
 
 
 def _types(*xs):
@@ -481,8 +482,7 @@ def heaviside(x1, x2, /):
 def where(condition, x=None, y=None, /):
     """Elements of x where condition, else of y (both given), with broadcasting."""
     if x is None and y is None:
-        from .indexing import nonzero
-        return nonzero(condition)
+        return indexing.nonzero(condition)
     if x is None or y is None:
         raise FjitValueError("where: give both x and y, or neither")
     condition = as_bool(condition)
@@ -492,7 +492,6 @@ def where(condition, x=None, y=None, /):
 
 
 def _broadcast_all(name, *args):
-    from ._util import broadcast_shapes, broadcast_to_shape, shape_of
     shape = broadcast_shapes(name, *(shape_of(a) for a in args))
     return [broadcast_to_shape(a, shape) for a in args]
 
