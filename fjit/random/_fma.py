@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import lax
+from .. import numpy as jnp
 from ..core import Tracer
 from ..custom_derivatives import custom_jvp
 from ..lax.elementwise import PRIMITIVES
@@ -39,7 +40,6 @@ def _fma32_jvp(primals, tangents):
 
 def fma(a, b, c):
     """a * b + c rounded once for float32 arrays (broadcast together); a * b + c otherwise."""
-    from .. import numpy as jnp
     a, b, c = jnp.broadcast_arrays(jnp.asarray(a), jnp.asarray(b), jnp.asarray(c))
     if a.dtype == b.dtype == c.dtype == _F32:
         # Only traced operands can carry derivatives; concrete ones skip the custom_jvp call

@@ -12,13 +12,9 @@ import math
 import numpy as np
 
 from .. import dtypes, lax
+from .. import numpy as jnp
 from .distributions import _check_shape, _uniform, gumbel, randint
 from .prng import canonicalize_shape, check_key, random_bits, split as _split
-
-
-def _jnp():
-    from .. import numpy as jnp
-    return jnp
 
 
 def _axis(name, axis, ndim):
@@ -29,7 +25,7 @@ def _axis(name, axis, ndim):
 
 def _top_k_indices(x, k):
     """Indices of the k largest entries along the last axis (ties: lower index first)."""
-    order = _jnp().argsort(x, axis=-1, descending=True)
+    order = jnp.argsort(x, axis=-1, descending=True)
     return order[..., :k]
 
 
@@ -37,7 +33,6 @@ def categorical(key, logits, axis=-1, shape=None, replace=True, mode=None):
     """Samples of category indices with probabilities softmax(logits, axis): the argmax of
     logits plus Gumbel noise (with replacement) or the top k of it (without)."""
     key = check_key("categorical", key)
-    jnp = _jnp()
     logits = jnp.asarray(logits)
     if logits.ndim == 0:
         raise ValueError("categorical: logits must have at least one dimension")
@@ -64,7 +59,6 @@ def categorical(key, logits, axis=-1, shape=None, replace=True, mode=None):
 
 def _shuffle(key, x, axis):
     """x reordered along `axis` by sorting on random keys (JAX's rounds and keys)."""
-    jnp = _jnp()
     rounds = int(np.ceil(3 * np.log(max(1, x.size)) / np.log(np.iinfo(np.uint32).max)))
     for _ in range(rounds):
         keys = _split(key)
@@ -78,7 +72,6 @@ def permutation(key, x, axis=0, independent=False):
     """A random permutation of arange(x) (int x) or of x along `axis`: the same one for
     every slice, or one per slice if `independent`."""
     key = check_key("permutation", key)
-    jnp = _jnp()
     if isinstance(x, (int, np.integer)) or (hasattr(x, "ndim") and x.ndim == 0):
         value = np.asarray(x)
         if not np.issubdtype(value.dtype, np.integer):
@@ -96,7 +89,6 @@ def permutation(key, x, axis=0, independent=False):
 
 def _searchsorted_left(sorted_1d, values):
     """For each value, how many entries of the sorted 1-D array are < it."""
-    jnp = _jnp()
     less = sorted_1d < values[..., None]
     return jnp.sum(less, axis=-1, dtype=dtypes.default_int())
 
@@ -105,7 +97,6 @@ def choice(key, a, shape=(), replace=True, p=None, axis=0, mode=None):
     """Samples from arange(a) (int a) or from the slices of a along `axis`: uniform or with
     probabilities p, with or without replacement (JAX's algorithms)."""
     key = check_key("choice", key)
-    jnp = _jnp()
     if not isinstance(shape, (tuple, list)):
         raise TypeError(f"choice: shape must be a sequence, got {shape!r}")
     shape = canonicalize_shape("choice", shape)

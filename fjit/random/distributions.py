@@ -8,14 +8,10 @@ import math
 import numpy as np
 
 from .. import dtypes, lax
+from .. import numpy as jnp
 from ._erf_inv import erf_inv
 from ._fma import fma
 from .prng import canonicalize_shape, check_key, random_bits, split as _split
-
-
-def _jnp():
-    from .. import numpy as jnp
-    return jnp
 
 
 def _float_dtype(name, dtype):
@@ -42,7 +38,7 @@ def _check_shape(name, shape, *param_shapes):
 
 def _as(x, dtype):
     """x (Python scalar or array) as an array of `dtype`."""
-    return _jnp().asarray(x, dtype)
+    return jnp.asarray(x, dtype)
 
 
 def _unit_floats(key, shape, dtype):
@@ -60,7 +56,6 @@ def _unit_floats(key, shape, dtype):
 
 
 def _uniform(key, shape, dtype, minval, maxval):
-    jnp = _jnp()
     minval, maxval = _as(minval, dtype), _as(maxval, dtype)
     _check_shape("uniform", shape, minval.shape, maxval.shape)
     floats = _unit_floats(key, shape, dtype)
@@ -88,7 +83,6 @@ def truncated_normal(key, lower, upper, shape=None, dtype=None):
     """Normal floats conditioned on (lower, upper), by inverting the CDF of a uniform."""
     key = check_key("truncated_normal", key)
     dtype = _float_dtype("truncated_normal", dtype)
-    jnp = _jnp()
     lower, upper = _as(lower, dtype), _as(upper, dtype)
     shape = _shape_or_none("truncated_normal", shape)
     if shape is None:
@@ -109,7 +103,7 @@ def bernoulli(key, p=0.5, shape=None, mode="low"):
     key = check_key("bernoulli", key)
     if mode not in ("low", "high"):
         raise ValueError(f"bernoulli: mode must be 'high' or 'low', got {mode!r}")
-    p = _jnp().asarray(p)
+    p = jnp.asarray(p)
     if not dtypes.is_float(p.dtype):
         raise TypeError(f"bernoulli: the probability p must have a float dtype, got "
                         f"{p.dtype.name}")
@@ -133,7 +127,6 @@ def rademacher(key, shape=(), dtype=None):
 
 def _clip_to(val, dtype):
     """Integer `val` converted to `dtype`, clipped to its range instead of wrapping."""
-    jnp = _jnp()
     src, dst = dtypes.iinfo(val.dtype), dtypes.iinfo(dtype)
     lo, hi = max(int(dst.min), int(src.min)), min(int(dst.max), int(src.max))
     return lax.convert_element_type(jnp.clip(val, lax.full((), lo, val.dtype),
@@ -144,7 +137,6 @@ def randint(key, shape, minval, maxval, dtype=None):
     """Uniform ints in [minval, maxval): (2 * nbits random bits) mod span, as JAX does (so
     slightly biased unless the span is a power of two).  Narrow ints sample in int32."""
     key = check_key("randint", key)
-    jnp = _jnp()
     dtype = dtypes.default_int() if dtype is None else dtypes.to_dtype(dtype)
     if not dtypes.is_int(dtype):
         raise TypeError(f"randint: dtype must be an integer dtype, got {dtype.name}")
@@ -161,7 +153,6 @@ def randint(key, shape, minval, maxval, dtype=None):
 
 
 def _randint(key, shape, minval, maxval, dtype):
-    jnp = _jnp()
     minval, maxval = jnp.asarray(minval), jnp.asarray(maxval)
     _check_shape("randint", shape, minval.shape, maxval.shape)
     if not dtypes.is_int(minval.dtype):
@@ -204,7 +195,6 @@ def gumbel(key, shape=(), dtype=None, mode=None):
     mode = "low" if mode is None else mode
     if mode not in ("low", "high"):
         raise ValueError(f"gumbel: mode must be 'low' or 'high', got {mode!r}")
-    jnp = _jnp()
     if mode == "high":
         u = _uniform(key, (2,) + shape, dtype, 0.0, 1.0)
         high, low = u[0], u[1]
@@ -255,4 +245,4 @@ def lognormal(key, sigma=1.0, shape=None, dtype=None):
     sigma = _as(sigma, dtype)
     shape = sigma.shape if shape is None else canonicalize_shape("lognormal", shape)
     _check_shape("lognormal", shape, sigma.shape)
-    return _jnp().exp(normal(key, shape, dtype) * sigma)
+    return jnp.exp(normal(key, shape, dtype) * sigma)

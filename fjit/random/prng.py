@@ -23,6 +23,7 @@ import numpy as np
 from .. import dtypes, lax
 from ..array import Array
 from ..core import Tracer
+from ..numpy import asarray
 
 _U32 = np.dtype(np.uint32)
 _ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
@@ -34,7 +35,6 @@ def _is_array(x):
 
 
 def _as_array(x, dtype=None):
-    from ..numpy import asarray
     return asarray(x, dtype)
 
 
