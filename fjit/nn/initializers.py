@@ -11,11 +11,7 @@ from __future__ import annotations
 import math
 
 from .. import numpy as jnp
-
-
-def _random():
-    from .. import random  # fjit.random imports fjit.numpy, which this module is beside
-    return random
+from .. import random
 
 
 def _dtype(dtype):
@@ -38,21 +34,21 @@ def constant(value, dtype=None):
 
 def normal(stddev=1e-2, dtype=None):
     def init(key, shape, dtype=dtype):
-        return _random().normal(key, shape, _dtype(dtype)) * jnp.asarray(stddev, _dtype(dtype))
+        return random.normal(key, shape, _dtype(dtype)) * jnp.asarray(stddev, _dtype(dtype))
     return init
 
 
 def uniform(scale=1e-2, dtype=None):
     """Uniform on [0, scale) (JAX's convention)."""
     def init(key, shape, dtype=dtype):
-        return _random().uniform(key, shape, _dtype(dtype), 0.0, scale)
+        return random.uniform(key, shape, _dtype(dtype), 0.0, scale)
     return init
 
 
 def truncated_normal(stddev=1e-2, dtype=None, lower=-2.0, upper=2.0):
     def init(key, shape, dtype=dtype):
         dt = _dtype(dtype)
-        return _random().truncated_normal(key, lower, upper, shape, dt) * jnp.asarray(stddev, dt)
+        return random.truncated_normal(key, lower, upper, shape, dt) * jnp.asarray(stddev, dt)
     return init
 
 
@@ -84,7 +80,6 @@ def variance_scaling(scale, mode, distribution, in_axis=-2, out_axis=-1, batch_a
         fan_in, fan_out = compute_fans(shape, in_axis, out_axis, batch_axis)
         fan = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[mode]
         variance = scale / max(fan, 1)
-        random = _random()
         if distribution == "truncated_normal":
             # the standard normal truncated to [-2, 2] has standard deviation 0.87962566
             std = math.sqrt(variance) / 0.87962566103423978
@@ -136,7 +131,7 @@ def torch_default(fan_in_axes):
         bound = 1.0 / math.sqrt(fan_in) if fan_in else 0.0
 
         def init(key, shape, dtype=None):
-            return _random().uniform(key, shape, _dtype(dtype), -bound, bound)
+            return random.uniform(key, shape, _dtype(dtype), -bound, bound)
         return init
     return make
 

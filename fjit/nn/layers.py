@@ -8,6 +8,7 @@ import math
 
 from .. import lax
 from .. import numpy as jnp
+from .. import random
 from . import convolution as _conv
 from . import initializers as inits
 from .module import Module, split_key
@@ -191,7 +192,6 @@ class Dropout(Module):
         if key is None:
             raise TypeError(f"{self!r} in training needs a PRNG key: apply(..., train=True, "
                             "key=key)")
-        from .. import random
         x = jnp.asarray(x)
         keep = random.bernoulli(key, 1.0 - self.rate, x.shape)
         return jnp.where(keep, x / (1.0 - self.rate), jnp.zeros_like(x)), state

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import inspect
 
+from .. import random
 from ..tree_util import tree_leaves
 
 
 def split_key(key, n):
-    from .. import random
     return list(random.split(key, n)) if key is not None else [None] * n
 
 

@@ -14,6 +14,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import numpy as jnp
+from .. import random
+from ..api import eval_shape
+from ..serialization import load_state_dict
 from . import layers as L
 from .module import Lambda, Module, Sequential
 
@@ -88,10 +91,7 @@ def load_torch_state_dict(model, state_dict, strict=True, key=None):
     NumPy arrays (or a path to an .npz of them, see fjit.serialization.load_state_dict).
     With strict=True (PyTorch's default) entries the model does not use are an error."""
     if isinstance(state_dict, (str, bytes)) or hasattr(state_dict, "__fspath__"):
-        from ..serialization import load_state_dict
         state_dict = load_state_dict(state_dict)
-    from .. import random
-    from ..api import eval_shape
     template = eval_shape(model.init, random.PRNGKey(0) if key is None else key)  # shapes only
     used = set()
     params, state = _convert(model, "", template, model.init_state(), dict(state_dict), used)
