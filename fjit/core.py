@@ -99,8 +99,7 @@ class Literal:
         """The literal as a concrete array with its abstract value (weak type included), for
         re-binding equations."""
         if self._array is None:
-            from .array import Array
-            self._array = Array(np.asarray(self.value), self.aval)
+            self._array = array.Array(np.asarray(self.value), self.aval)
         return self._array
 
     def __repr__(self):
@@ -120,8 +119,7 @@ class Eqn:
         self.source_info = source_info
 
     def __repr__(self):
-        from .pretty import format_eqn
-        return format_eqn(self)
+        return pretty.format_eqn(self)
 
 
 class Program:
@@ -171,8 +169,7 @@ class Program:
                 list(self.consts))
 
     def __str__(self):
-        from .pretty import format_program
-        return format_program(self)
+        return pretty.format_program(self)
 
     __repr__ = __str__
 
@@ -458,6 +455,10 @@ def evaluate_reference(program: Program, *values):
         env.update(zip(eqn.outvars, outs))
     return [read(v) for v in program.outvars]
 
+
+# Last: array (Array) and pretty (printing) import this module's classes by name; Literal, Eqn
+# and Program use them at call time.
+from . import array, pretty  # noqa: E402
 
 __all__ = ["ShapedArray", "Var", "Literal", "Eqn", "Program", "Primitive", "Trace", "Tracer",
            "ArrayMethods", "current_trace", "set_current_trace", "eval_program", "SourceInfo",
