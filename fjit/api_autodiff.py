@@ -6,6 +6,8 @@ import functools
 
 import numpy as np
 
+from . import lax
+from . import numpy as jnp
 from .api_vmap import vmap
 from .array import aval_of
 from .core import eval_program
@@ -127,7 +129,6 @@ def vjp(fun, *primals, has_aux=False):
                 raise TypeError(f"vjp: cotangent of shape {ct_aval.shape} for an output of "
                                 f"shape {aval.shape}")
             if ct_aval.dtype != aval.dtype:
-                from . import lax
                 ct = lax.convert_element_type(ct, aval.dtype)
             cts.append(ct)
         in_cts = ad.backward_pass(linear, [True] * len(linear.invars), [None] * len(
@@ -141,7 +142,6 @@ def vjp(fun, *primals, has_aux=False):
                 if isinstance(ct, ad.Zero):
                     ct = ad.zeros_like_aval(ad.tangent_aval(aval))
                 elif aval_of(ct).weak_type != aval.weak_type:  # the primal's type, as in JAX
-                    from . import lax
                     ct = lax.convert_element_type(ct, aval.dtype, weak_type=aval.weak_type)
                 results.append(ct)
             else:
@@ -206,7 +206,6 @@ def value_and_grad(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=F
         if not ad.is_differentiable(out_aval):
             raise TypeError(f"{name} requires a real-valued (floating point) output, got "
                             f"{out_aval.dtype.name}")
-        from . import lax
         grads = pullback(lax.convert_element_type(1, out_aval.dtype,
                                                   weak_type=out_aval.weak_type))
         g = grads[0] if isinstance(argnums, int) else grads
@@ -234,7 +233,6 @@ def grad(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False, redu
 def _std_basis(leaves):
     """Rows of the identity over all leaves: a list (per leaf) of arrays shaped
     (total size,) + leaf shape."""
-    from . import numpy as jnp
     sizes = [int(np.prod(aval_of(x).shape, dtype=np.int64)) for x in leaves]
     total = sum(sizes)
     out, offset = [], 0
@@ -248,7 +246,6 @@ def _std_basis(leaves):
 
 def _split_jacobian(out, leading_sizes, leading_shapes, out_first):
     """A (total, ...) or (..., total) array as per-leaf blocks of shape leaf shape."""
-    from . import numpy as jnp
     blocks, offset = [], 0
     for n, shape in zip(leading_sizes, leading_shapes):
         if out_first:  # out.shape = out_shape + (total,)

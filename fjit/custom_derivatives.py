@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import inspect
 
+from . import lax
 from .array import aval_of
 from .core import Primitive, Tracer, evaluate_reference
 from .interpreters import ad, batching
@@ -325,7 +326,6 @@ class _VJPRule:
                     raise TypeError(f"custom_vjp {self.name}: bwd's cotangent {k} has shape "
                                     f"{got.shape}, its argument {aval.shape}")
                 if got.dtype != aval.dtype:
-                    from . import lax
                     leaf = lax.convert_element_type(leaf, aval.dtype)
                 out.append(leaf)
         return out
@@ -372,7 +372,6 @@ class _BatchedVJPRule:
 
         values, out_dims = batching.batch_flat(flat, list(residuals) + list(cts),
                                                [0] * (n_res + len(cts)), self.axis_size)
-        from . import lax
         out, values = [], iter(zip(values, out_dims))
         for is_none, dim in zip(shapes[0], self.dims):
             if is_none:

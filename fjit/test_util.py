@@ -11,6 +11,8 @@ import contextlib
 
 import numpy as np
 
+from .api_autodiff import jvp, vjp
+from .array import device_put
 from .config import config
 from .tree_util import tree_flatten, tree_map
 
@@ -31,7 +33,6 @@ def _is_float(x):
 
 def _to64(tree):
     """fjit arrays, floats as float64 (call it with 64-bit types on)."""
-    from .array import device_put
     return tree_map(lambda x: device_put(np.asarray(x, np.float64) if _is_float(x)
                                          else np.asarray(x)), tree)
 
@@ -69,7 +70,6 @@ def numerical_jvp(f, args, tangents, eps):
 
 
 def check_jvp(f, args, atol, rtol, eps, rng, name=""):
-    from .api_autodiff import jvp
     tangents = _random_like(args, rng)
     _, out_tangent = jvp(f, tuple(args), tuple(tangents))
     expected = numerical_jvp(f, args, tangents, eps)
@@ -77,7 +77,6 @@ def check_jvp(f, args, atol, rtol, eps, rng, name=""):
 
 
 def check_vjp(f, args, atol, rtol, rng, name=""):
-    from .api_autodiff import jvp, vjp
     tangents = _random_like(args, rng)
     out, pullback = vjp(f, *args)
     cotangent = _random_like(out, rng)
@@ -103,8 +102,6 @@ def check_grads(f, args, order, modes=("fwd", "rev"), atol=1e-5, rtol=1e-5, eps=
             if "fwd" in modes:
                 check_jvp(fun, fun_args, atol, rtol, eps, rng, name)
                 if k > 1:
-                    from .api_autodiff import jvp
-
                     def f_jvp(primals, tangents):
                         return jvp(fun, tuple(primals), tuple(tangents))
                     check(f_jvp, (fun_args, _random_like(fun_args, rng)), k - 1,
@@ -112,8 +109,6 @@ def check_grads(f, args, order, modes=("fwd", "rev"), atol=1e-5, rtol=1e-5, eps=
             if "rev" in modes:
                 check_vjp(fun, fun_args, atol, rtol, rng, name)
                 if k > 1:
-                    from .api_autodiff import vjp
-
                     def f_vjp(*primals):
                         out, pullback = vjp(fun, *primals)
                         return pullback(out)
