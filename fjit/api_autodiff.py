@@ -9,8 +9,9 @@ import numpy as np
 from . import lax
 from . import numpy as jnp
 from .api_vmap import vmap
-from .array import aval_of
+from .array import Array, aval_of, device_put
 from .core import eval_program
+from .devices import default_device
 from .interpreters import ad
 from .interpreters.partial_eval import DebugInfo, trace_to_program
 from .lax.call import checkpoint_p, dots_saveable, everything_saveable, nothing_saveable
@@ -57,9 +58,18 @@ def _tangent_out(primal, tangent):
     if isinstance(tangent, ad.Zero):
         aval = aval_of(primal)
         if ad.is_differentiable(aval):
-            return ad.zeros_like_aval(ad.tangent_aval(aval))
+            return _beside(primal, ad.zeros_like_aval(ad.tangent_aval(aval)))
         return ad.float0_zeros(aval.shape)
-    return tangent
+    return _beside(primal, tangent)
+
+
+def _beside(primal, value):
+    """`value` (a tangent or cotangent of `primal`) on `primal`'s device: one computed from
+    default-device values only (the seed, a zero) would otherwise land there."""
+    if type(primal) is Array and type(value) is Array and primal.device != value.device \
+            and value.device == default_device():
+        return device_put(value, primal.device)
+    return value
 
 
 def jvp(fun, primals, tangents, has_aux=False):
@@ -143,7 +153,7 @@ def vjp(fun, *primals, has_aux=False):
                     ct = ad.zeros_like_aval(ad.tangent_aval(aval))
                 elif aval_of(ct).weak_type != aval.weak_type:  # the primal's type, as in JAX
                     ct = lax.convert_element_type(ct, aval.dtype, weak_type=aval.weak_type)
-                results.append(ct)
+                results.append(_beside(p, ct))
             else:
                 results.append(ad.float0_zeros(aval.shape))
         return tree_unflatten(in_tree, results)

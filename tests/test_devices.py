@@ -335,3 +335,17 @@ def test_block_until_ready_waits_on_the_device(fake):
     assert fjit.block_until_ready({"x": x}) == {"x": x}
     assert x.block_until_ready() is x
     assert FakePlatform.waits == before + 2
+
+
+def test_eager_gradients_and_tangents_land_beside_their_primals(fake):
+    params = fjit.device_put({"w": np.ones(3, np.float32), "b": np.float32(0.5),
+                              "unused": np.ones(2, np.float32)}, fake[0])
+    xs = on(fake[0], np.arange(6, dtype=np.float32).reshape(2, 3))
+
+    def loss(q):
+        return jnp.sum(xs @ q["w"] + q["b"])
+    grads = fjit.grad(loss)(params)
+    assert_on(fake[0], grads["w"], grads["b"], grads["unused"])
+    assert float(grads["b"]) == 2.0 and np.asarray(grads["unused"]).tolist() == [0, 0]
+    _, tangent = fjit.jvp(lambda b: b * 0 + 1.0, (params["b"],), (params["b"],))
+    assert_on(fake[0], tangent)
