@@ -14,13 +14,27 @@ from .errors import FjitTypeError, FjitValueError, calling_function
 from .tree_util import tree_map
 
 
+class _OnDevice:
+    """The `_pending` of a computed array on a device other than the CPU, so that the hot
+    paths need one test, `_pending is None`, for "a NumPy buffer ready to read"."""
+
+    __slots__ = ()
+
+    def wait(self):
+        pass
+
+
+ON_DEVICE = _OnDevice()
+
+
 class Array(ArrayMethods):
     """A concrete array: a buffer on its device that nobody mutates, and its abstract value.
     On the CPU the buffer is a NumPy array; another platform's buffer is whatever its
     executables take (fjit/devices.py), copied to the host once when first read.
 
     An output of an asynchronous call (fjit/runtime/dispatch.py) holds its buffer before
-    the call has filled it, and a `pending` completion: reading `_value` waits for it."""
+    the call has filled it, and a `pending` completion: reading `_value` waits for it.
+    `_pending` is None exactly for a CPU array that is computed."""
 
     __slots__ = ("_buffer", "aval", "_device", "_pending", "_host", "__weakref__")
 
@@ -28,20 +42,19 @@ class Array(ArrayMethods):
         self._buffer = buffer
         self.aval = aval
         self._device = device
-        self._pending = pending
-        self._host = None
+        self._pending = pending if device is CPU or pending is not None else ON_DEVICE
+        # `_host` stays unset until a device array is read
 
     @property
     def _value(self) -> np.ndarray:
         """The value as a NumPy array, once whatever computes it has finished (on a device
         other than the CPU: a host copy, made on the first read)."""
-        pending = self._pending
-        if pending is not None:
-            pending.wait()           # raises the call's error, if it failed
-            self._pending = None
+        if self._pending is None:
+            return self._buffer
+        self._wait()
         if self._device is CPU:
             return self._buffer
-        host = self._host
+        host = getattr(self, "_host", None)
         if host is None:
             host = self._host = self._device.to_host(self._buffer)
             host.flags.writeable = False
@@ -119,10 +132,16 @@ class Array(ArrayMethods):
     def block_until_ready(self):
         """Wait until this array is computed (fjit.block_until_ready does a whole pytree)."""
         if self._pending is not None:
-            self._value   # noqa: B018 -- reading waits
-        if self._device is not CPU:
+            self._wait()
             self._device.wait(self._buffer)
         return self
+
+    def _wait(self):
+        """Wait for the asynchronous call computing this array, raising its error."""
+        pending = self._pending
+        if pending is not None and pending is not ON_DEVICE:
+            pending.wait()
+            self._pending = None if self._device is CPU else ON_DEVICE
 
     def is_deleted(self) -> bool:
         return False

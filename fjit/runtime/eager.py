@@ -54,11 +54,14 @@ class EvalTrace(Trace):
                     raise escaped_tracer_error(x)
                 x = concrete_operand(x, primitive.name)
             arrays.append(x)
-            values.append(x._buffer if x._pending is None else x._value)
-            avals.append(x.aval)
-            if x._device is not CPU:
+            if x._pending is None:   # computed, on the CPU
+                values.append(x._buffer)
+            elif x._device is CPU:
+                values.append(x._value)
+            else:
                 return _run_on_device(primitive, arrays + _operands(args[len(arrays):]),
                                       params)
+            avals.append(x.aval)
         out_avals = _abstract_eval(primitive, avals, params)
         runner = _runners.get(primitive)
         with np.errstate(all="ignore"):  # like XLA: inf/nan results, no warnings

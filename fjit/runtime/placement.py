@@ -30,13 +30,10 @@ def common_device(arrays, what: str):
 def buffer_on(device, x):
     """`x`'s buffer on `device`, copied there if it lives elsewhere."""
     if x._device == device:
-        return x._buffer if x._pending is None else _waited(x)
+        if x._pending is not None:
+            x._wait()   # for an asynchronous call computing it
+        return x._buffer
     return device.from_host(x._value)
-
-
-def _waited(x):
-    x._value  # noqa: B018 -- reading waits for the call computing it
-    return x._buffer
 
 
 def runs_on_host(operands) -> bool:
