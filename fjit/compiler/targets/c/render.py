@@ -118,13 +118,31 @@ def _exact_product(body, value):
 
 
 class _Renderer:
-    """Turns one scheduled kernel into template data."""
+    """Turns one scheduled kernel into template data.
+
+    Names are local to the kernel: its buffers are `a0, a1, ...` (its arguments, in the
+    order of `sk.buffers`) and its values are numbered from 1 within it.  So two kernels that
+    compute the same thing on different buffers render alike, and the program defines that
+    function once (`render_program`)."""
 
     def __init__(self, plan):
         self.plan = plan
+        self.args = {}    # buffer id -> local name, for the kernel being rendered
+        self.names = {}   # the schedule's value name -> local name
 
     def buffer_name(self, buffer_id):
-        return self.plan.buffers[buffer_id].name
+        return self.args[buffer_id]
+
+    def local(self, name):
+        """The schedule's (Program-wide) value name `name` as a name local to this kernel,
+        keeping its prefix: t705 -> t3, acc706 -> acc4."""
+        if not name:
+            return name
+        renamed = self.names.get(name)
+        if renamed is None:
+            prefix = name.rstrip("0123456789")
+            renamed = self.names[name] = f"{prefix}{len(self.names) + 1}"
+        return renamed
 
     # index expressions -----------------------------------------------------------------------
     def index(self, expr, extents):
@@ -145,7 +163,8 @@ class _Renderer:
             for p, n in reversed(list(zip(positions, buf.shape))):
                 at = at + p * stride
                 stride *= n
-            return {"k": "load", "buf": buf.name, "at": self.index(at, extents)}
+            return {"k": "load", "buf": self.buffer_name(expr.operand),
+                    "at": self.index(at, extents)}
         a, b = self.index(expr.a, extents), self.index(expr.b, extents)
         op = expr.op
         if op in ("floordiv", "mod"):
@@ -167,8 +186,8 @@ class _Renderer:
         if kind == "load":
             buf = self.plan.buffers[node.data[0]]
             at = flat_index_of(node.data[1], buf.shape)
-            return {"k": "load", "buf": buf.name, "at": self.index(at, extents),
-                    "st": short(buf.dtype)}
+            return {"k": "load", "buf": self.buffer_name(node.data[0]),
+                    "at": self.index(at, extents), "st": short(buf.dtype)}
         if kind == "const":
             return {"k": "const", "c": literal(node.data, node.dtype)}
         if kind == "op":
@@ -179,35 +198,39 @@ class _Renderer:
                      "st": short(node.dtype), "tf": _STORAGE[short(operand)],
                      "tt": _STORAGE[short(node.dtype)], "kf": kind_of(operand),
                      "p": dict(params)}
-            return {"k": "op", "row": name, "args": args, "types": types, "exact": False}
+            return {"k": "op", "row": name, "args": [self.local(a) for a in args],
+                    "types": types, "exact": False}
         if kind == "iota":
             return {"k": "iota", "ctype": compute_type(node.dtype),
                     "at": self.index(node.data, extents)}
         if kind == "guard":
-            return {"k": "guard", "cond": self.index(node.data, extents), "args": args}
+            return {"k": "guard", "cond": self.index(node.data, extents),
+                    "args": [self.local(a) for a in args]}
         raise NotImplementedError(kind)
 
     def statements(self, body, extents):
         out = []
         for stmt in body:
             if isinstance(stmt, Let):
-                out.append({"k": "let", "name": stmt.name, "ctype": compute_type(stmt.node.dtype),
-                            "value": self.value(stmt.node, stmt.args, extents)})
+                value = self.value(stmt.node, stmt.args, extents)
+                out.append({"k": "let", "name": self.local(stmt.name),
+                            "ctype": compute_type(stmt.node.dtype), "value": value})
             elif isinstance(stmt, ReduceStmt):
                 out.append(self.reduce(stmt, extents))
             elif isinstance(stmt, Store):
                 buf = self.plan.buffers[stmt.buffer]
-                out.append({"k": "store", "buf": buf.name, "at": self.index(stmt.index, extents),
-                            "value": stmt.value, "st": short(buf.dtype)})
+                out.append({"k": "store", "buf": self.buffer_name(stmt.buffer),
+                            "at": self.index(stmt.index, extents),
+                            "value": self.local(stmt.value), "st": short(buf.dtype)})
             elif isinstance(stmt, PackStore):
-                out.append({"k": "pack", "value": stmt.value})
+                out.append({"k": "pack", "value": self.local(stmt.value)})
             elif isinstance(stmt, SubNest):
                 out.append(self.subnest(stmt, extents))
             elif isinstance(stmt, Accumulate):
                 buf = self.plan.buffers[stmt.buffer]
-                out.append({"k": "accumulate", "buf": buf.name,
+                out.append({"k": "accumulate", "buf": self.buffer_name(stmt.buffer),
                             "at": self.index(stmt.index, extents), "monoid": stmt.monoid,
-                            "s": compute_short(buf.dtype), "value": stmt.value,
+                            "s": compute_short(buf.dtype), "value": self.local(stmt.value),
                             "st": short(buf.dtype),
                             "guard": None if stmt.guard is None else
                             self.index(stmt.guard, extents)})
@@ -223,33 +246,34 @@ class _Renderer:
         extents = dict(extents)
         for loop in stmt.loops:
             extents[loop.axis] = loop.extent
+        name, position = self.local(stmt.name), self.local(stmt.index)
         body = self.statements(stmt.body, extents)
+        value = self.local(stmt.value)
         node = stmt.node
         if node.kind == "reduce" and node.data[0] == "sum":
-            _exact_product(body, stmt.value)
+            _exact_product(body, value)
         if node.kind == "argreduce":
             kind = node.data[0]
             value_dtype = node.args[0].dtype
             init = dtypes.lowest(value_dtype) if kind == "argmax" else dtypes.highest(value_dtype)
-            body.append({"k": "argbest", "kind": kind, "value": stmt.value, "best": stmt.name,
-                         "arg": stmt.index, "var": f"i{stmt.loops[0].axis}",
+            body.append({"k": "argbest", "kind": kind, "value": value, "best": name,
+                         "arg": position, "var": f"i{stmt.loops[0].axis}",
                          "float": dtypes.is_float(value_dtype)})
-            return {"k": "reduce", "arg": stmt.index, "best": stmt.name, "rounds": None,
+            return {"k": "reduce", "arg": position, "best": name, "rounds": None,
                     "ctype_value": compute_type(value_dtype),
                     "best_init": literal(init, value_dtype),
                     "loops": [self.loop(l, None) for l in stmt.loops], "body": body}
         monoid = node.data[0]
         identity = MONOIDS[monoid].identity(node.dtype)
         s = compute_short(node.dtype)
-        body.append({"k": "combine", "acc": stmt.name, "monoid": monoid, "s": s,
-                     "value": stmt.value})
-        clause = _reduction_clause(monoid, s, stmt.name)
+        body.append({"k": "combine", "acc": name, "monoid": monoid, "s": s, "value": value})
+        clause = _reduction_clause(monoid, s, name)
         loops = [self.loop(l, clause if k == len(stmt.loops) - 1 else None)
                  for k, l in enumerate(stmt.loops)]
         # a float16/bfloat16 sum is accumulated in float and rounded once, here: its readers in
         # this kernel see the value a stored float16 result would have
         rounds = short(node.dtype) if short(node.dtype) != s else None
-        return {"k": "reduce", "arg": None, "name": stmt.name, "ctype": compute_type(node.dtype),
+        return {"k": "reduce", "arg": None, "name": name, "ctype": compute_type(node.dtype),
                 "rounds": rounds,
                 "identity": literal(identity, node.dtype), "loops": loops, "body": body}
 
@@ -284,9 +308,11 @@ class _Renderer:
                     written.add(stmt.buffer)
             for fill in nest.prologue:
                 written.add(fill.buffer)
-        for b in sk.buffers:
+        self.args, self.names = {}, {}
+        for k, b in enumerate(sk.buffers):
             buf = self.plan.buffers[b]
-            buffers.append({"id": b, "name": buf.name, "ctype": _STORAGE[short(buf.dtype)],
+            self.args[b] = f"a{k}"
+            buffers.append({"id": b, "name": f"a{k}", "ctype": _STORAGE[short(buf.dtype)],
                             "const": "" if b in written else "const "})
         data = {"name": sk.name, "kind": sk.kind, "buffers": buffers, "comment": sk.comment,
                 "work": sk.work}
@@ -316,7 +342,8 @@ class _Renderer:
 
 
 def _control_data(sk, plan):
-    """What the template needs to render a scan, while or cond (see control.py)."""
+    """What the template needs to render a scan, while or cond (see control.py); its calls
+    of its body's kernels are filled in by `render_program`."""
     kernel = sk.control
     calls = [[k.name for k in part] for part in sk.parts]
 
@@ -385,10 +412,47 @@ def all_kernels(scheduled):
         yield sk
 
 
+def _identity(data) -> str:
+    """What a kernel's code depends on: its template data without its name, comment and
+    buffer ids (which buffers it gets is the caller's business)."""
+    skip = {"name", "comment", "work"}
+    return repr(sorted((k, v if k != "buffers" else
+                        [{f: x for f, x in b.items() if f != "id"} for b in v])
+                       for k, v in data.items() if k not in skip))
+
+
+def unique_kernels(renderer, scheduled):
+    """(the kernels to define, each once, and the call of every scheduled kernel by name).
+    A call is the function to run and the buffer ids it is given, in its argument order;
+    control kernels (scan, while, cond) read the program's buffer table themselves."""
+    defined, by_identity, calls = [], {}, {}
+    for sk in all_kernels(scheduled):
+        data = renderer.kernel(sk)
+        if data["kind"] in ("scan", "while", "cond"):
+            for key in ("calls", "cond_calls"):
+                if key in data:
+                    data[key] = [calls[c] for c in data[key]]
+            for branch in data.get("branches", ()):
+                branch["calls"] = [calls[c] for c in branch["calls"]]
+            data["also"] = []
+            defined.append(data)
+            calls[sk.name] = {"fn": sk.name, "args": None}
+            continue
+        key = _identity(data)
+        first = by_identity.get(key)
+        if first is None:
+            first = by_identity[key] = data
+            data["also"] = []
+            defined.append(data)
+        else:
+            first["also"].append(sk.name)
+        calls[sk.name] = {"fn": first["name"], "args": [b["id"] for b in data["buffers"]]}
+    return defined, calls
+
+
 def render_program(name, plan, scheduled, toolchain, target) -> str:
-    renderer = _Renderer(plan)
-    kernels = [renderer.kernel(sk) for sk in all_kernels(scheduled)]
-    top = [sk.name for sk in scheduled]
+    kernels, calls = unique_kernels(_Renderer(plan), scheduled)
+    top = [calls[sk.name] for sk in scheduled]
     used = _types_used(plan, scheduled)  # the prelude only defines helpers for these
     return environment().get_template("c/program.c.j2").render(
         name=name, kernels=kernels, top=top, floats=[f for f in FLOATS if f[0] in used],
