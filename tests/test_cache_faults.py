@@ -10,6 +10,7 @@ import socket
 import stat
 import subprocess
 import warnings
+from collections import OrderedDict
 
 import numpy as np
 import pytest
@@ -29,6 +30,8 @@ def cache_path(tmp_path, monkeypatch, set_option):
     monkeypatch.setattr(cache, "_resolved", {}, raising=False)
     monkeypatch.setattr(cache, "_warned", set(), raising=False)
     monkeypatch.setattr(cache, "_tracked", {}, raising=False)
+    # and no library in memory: Programs that differ only in constants or sizes share one
+    monkeypatch.setattr(backend, "_loaded_libraries", OrderedDict())
     return path
 
 
@@ -118,7 +121,11 @@ def test_corrupt_entry_is_rebuilt(cache_path):
 
 def test_entry_of_another_key_or_an_older_version_is_rebuilt(cache_path):
     program, compiled = _compiled(5.5)
-    other, other_compiled = _compiled(6.5)
+    # another computation (a constant alone would not do: constants are parameters, and
+    # Programs that differ only in them share one library)
+    other = fjit.make_program(lambda x: fjit.numpy.exp(x) * 6.5)(np.ones(4, np.float32))
+    other_compiled = backend.compile_program(other)
+    assert other_compiled.key != compiled.key
     other_path = cache.build_into_cache(other_compiled.key, other_compiled.source,
                                         toolchain.toolchain())
     target = cache.entry_path(str(cache_path), compiled.key)

@@ -233,12 +233,65 @@ def test_loop_passes_can_be_switched_off(monkeypatch):
 def test_lower_shows_program_kernels_and_source():
     lowered = fjit.jit(softmax).lower(rand(4, 5))
     text = lowered.as_text()
-    assert "# Program" in text and "# Kernels" in text and "int fj_program(void **B)" in text
+    assert "# Program" in text and "# Kernels" in text
+    assert "int fj_program(void **B, const int64_t *N, const double *F)" in text
     assert "reduce_max" in text and "kernel_0" in text
     kernels = lowered.kernels()
     assert all(k.eqns for k in kernels)
     assert any("exp" in k.primitives for k in kernels)
 
+
+def _library_key(fn, *args):
+    from fjit.compiler.targets.c import executable
+    return executable.compile_program(fjit.make_program(fn)(*args))
+
+
+def _mlp_step(w1, w2, x, lr):
+    def loss(p):
+        h = jnp.tanh(x @ p[0])
+        return jnp.mean((h @ p[1]) ** 2)
+    g = fjit.grad(loss)((w1, w2))
+    return w1 - lr * g[0], w2 - lr * g[1]
+
+
+def test_kernels_that_differ_only_in_their_buffers_are_one_function():
+    def layers(x):
+        for _ in range(4):   # a reduction between maps: kernels that repeat, layer by layer
+            x = jnp.tanh(x * x.sum(axis=0) + 1.5)
+        return x
+    x = rand(8, 16) / 4
+    lowered = fjit.jit(layers).lower(x)
+    source, calls = lowered.source(), len(lowered.kernels())
+    defined = source.count("static void kernel_")
+    assert calls >= 5 and defined <= calls - 2, (defined, calls)
+    assert source.split("int fj_program")[1].count("kernel_") == calls
+    expected = x
+    for _ in range(4):
+        expected = np.tanh(expected * expected.sum(axis=0) + 1.5)
+    np.testing.assert_allclose(fjit.jit(layers)(x), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_programs_that_differ_only_in_constants_or_outer_sizes_share_a_library():
+    w1, w2 = rand(16, 32), rand(32, 4, seed=1)
+    base = _library_key(_mlp_step, w1, w2, rand(64, 16), 0.1)
+    assert _library_key(_mlp_step, w1, w2, rand(64, 16), 0.01).key == base.key
+    assert _library_key(_mlp_step, w1, w2, rand(96, 16), 0.1).key == base.key
+    other = _library_key(_mlp_step, w1, w2, rand(64, 16), 0.1)
+    assert other.sizes == base.sizes and other.constants == base.constants
+    # and the shared library computes each Program's own values
+    step = fjit.jit(_mlp_step)
+    for batch, lr in [(64, 0.1), (96, 0.01)]:
+        x = rand(batch, 16, seed=batch)
+        got = step(w1, w2, x, lr)
+
+        def loss(p):
+            return np.mean((np.tanh(x @ p[0]) @ p[1]) ** 2)
+        h = np.tanh(x @ w1)
+        d_out = 2 * (h @ w2) / (batch * 4)
+        g2 = h.T @ d_out
+        g1 = x.T @ ((d_out @ w2.T) * (1 - h ** 2))
+        np.testing.assert_allclose(got[0], w1 - lr * g1, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(got[1], w2 - lr * g2, rtol=1e-4, atol=1e-5)
 
 
 _PROGRAM = """
@@ -427,9 +480,15 @@ def test_a_second_target_needs_no_change_to_the_compiler():
         a = np.random.default_rng(0).standard_normal((512, 256)).astype(np.float32)
         b = np.random.default_rng(1).standard_normal((256, 8)).astype(np.float32)
         program = fjit.make_program(f)(a, b)
-        assert "omp parallel" in compile_program(program).source
-        source = compile_program(program, target=serial).source
-        assert "omp parallel" not in source and "fj_sgemm" not in source
+        from fjit.compiler.lowered import KernelInfo
+
+        def on_threads(compiled):   # decided per call: the code is the same either way
+            return [KernelInfo(sk, compiled.plan).parallel for sk in compiled.scheduled]
+        big_map = fjit.make_program(lambda a: jnp.tanh(a) * 2)(a)
+        assert any(on_threads(compile_program(big_map)))
+        assert not any(on_threads(compile_program(big_map, target=serial)))
+        assert "fj_sgemm" in compile_program(program).source
+        assert "fj_sgemm" not in compile_program(program, target=serial).source
         fjit.config.update("backend", "c_serial")
         got = fjit.jit(f)(a, b)
         fjit.config.update("backend", "c")

@@ -25,7 +25,8 @@ class KernelInfo:
         self.inputs = [plan.buffers[b] for b in scheduled.buffers if b not in written]
         self.produces_b = any(getattr(k, "b_producer", None) is not None for k in kernels)
         self.eqns = [e for k in kernels for e in k.eqns]
-        self.parallel = any(l.parallel for nest in scheduled.nests for l in nest.loops)
+        self.parallel = any(l.parallel and l.threads for nest in scheduled.nests
+                            for l in nest.loops)
         self.vectorized = any(l.simd for nest in scheduled.nests for l in nest.loops)
 
     @property

@@ -63,11 +63,13 @@ class Loop:
     (tile=size: i<axis> runs from the block's start for at most `size` steps)."""
     axis: int
     extent: int
-    parallel: bool = False
+    parallel: bool = False   # its iterations may run on threads
     simd: bool = False
     unroll: bool = False
     block: int = 0
     tile: int = 0
+    threads: bool = False    # parallel, with work enough that threads pay: a target decides
+    # this per call where it can (the C target does), so code is shared across sizes
 
 
 @dataclass
@@ -336,14 +338,22 @@ def _innermost_statements(nest):
     return nest.levels[-1]
 
 
+def _may_thread(work, target) -> bool:
+    """Is a loop nest of `work` worth a parallel loop whose use of threads is decided per call
+    (`Loop.threads`)?  Not when it is far below the threshold: a parallel region that then
+    runs on one thread still costs about 1 us (a 3-element map: 7.4 -> 8.5 us per call), and
+    sizes 8 times larger are a different Program anyway."""
+    return work >= target.parallel_min_work // 8
+
+
 def _mark(nest, work, options, target):
     """unroll short reduction loops; vectorize each remaining reduction's innermost loop, or
     the kernel's innermost loop when no rolled loop sits inside it; parallelize the
     outermost loop when the work is large."""
     loops = nest.loops
     outer = _outermost_real_loop(loops)
-    if outer is not None and options.parallelize and work >= target.parallel_min_work:
-        outer.parallel = True
+    if outer is not None and options.parallelize and _may_thread(work, target):
+        outer.parallel, outer.threads = True, work >= target.parallel_min_work
     if options.unroll:
         for stmts in nest.levels:
             _unrolled_size(stmts, target)
@@ -464,8 +474,8 @@ def _reordered_reduction(kernel, name, plan, options, target, counter):
     if options.vectorize:
         loops[-1].simd = True
     split = _outermost_real_loop(outer)
-    if options.parallelize and split is not None and size >= target.parallel_min_work:
-        split.parallel = True
+    if options.parallelize and split is not None and _may_thread(size, target):
+        split.parallel, split.threads = True, size >= target.parallel_min_work
     return ScheduledKernel(name, "loops", [nest],
                            buffers=sorted({buffer} | _loaded([expr])), work=size)
 
@@ -517,10 +527,9 @@ def _schedule_scatter(kernel, name, plan, options, target, counter):
     # loop index itself, different outer iterations write disjoint slices (a convolution's
     # input gradient: each example scatters into its own image).
     size = int(np.prod(kernel.shape, dtype=np.int64))
-    if options.parallelize and loops and loops[0].extent > 1 and \
-            size >= target.parallel_min_work \
+    if options.parallelize and loops and loops[0].extent > 1 and _may_thread(size, target) \
             and any(t == ix.idx(0) for t in kernel.targets):
-        loops[0].parallel = True
+        loops[0].parallel, loops[0].threads = True, size >= target.parallel_min_work
     fill = Fill(kernel.out, out_buf.size, MONOIDS[kernel.monoid].identity(out_buf.dtype),
                 out_buf.dtype)
     nest = _nest(loops, body, counter, [fill])
@@ -621,7 +630,8 @@ def _merge(group, sk, p):
     a, b = group.nests[0], sk.nests[0]
     levels = [a.levels[d] + b.levels[d] for d in range(p)]
     levels.append(_inner(a, p) + _inner(b, p))
-    loops = [Loop(x.axis, x.extent, x.parallel or y.parallel, False)
+    loops = [Loop(x.axis, x.extent, x.parallel or y.parallel, False,
+                  threads=x.threads or y.threads)
              for x, y in zip(a.loops[:p], b.loops[:p])]
     return ScheduledKernel(group.name, "loops", [LoopNest(loops, levels)],
                            buffers=sorted(set(group.buffers) | set(sk.buffers)),

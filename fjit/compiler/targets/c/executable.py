@@ -32,8 +32,8 @@ from .blas import gemm_pointers
 from .toolchain import toolchain
 
 _ffi = cffi.FFI()
-_ffi.cdef("int fj_program(void **buffers); void fj_set_blas(void *sgemm, void *dgemm);"
-          "const char *fj_key(void);")
+_ffi.cdef("int fj_program(void **buffers, const int64_t *sizes, const double *constants);"
+          "void fj_set_blas(void *sgemm, void *dgemm); const char *fj_key(void);")
 
 ALIGN = 64
 # Work (elements x body cost; GEMMs: multiply-adds) from which a call runs on the device's
@@ -44,9 +44,10 @@ ASYNC_MIN_WORK = 1 << 18
 class Compiled:
     """What compiling a Program produced (kept for introspection: `jit(f).lower(...)`)."""
 
-    def __init__(self, program, flat, plan, scheduled, source, key):
+    def __init__(self, program, flat, plan, scheduled, source, key, sizes, constants):
         self.program, self.flat, self.plan = program, flat, plan
         self.scheduled, self.source, self.key = scheduled, source, key
+        self.sizes, self.constants = sizes, constants   # fj_program's N and F
 
 
 def compile_program(program: Program, options: Options | None = None,
@@ -55,10 +56,11 @@ def compile_program(program: Program, options: Options | None = None,
     if tc is None:
         raise RuntimeError("no working C compiler was found (set CC or FJIT_CC)")
     flat, plan, scheduled = lower_program(program, target, options)
-    source = render.render_program(program.name or "program", plan, scheduled, tc, target)
-    key = cache.entry_key(source, tc.key)
-    source = source + f'\nconst char *fj_key(void) {{ return "{key}"; }}\n'
-    return Compiled(program, flat, plan, scheduled, source, key)
+    rendered = render.render_program(program.name or "program", plan, scheduled, tc, target)
+    key = cache.entry_key(rendered.source, tc.key)
+    source = rendered.source + f'\nconst char *fj_key(void) {{ return "{key}"; }}\n'
+    return Compiled(program, flat, plan, scheduled, source, key, rendered.sizes,
+                    rendered.constants)
 
 
 class Library:
@@ -202,6 +204,12 @@ class CExecutable:
             self.fixed[b] = workspace_ptr + shift + off
         for b, value in self.fixed.items():
             self.pointers[b] = value
+        # the kernels' parameters: this Program's sizes and constants (the library may be
+        # shared with Programs of other sizes)
+        self.sizes = np.array(compiled.sizes or [0], np.int64)
+        self.constants = np.array(compiled.constants or [0.0], np.float64)
+        self.sizes_ptr = _ffi.cast("const int64_t *", self.sizes.ctypes.data)
+        self.constants_ptr = _ffi.cast("const double *", self.constants.ctypes.data)
         self.lock = threading.Lock()
         self.program_fn = self.library.fj_program
         self.name = program.name or "program"
@@ -226,7 +234,7 @@ class CExecutable:
                 out = arrays[b] = (np.empty(shape, dtype) if nbytes < MIN_POOLED_BYTES
                                    else pool.empty(shape, dtype, nbytes))
                 ptrs[b] = _ffi.from_buffer(out)
-            self.program_fn(ptrs)
+            self.program_fn(ptrs, self.sizes_ptr, self.constants_ptr)
         results = []   # _results, inlined: a method call here shows in W7
         for kind, value in self.outputs:
             if kind == "literal":
@@ -271,7 +279,7 @@ class CExecutable:
                 ptrs[b] = _ffi.from_buffer(value, require_writable=False)
             for b, out in arrays.items():
                 ptrs[b] = _ffi.from_buffer(out)
-            self.program_fn(ptrs)
+            self.program_fn(ptrs, self.sizes_ptr, self.constants_ptr)
 
     def _results(self, args, keep, arrays):
         results = []

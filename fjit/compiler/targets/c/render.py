@@ -129,6 +129,35 @@ class _Renderer:
         self.plan = plan
         self.args = {}    # buffer id -> local name, for the kernel being rendered
         self.names = {}   # the schedule's value name -> local name
+        self.ints = []    # its size parameters' values (N[k], named n<k> in the kernel)
+        self.simd_axes = set()  # its vectorized loops' axes
+        self.floats = []  # its floating-point constants' values (F[k])
+
+    def size(self, value) -> str:
+        """An integer of the kernel's index arithmetic (an extent, a stride, an offset, a
+        bound) as a parameter, so that one function serves every call that differs only in
+        sizes.  0 and 1 stay literals: they shape the code (a term that vanishes, a
+        multiplication that is not there, a loop of one iteration)."""
+        value = int(value)
+        if value in (0, 1):
+            return f"{value}LL"
+        self.ints.append(value)
+        return f"n{len(self.ints) - 1}"
+
+    def flag(self, value: bool) -> str:
+        """A yes/no decision taken per call (whether a loop runs on threads) as a parameter."""
+        self.ints.append(int(value))
+        return f"n{len(self.ints) - 1}"
+
+    def constant(self, value, dtype) -> dict:
+        """A constant of the computation: a finite float other than 0 and 1 is a parameter
+        (a learning rate, a mean's divisor), anything else a literal."""
+        c = literal(value, dtype)
+        if c["kind"] == "float" and float(value) not in (0.0, 1.0):
+            self.floats.append(float(value))
+            return {"kind": "param", "text": f"F[{len(self.floats) - 1}]",
+                    "ctype": compute_type(dtype)}
+        return c
 
     def buffer_name(self, buffer_id):
         return self.args[buffer_id]
@@ -149,7 +178,7 @@ class _Renderer:
         if isinstance(expr, ix.Idx):
             return {"k": "var", "name": f"i{expr.axis}"}
         if isinstance(expr, ix.Const):
-            return {"k": "const", "v": f"{expr.value}LL"}
+            return {"k": "const", "v": self.size(expr.value)}
         if isinstance(expr, ix.Where):
             return {"k": "select", "c": self.index(expr.cond, extents),
                     "a": self.index(expr.a, extents), "b": self.index(expr.b, extents)}
@@ -165,8 +194,20 @@ class _Renderer:
                 stride *= n
             return {"k": "load", "buf": self.buffer_name(expr.operand),
                     "at": self.index(at, extents)}
-        a, b = self.index(expr.a, extents), self.index(expr.b, extents)
         op = expr.op
+        if op == "mul" and isinstance(expr.a, ix.Const) and _mentions(expr.b, self.simd_axes):
+            a = {"k": "const", "v": f"{expr.a.value}LL"}   # a vector loop's stride: literal
+        else:
+            a = self.index(expr.a, extents)
+        if op in ("floordiv", "mod") and isinstance(expr.b, ix.Const):
+            # a constant divisor stays a literal: the compiler divides by it with a multiply
+            b = {"k": "const", "v": f"{expr.b.value}LL"}
+        elif op == "mul" and isinstance(expr.b, ix.Const) and _mentions(expr.a, self.simd_axes):
+            # so does the stride of a vectorized loop's index: with it known the compiler
+            # loads contiguous or strided vectors; unknown, it gathers element by element
+            b = {"k": "const", "v": f"{expr.b.value}LL"}
+        else:
+            b = self.index(expr.b, extents)
         if op in ("floordiv", "mod"):
             nonneg = ranges.bounds(expr.a, extents)[0] >= 0 and isinstance(expr.b, ix.Const) \
                 and expr.b.value > 0
@@ -189,7 +230,7 @@ class _Renderer:
             return {"k": "load", "buf": self.buffer_name(node.data[0]),
                     "at": self.index(at, extents), "st": short(buf.dtype)}
         if kind == "const":
-            return {"k": "const", "c": literal(node.data, node.dtype)}
+            return {"k": "const", "c": self.constant(node.data, node.dtype)}
         if kind == "op":
             name, params = node.data
             operand = node.args[0].dtype if node.args else node.dtype
@@ -277,9 +318,12 @@ class _Renderer:
                 "rounds": rounds,
                 "identity": literal(identity, node.dtype), "loops": loops, "body": body}
 
-    @staticmethod
-    def loop(loop, clause):
-        var, extent = f"i{loop.axis}", f"{loop.extent}LL"
+    def loop(self, loop, clause):
+        # an unrolled loop keeps its extent (the unroll pragma names it), and so does a
+        # vectorized one: known, its trip count needs no remainder loops when the vector
+        # width divides it, and those cost compile time and speed
+        extent = f"{loop.extent}LL" if loop.unroll or loop.simd else self.size(loop.extent)
+        var = f"i{loop.axis}"
         start, stop, step = "0", extent, 1
         if loop.block:
             var, step = f"i{loop.axis}b", loop.block
@@ -289,6 +333,7 @@ class _Renderer:
                 stop = f"({stop} < {extent} ? {stop} : {extent})"
         return {"var": var, "extent": extent, "start": start, "stop": stop, "step": step,
                 "parallel": loop.parallel, "simd": loop.simd,
+                "threads": self.flag(loop.threads) if loop.parallel else None,
                 "reduction": clause if loop.simd else None,
                 "unroll": loop.extent if loop.unroll else None}
 
@@ -308,30 +353,34 @@ class _Renderer:
                     written.add(stmt.buffer)
             for fill in nest.prologue:
                 written.add(fill.buffer)
-        self.args, self.names = {}, {}
+        self.args, self.names, self.ints, self.floats = {}, {}, [], []
+        self.simd_axes = {l.axis for l in _loops(sk) if l.simd or l.unroll}
         for k, b in enumerate(sk.buffers):
             buf = self.plan.buffers[b]
             self.args[b] = f"a{k}"
             buffers.append({"id": b, "name": f"a{k}", "ctype": _STORAGE[short(buf.dtype)],
                             "const": "" if b in written else "const "})
         data = {"name": sk.name, "kind": sk.kind, "buffers": buffers, "comment": sk.comment,
-                "work": sk.work}
+                "work": sk.work, "ints": self.ints, "floats": self.floats}
         if sk.control is not None:
             data.update(_control_data(sk, self.plan))
             data["buffers"] = []
             return data
         if sk.kind == "gemm":
             g = sk.gemm
-            data.update(batch=g.batch, m=g.m, n=g.n, k=g.k, a=self.buffer_name(g.a),
+            size = self.size
+            data.update(batch=size(g.batch), m=size(g.m), n=size(g.n), k=size(g.k),
+                        a=self.buffer_name(g.a),
                         b="0" if g.b is None else self.buffer_name(g.b), c=self.buffer_name(g.c),
                         producer=self.producer(sk.nests[0]) if sk.nests else None,
                         ta=int(g.trans_a), tb=int(g.trans_b),
-                        lda=g.m if g.trans_a else g.k, ldb=g.k if g.trans_b else g.n,
-                        a_batch=g.a_batch, b_batch=g.b_batch, suffix=compute_short(g.dtype))
+                        lda=size(g.m if g.trans_a else g.k), ldb=size(g.k if g.trans_b else g.n),
+                        a_batch=size(g.a_batch), b_batch=size(g.b_batch),
+                        c_batch=size(g.m * g.n), suffix=compute_short(g.dtype))
             return data
         nests = []
         for nest in sk.nests:
-            fills = [{"buf": self.buffer_name(f.buffer), "size": f"{f.size}LL",
+            fills = [{"buf": self.buffer_name(f.buffer), "size": self.size(f.size),
                       "value": literal(f.value, f.dtype), "st": short(f.dtype)}
                      for f in nest.prologue if isinstance(f, Fill)]
             data_nest = self.subnest(nest, {})
@@ -339,6 +388,22 @@ class _Renderer:
             nests.append(data_nest)
         data["nests"] = nests
         return data
+
+
+def _loops(sk):
+    """Every loop of a scheduled kernel: its nests', their reductions' and sub-nests'."""
+    for nest in sk.nests:
+        yield from nest.loops
+        for stmt in walk_statements(nest.levels):
+            if isinstance(stmt, (ReduceStmt, SubNest)):
+                yield from stmt.loops
+
+
+def _mentions(expr, axes) -> bool:
+    """Does index expression `expr` use the index of one of `axes`?"""
+    if isinstance(expr, ix.Idx):
+        return expr.axis in axes
+    return any(_mentions(child, axes) for child in expr.children())
 
 
 def _control_data(sk, plan):
@@ -415,16 +480,26 @@ def all_kernels(scheduled):
 def _identity(data) -> str:
     """What a kernel's code depends on: its template data without its name, comment and
     buffer ids (which buffers it gets is the caller's business)."""
-    skip = {"name", "comment", "work"}
+    skip = {"name", "comment", "work", "ints", "floats"}
     return repr(sorted((k, v if k != "buffers" else
                         [{f: x for f, x in b.items() if f != "id"} for b in v])
                        for k, v in data.items() if k not in skip))
 
 
-def unique_kernels(renderer, scheduled):
+class Rendered:
+    """A Program's C source and the values its kernels' parameters take: `sizes` (int64) and
+    `constants` (double), passed to `fj_program(B, N, F)` at every call.  The source holds
+    no sizes, so Programs that differ only in sizes (a new batch size) share one library."""
+
+    def __init__(self, source, sizes, constants):
+        self.source, self.sizes, self.constants = source, sizes, constants
+
+
+def unique_kernels(renderer, scheduled, sizes, constants):
     """(the kernels to define, each once, and the call of every scheduled kernel by name).
-    A call is the function to run and the buffer ids it is given, in its argument order;
-    control kernels (scan, while, cond) read the program's buffer table themselves."""
+    A call is the function to run, the buffer ids it is given (in its argument order) and
+    where its parameters start in `sizes` and `constants` (appended to here); control
+    kernels (scan, while, cond) read the program's buffer table themselves."""
     defined, by_identity, calls = [], {}, {}
     for sk in all_kernels(scheduled):
         data = renderer.kernel(sk)
@@ -446,20 +521,26 @@ def unique_kernels(renderer, scheduled):
             defined.append(data)
         else:
             first["also"].append(sk.name)
-        calls[sk.name] = {"fn": first["name"], "args": [b["id"] for b in data["buffers"]]}
+        calls[sk.name] = {"fn": first["name"], "args": [b["id"] for b in data["buffers"]],
+                          "n": len(sizes) if data["ints"] else None,
+                          "f": len(constants) if data["floats"] else None}
+        sizes.extend(data["ints"])
+        constants.extend(data["floats"])
     return defined, calls
 
 
-def render_program(name, plan, scheduled, toolchain, target) -> str:
-    kernels, calls = unique_kernels(_Renderer(plan), scheduled)
+def render_program(name, plan, scheduled, toolchain, target) -> Rendered:
+    sizes, constants = [], []
+    kernels, calls = unique_kernels(_Renderer(plan), scheduled, sizes, constants)
     top = [calls[sk.name] for sk in scheduled]
     used = _types_used(plan, scheduled)  # the prelude only defines helpers for these
-    return environment().get_template("c/program.c.j2").render(
+    source = environment().get_template("c/program.c.j2").render(
         name=name, kernels=kernels, top=top, floats=[f for f in FLOATS if f[0] in used],
         ints=[i for i in INTS if i[0] in used], int_min=INT_MIN, int_max=INT_MAX,
         vector_math=toolchain.vector_math and any(f[0] in used for f in FLOATS),
         vector_functions=toolchain_vector_functions(), parallel_min_work=target.parallel_min_work,
         gemm=any(sk.kind == "gemm" for sk in all_kernels(scheduled)))
+    return Rendered(source, sizes, constants)
 
 
 def _types_used(plan, scheduled) -> set:
