@@ -211,11 +211,11 @@ def test_cache_filling_up_during_a_build_falls_back(how, cache_path, monkeypatch
     if how == "compiler":
         real_compile = toolchain.Toolchain.compile
 
-        def compile_(self, source_path, output_path):
-            if source_path.startswith(str(cache_path)):
+        def compile_(self, source_paths, output_path):
+            if source_paths[0].startswith(str(cache_path)):
                 raise toolchain.CompileError(f"cc1: fatal error: {output_path}: "
                                              "No space left on device")
-            return real_compile(self, source_path, output_path)
+            return real_compile(self, source_paths, output_path)
         monkeypatch.setattr(toolchain.Toolchain, "compile", compile_)
     else:
         real_replace = os.replace

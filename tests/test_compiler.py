@@ -271,6 +271,34 @@ def test_kernels_that_differ_only_in_their_buffers_are_one_function():
     np.testing.assert_allclose(fjit.jit(layers)(x), expected, rtol=1e-5, atol=1e-6)
 
 
+def test_a_program_split_into_translation_units_builds_in_parallel_and_computes_the_same(
+        monkeypatch, tmp_path, set_option):
+    from fjit.compiler.targets.c import executable, render, toolchain
+    set_option("cache_dir", str(tmp_path / "cache"))
+    monkeypatch.setattr(render, "UNIT_MIN_WEIGHT", 1)          # split even a small Program
+    monkeypatch.setattr(toolchain.Toolchain, "jobs", property(lambda self: 3))
+    monkeypatch.setattr(executable, "_loaded_libraries", __import__("collections").OrderedDict())
+    calls = []
+    real_popen = subprocess.Popen
+
+    def popen(cmd, *args, **kwargs):
+        calls.append(cmd)
+        return real_popen(cmd, *args, **kwargs)
+    monkeypatch.setattr(subprocess, "Popen", popen)
+
+    def f(x, w):
+        h = jnp.tanh(x @ w)
+        return (h - h.mean(axis=0)).sum(axis=1), jnp.max(h, axis=0) * 2
+    x, w = rand(32, 16), rand(16, 8, seed=1)
+    compiled = executable.compile_program(fjit.make_program(f)(x, w))
+    assert len(compiled.units) == 3 and compiled.source.count("int fj_program") == 1
+    got = fjit.jit(f)(x, w)
+    assert len([c for c in calls if "-c" in c]) == 3   # three compiler processes, one link
+    h = np.tanh(x @ w)
+    np.testing.assert_allclose(got[0], (h - h.mean(axis=0)).sum(axis=1), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(got[1], h.max(axis=0) * 2, rtol=1e-5)
+
+
 def test_programs_that_differ_only_in_constants_or_outer_sizes_share_a_library():
     w1, w2 = rand(16, 32), rand(32, 4, seed=1)
     base = _library_key(_mlp_step, w1, w2, rand(64, 16), 0.1)

@@ -223,8 +223,9 @@ def _no_room(error) -> bool:
     return any(text in str(error) for text in _NO_ROOM_TEXT)
 
 
-def build_into_cache(key: str, source: str, toolchain) -> str:
-    """Compile `source` and publish it as the cache entry for `key`; returns its path.  A
+def build_into_cache(key: str, source, toolchain) -> str:
+    """Compile `source` (a translation unit, or a list of them making one library) and
+    publish it as the cache entry for `key`; returns its path.  A
     directory that turns out full or unwritable is given up (one warning) for the private
     one, and the build is tried there."""
     directory = cache_dir()
@@ -242,12 +243,15 @@ def build_into_cache(key: str, source: str, toolchain) -> str:
 
 
 def _build(directory, key, source, toolchain) -> str:
+    units = [source] if isinstance(source, str) else list(source)
     final = entry_path(directory, key)
     stem = temp_path(directory, key)
-    src_path, tmp_so = stem + ".c", stem + ".so"
+    src_paths = [stem + (".c" if len(units) == 1 else f".{u}.c") for u in range(len(units))]
+    tmp_so = stem + ".so"
     try:
-        _write_new(src_path, source.encode())
-        toolchain.compile(src_path, tmp_so)
+        for path, unit in zip(src_paths, units):
+            _write_new(path, unit.encode())
+        toolchain.compile(src_paths, tmp_so)
         with open(tmp_so, "rb") as f:
             library = f.read()
         trailer = _trailer(_secret(directory), key, library)
@@ -257,10 +261,13 @@ def _build(directory, key, source, toolchain) -> str:
         os.replace(tmp_so, final)
         added = len(library) + len(trailer)
         if config.keep_source:
-            os.replace(src_path, os.path.join(directory, f"{key}.c"))
-            added += len(source)
+            for u, path in enumerate(src_paths):
+                name = f"{key}.c" if len(units) == 1 else f"{key}.{u}.c"
+                os.replace(path, os.path.join(directory, name))
+            added += sum(len(unit) for unit in units)
     finally:
-        _remove(src_path)
+        for path in src_paths:
+            _remove(path)
         _remove(tmp_so)
     note_added(directory, added)
     return final

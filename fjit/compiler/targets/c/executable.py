@@ -44,10 +44,15 @@ ASYNC_MIN_WORK = 1 << 18
 class Compiled:
     """What compiling a Program produced (kept for introspection: `jit(f).lower(...)`)."""
 
-    def __init__(self, program, flat, plan, scheduled, source, key, sizes, constants):
+    def __init__(self, program, flat, plan, scheduled, units, key, sizes, constants):
         self.program, self.flat, self.plan = program, flat, plan
-        self.scheduled, self.source, self.key = scheduled, source, key
+        self.scheduled, self.units, self.key = scheduled, units, key
         self.sizes, self.constants = sizes, constants   # fj_program's N and F
+
+    @property
+    def source(self) -> str:
+        """The translation units, one after the other."""
+        return "\n".join(self.units)
 
 
 def compile_program(program: Program, options: Options | None = None,
@@ -55,12 +60,19 @@ def compile_program(program: Program, options: Options | None = None,
     tc = toolchain()
     if tc is None:
         raise RuntimeError("no working C compiler was found (set CC or FJIT_CC)")
+    start = time.perf_counter()
     flat, plan, scheduled = lower_program(program, target, options)
-    rendered = render.render_program(program.name or "program", plan, scheduled, tc, target)
+    lowered = time.perf_counter()
+    rendered = render.render_program(program.name or "program", plan, scheduled, tc, target,
+                                     jobs=tc.jobs)
     key = cache.entry_key(rendered.source, tc.key)
-    source = rendered.source + f'\nconst char *fj_key(void) {{ return "{key}"; }}\n'
-    return Compiled(program, flat, plan, scheduled, source, key, rendered.sizes,
-                    rendered.constants)
+    units = list(rendered.units)
+    units[0] += f'\nconst char *fj_key(void) {{ return "{key}"; }}\n'
+    compiled = Compiled(program, flat, plan, scheduled, units, key, rendered.sizes,
+                        rendered.constants)
+    compiled.timings = {"lower": lowered - start, "render": time.perf_counter() - lowered}
+    compiled.functions = rendered.functions
+    return compiled
 
 
 class Library:
@@ -126,7 +138,7 @@ def load_library(compiled: Compiled):
         lib = _open_verified(path, key) if path else None
         if lib is None:
             start = time.perf_counter()
-            path = cache.build_into_cache(key, compiled.source, tc)
+            path = cache.build_into_cache(key, compiled.units, tc)
             lib = _open_verified(path, key)
             if lib is None:
                 raise RuntimeError(f"fjit built {path} but cannot load it")
@@ -165,11 +177,20 @@ class CExecutable:
         start = time.perf_counter()
         compiled = compile_program(program, target=target)
         check_fits_in_memory(compiled.program, compiled.flat, compiled.plan)
+        loading = time.perf_counter()
         self.library, how = load_library(compiled)  # held: unloaded after us
-        compile_log().info("compile %s: %d kernels, %s, cache %s (%.3fs)",
-                           program.name or "program", len(compiled.scheduled), compiled.key,
+        # where the first call's time went (bench/model_steps.py reads these)
+        self.timings = dict(compiled.timings, load=time.perf_counter() - loading)
+        self.stats = {"kernels": len(compiled.scheduled), "functions": compiled.functions,
+                      "units": len(compiled.units)}
+        compile_log().info("compile %s: %d kernels (%d functions in %d units), %s, cache %s "
+                           "(lower %.3fs, render %.3fs, %s %.3fs)",
+                           program.name or "program", len(compiled.scheduled),
+                           compiled.functions, len(compiled.units), compiled.key,
                            "hit" if how in ("memory", "disk") else f"miss, {how}",
-                           time.perf_counter() - start)
+                           self.timings["lower"], self.timings["render"],
+                           "load" if how in ("memory", "disk") else "build and load",
+                           self.timings["load"])
         self.cache_state = how
         # Only the plan is kept, not `compiled` (its source, or the Program, whose cache holds
         # this executable: a cycle would keep an evicted executable alive until a full GC).

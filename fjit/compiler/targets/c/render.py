@@ -487,12 +487,37 @@ def _identity(data) -> str:
 
 
 class Rendered:
-    """A Program's C source and the values its kernels' parameters take: `sizes` (int64) and
+    """A Program's C source, in translation units that compile in parallel (unit 0 holds
+    `fj_program`), and the values its kernels' parameters take: `sizes` (int64) and
     `constants` (double), passed to `fj_program(B, N, F)` at every call.  The source holds
     no sizes, so Programs that differ only in sizes (a new batch size) share one library."""
 
-    def __init__(self, source, sizes, constants):
-        self.source, self.sizes, self.constants = source, sizes, constants
+    def __init__(self, units, sizes, constants, functions):
+        self.units, self.sizes, self.constants = units, sizes, constants
+        self.functions = functions   # kernel functions defined (calls of one are shared)
+
+    @property
+    def source(self) -> str:
+        return "\n".join(self.units)
+
+
+# Source (bytes of template data, a proxy) per translation unit worth its own compiler
+# process: gcc -O3 builds ResNet-18's kernels at about 35 kB of C per second, and a unit
+# costs about 30 ms to start, plus one link for the whole library.
+UNIT_MIN_WEIGHT = 20_000
+
+
+def split_units(kernels, jobs) -> list:
+    """`kernels` dealt into at most `jobs` groups of about equal weight (largest first, each
+    to the lightest group), in their original order within each group."""
+    weights = [len(repr(k)) for k in kernels]
+    count = max(1, min(jobs, sum(weights) // UNIT_MIN_WEIGHT, len(kernels)))
+    groups, loads = [[] for _ in range(count)], [0] * count
+    for i in sorted(range(len(kernels)), key=lambda i: -weights[i]):
+        g = loads.index(min(loads))
+        groups[g].append(i)
+        loads[g] += weights[i]
+    return [[kernels[i] for i in sorted(group)] for group in groups]
 
 
 def unique_kernels(renderer, scheduled, sizes, constants):
@@ -529,18 +554,23 @@ def unique_kernels(renderer, scheduled, sizes, constants):
     return defined, calls
 
 
-def render_program(name, plan, scheduled, toolchain, target) -> Rendered:
+def render_program(name, plan, scheduled, toolchain, target, jobs=1) -> Rendered:
+    """The Program's C, in at most `jobs` translation units."""
     sizes, constants = [], []
     kernels, calls = unique_kernels(_Renderer(plan), scheduled, sizes, constants)
     top = [calls[sk.name] for sk in scheduled]
     used = _types_used(plan, scheduled)  # the prelude only defines helpers for these
-    source = environment().get_template("c/program.c.j2").render(
-        name=name, kernels=kernels, top=top, floats=[f for f in FLOATS if f[0] in used],
+    prototypes = [{"name": k["name"], "kind": k["kind"]} for k in kernels]
+    template = environment().get_template("c/program.c.j2")
+    units = [template.render(
+        name=name, kernels=group, top=top, main=(u == 0), prototypes=prototypes,
+        floats=[f for f in FLOATS if f[0] in used],
         ints=[i for i in INTS if i[0] in used], int_min=INT_MIN, int_max=INT_MAX,
         vector_math=toolchain.vector_math and any(f[0] in used for f in FLOATS),
         vector_functions=toolchain_vector_functions(), parallel_min_work=target.parallel_min_work,
         gemm=any(sk.kind == "gemm" for sk in all_kernels(scheduled)))
-    return Rendered(source, sizes, constants)
+        for u, group in enumerate(split_units(kernels, jobs))]
+    return Rendered(units, sizes, constants, len(kernels))
 
 
 def _types_used(plan, scheduled) -> set:

@@ -50,12 +50,50 @@ class Toolchain:
         return "\n".join([self.cc, self.version, " ".join(self.flags), " ".join(self.libs),
                           self.march])
 
-    def compile(self, source_path, output_path):
-        cmd = [self.cc, *self.flags, source_path, "-o", output_path, *self.libs]
-        result = subprocess.run(cmd, capture_output=True, text=True)
-        if result.returncode != 0:
-            raise CompileError(f"the C compiler failed ({' '.join(cmd)}):\n"
-                               f"{result.stderr[-4000:]}")
+    @property
+    def jobs(self) -> int:
+        """Compiler processes a build may run at once: the cores this process may use."""
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except (AttributeError, OSError):
+            return max(1, os.cpu_count() or 1)
+
+    def compile(self, source_paths, output_path):
+        """Build the shared library `output_path` from one translation unit (one compiler
+        call) or several (each compiled to an object at once, in parallel, then linked)."""
+        if isinstance(source_paths, str):
+            source_paths = [source_paths]
+        if len(source_paths) == 1:
+            _run([self.cc, *self.flags, source_paths[0], "-o", output_path, *self.libs])
+            return
+        compile_flags = [f for f in self.flags if f != "-shared"]
+        objects = [path[:-len(".c")] + ".o" for path in source_paths]
+        try:
+            running = [(subprocess.Popen([self.cc, *compile_flags, "-c", src, "-o", obj],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                         text=True), src)
+                       for src, obj in zip(source_paths, objects)]
+            failures = []
+            for process, src in running:
+                _, stderr = process.communicate()
+                if process.returncode != 0:
+                    failures.append(f"{self.cc} -c {src}:\n{stderr[-4000:]}")
+            if failures:
+                raise CompileError("the C compiler failed:\n" + "\n".join(failures))
+            _run([self.cc, *self.flags, *objects, "-o", output_path, *self.libs])
+        finally:
+            for obj in objects:
+                try:
+                    os.unlink(obj)
+                except OSError:
+                    pass
+
+
+def _run(cmd):
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise CompileError(f"the C compiler failed ({' '.join(cmd)}):\n"
+                           f"{result.stderr[-4000:]}")
 
 
 class CompileError(BuildError):
