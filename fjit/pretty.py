@@ -73,9 +73,10 @@ def format_eqn(eqn, names=None, indent: int = 0) -> str:
     return f"{outs} = {eqn.primitive.name}[{text}] {ins}".rstrip()
 
 
-def format_program(program: Program, indent: int = 0) -> str:
-    """The Program; its equations at column indent + 4, `in` at indent + 2."""
-    names = _Names()
+def format_program(program: Program, indent: int = 0, names=None) -> str:
+    """The Program; its equations at column indent + 4, `in` at indent + 2.  Pass `names`
+    (a `Names`) to print more of the same Program's equations with the same names later."""
+    names = names if names is not None else _Names()
     pad = " " * indent
     consts = " ".join(f"{names(v)}:{v.aval.str_short()}" for v in program.constvars)
     args = " ".join(f"{names(v)}:{v.aval.str_short()}" for v in program.invars)
@@ -88,3 +89,6 @@ def format_program(program: Program, indent: int = 0) -> str:
         outs += ","
     lines.append(f"{pad}  in ({outs}) }}")
     return "\n".join(lines)
+
+
+Names = _Names

@@ -241,6 +241,27 @@ def test_lower_shows_program_kernels_and_source():
     assert any("exp" in k.primitives for k in kernels)
 
 
+def test_kernel_listing_names_values_as_the_compiled_program_does():
+    x, w = rand(8, 16), rand(16, 4, seed=1)
+    text = fjit.jit(lambda x, w: jnp.tanh(x @ w).sum(0) * 2).lower(x, w).as_text()
+    compiled = text.split("# Program as compiled\n")[1].split("\n\n# Kernels")[0]
+    listing = text.split("# Kernels\n")[1].split("\n\n# Generated source")[0]
+    numbered = {}
+    for line in compiled.splitlines()[1:-1]:
+        number, eqn = line.split(None, 1)
+        numbered[int(number)] = eqn
+    listed = [line.strip() for line in listing.splitlines() if line.startswith("    ")]
+    assert sorted(listed) == sorted(numbered.values())   # each equation once, named alike
+    covered = []
+    for line in listing.splitlines():
+        if line.startswith("<"):
+            spans = line.rsplit("equations ", 1)[1]
+            for span in spans.split(", "):
+                lo, _, hi = span.partition("-")
+                covered.extend(range(int(lo), int(hi or lo) + 1))
+    assert sorted(covered) == sorted(numbered)
+
+
 def _library_key(fn, *args):
     from fjit.compiler.targets.c import executable
     return executable.compile_program(fjit.make_program(fn)(*args))

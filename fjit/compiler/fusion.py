@@ -517,6 +517,7 @@ def _attribute_inlined_eqns(kernels, flat, buffer_of):
     """Record, for introspection, which equations each kernel computes (inlined ones
     included): walk back from each kernel's own equations to non-materialized producers."""
     producer = {v: e for e in flat.eqns for v in e.outvars}
+    order = {id(e): k for k, e in enumerate(flat.eqns)}
     for kernel in kernels:
         seen = {id(e) for e in kernel.eqns}
         stack = list(kernel.eqns)
@@ -529,7 +530,6 @@ def _attribute_inlined_eqns(kernels, flat, buffer_of):
                         seen.add(id(p))
                         kernel.eqns.append(p)
                         stack.append(p)
-        order = {id(e): k for k, e in enumerate(flat.eqns)}
         kernel.eqns.sort(key=lambda e: order.get(id(e), -1))
 
 

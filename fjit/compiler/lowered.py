@@ -1,7 +1,7 @@
 """Introspection: `fjit.jit(f).lower(*args)` shows what the compiler made of a function."""
 from __future__ import annotations
 
-from ..pretty import format_eqn
+from ..pretty import Names, format_eqn, format_program
 from ..config import config
 from ..runtime.backend import lowering_for
 
@@ -64,9 +64,32 @@ class Lowered:
         return self.compiled.source
 
     def as_text(self) -> str:
-        parts = ["# Program", str(self.program), "", "# Kernels"]
+        """The Program as traced, as compiled (calls inlined, common subexpressions merged;
+        equations numbered), each kernel with the equations it computes, named as in the
+        compiled Program, and the generated source."""
+        flat, names = self.compiled.flat, Names()
+        numbered = format_program(flat, names=names).split("\n")
+        for k in range(len(flat.eqns)):   # equation lines are 1 .. n (nested ones excepted)
+            line = numbered[k + 1]
+            numbered[k + 1] = f"{k:>4}  {line[4:]}" if line.startswith("    ") else line
+        position = {id(e): k for k, e in enumerate(flat.eqns)}
+        parts = ["# Program", str(self.program), "", "# Program as compiled", *numbered, "",
+                 "# Kernels"]
         for info in self.kernels():
-            parts.append(repr(info))
-            parts.extend("    " + format_eqn(e) for e in info.eqns)
+            covered = sorted(position[id(e)] for e in info.eqns if id(e) in position)
+            parts.append(f"{info!r}  equations {_ranges(covered)}")
+            parts.extend("    " + format_eqn(e, names) for e in info.eqns)
         parts += ["", "# Generated source", self.compiled.source]
         return "\n".join(parts)
+
+
+def _ranges(numbers) -> str:
+    """[0, 1, 2, 5, 7, 8] -> '0-2, 5, 7-8'."""
+    out, start = [], None
+    for k, n in enumerate(numbers):
+        if start is None:
+            start = n
+        if k + 1 == len(numbers) or numbers[k + 1] != n + 1:
+            out.append(str(start) if start == n else f"{start}-{n}")
+            start = None
+    return ", ".join(out) or "none"
