@@ -81,7 +81,9 @@ def launch(framework, model, batches, steps, cache_dir):
 
 def describe(label, row):
     parts = [f"{label:>6} b{row['batch']:<3} first call {row['first']:7.2f} s"]
-    if "trace" in row:
+    if "trace" in row and row.get("lower") is None:   # an fjit that does not say
+        parts.append(f"(trace {row['trace']:.2f}, cache {row['cache']})")
+    elif "trace" in row:
         build = row.get("load") or 0.0
         rest = row["first"] - row["trace"] - (row.get("lower") or 0) - \
             (row.get("render") or 0) - build

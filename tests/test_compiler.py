@@ -320,6 +320,55 @@ def test_a_program_split_into_translation_units_builds_in_parallel_and_computes_
     np.testing.assert_allclose(got[1], h.max(axis=0) * 2, rtol=1e-5)
 
 
+def test_temporaries_whose_lives_do_not_overlap_share_workspace_bytes():
+    from fjit.runtime.backend import executable_for
+
+    def layers(x):
+        for _ in range(12):   # each layer's temporaries are dead a few kernels later
+            x = jnp.tanh(x * x.sum(axis=0) / 64)
+        return x
+    x = rand(64, 64)
+    executable = executable_for(fjit.make_program(layers)(x))
+    temps = [b for b in executable.plan.buffers if b.role == "temp"]
+    assert len(temps) >= 12
+    separate = sum(b.size * b.dtype.itemsize for b in temps)
+    assert executable.workspace.nbytes <= separate / 2
+    offsets = executable.temp_offsets
+    assert len(set(offsets.values())) < len(temps)      # some share
+    expected = x
+    for _ in range(12):
+        expected = np.tanh(expected * expected.sum(axis=0) / 64)
+    np.testing.assert_allclose(fjit.jit(layers)(x), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_workspace_layout_never_gives_live_temporaries_the_same_bytes():
+    from types import SimpleNamespace
+    from fjit.compiler import workspace
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        n_temps, n_steps = int(rng.integers(1, 12)), int(rng.integers(1, 10))
+        buffers = [SimpleNamespace(id=i, role="temp", size=int(rng.integers(0, 5000)),
+                                   dtype=np.dtype(rng.choice(["float32", "int8", "float64"])))
+                   for i in range(n_temps)]
+        steps = [SimpleNamespace(control=None, buffers=sorted(set(
+            rng.choice(n_temps, int(rng.integers(0, n_temps + 1))).tolist())))
+            for _ in range(n_steps)]
+        offsets, total = workspace.layout(SimpleNamespace(buffers=buffers), steps, 64)
+        life = {}
+        for k, sk in enumerate(steps):
+            for b in sk.buffers:
+                life[b] = (life.get(b, (k, k))[0], k)
+        span = {b.id: (offsets[b.id], offsets[b.id] + max(b.size * b.dtype.itemsize, 1))
+                for b in buffers}
+        assert all(offsets[b] % 64 == 0 and span[b][1] <= total for b in span)
+        for a in span:
+            for b in span:
+                live_together = a != b and (a not in life or b not in life or (
+                    life[a][0] <= life[b][1] and life[b][0] <= life[a][1]))
+                if live_together:
+                    assert span[a][1] <= span[b][0] or span[b][1] <= span[a][0], (trial, a, b)
+
+
 def test_programs_that_differ_only_in_constants_or_outer_sizes_share_a_library():
     w1, w2 = rand(16, 32), rand(32, 4, seed=1)
     base = _library_key(_mlp_step, w1, w2, rand(64, 16), 0.1)

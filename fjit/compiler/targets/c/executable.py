@@ -23,7 +23,7 @@ from ....runtime.backend import register_backend
 from ....runtime.dispatch import worker_for
 from ....runtime.memory import MIN_POOLED_BYTES, pool
 from ....runtime.reference import ReferenceExecutable
-from ... import cache
+from ... import cache, workspace
 from ...pipeline import NotNative, check_fits_in_memory, compile_log, lower_program
 from ...schedule import Options
 from ...target import Target
@@ -211,11 +211,8 @@ class CExecutable:
             array = np.asarray(value, dtype=plan.buffers[b].dtype, order="C")  # keeps rank 0
             self.const_arrays.append(array)
             self.fixed[b] = _ffi.from_buffer(array, require_writable=False)
-        offset, self.temp_offsets = 0, {}
-        for buf in plan.buffers:
-            if buf.role == "temp":
-                self.temp_offsets[buf.id] = offset
-                offset += (buf.size * buf.dtype.itemsize + ALIGN - 1) // ALIGN * ALIGN
+        # temporaries share bytes where their lives do not overlap (fjit/compiler/workspace.py)
+        self.temp_offsets, offset = workspace.layout(plan, compiled.scheduled, ALIGN)
         self.workspace = np.empty(max(offset, 1) + ALIGN, np.uint8)
         self.pointers = _ffi.new("void *[]", max(self.num_buffers, 1))
         base = self.workspace.ctypes.data
