@@ -369,6 +369,31 @@ def test_workspace_layout_never_gives_live_temporaries_the_same_bytes():
                     assert span[a][1] <= span[b][0] or span[b][1] <= span[a][0], (trial, a, b)
 
 
+def test_a_training_step_at_ten_batch_sizes_builds_at_most_two_libraries(tmp_path, set_option,
+                                                                          monkeypatch):
+    from fjit.compiler.targets.c import executable
+    set_option("cache_dir", str(tmp_path / "cache"))
+    monkeypatch.setattr(executable, "_loaded_libraries",
+                        __import__("collections").OrderedDict())
+    built = []
+    real_build = executable.cache.build_into_cache
+    monkeypatch.setattr(executable.cache, "build_into_cache",
+                        lambda key, *a: built.append(key) or real_build(key, *a))
+    w1, w2 = rand(16, 32), rand(32, 4, seed=1)
+    step = fjit.jit(_mlp_step)
+    for batch in [8, 12, 16, 24, 32, 40, 48, 64, 80, 96]:
+        x = rand(batch, 16, seed=batch)
+        got = step(w1, w2, x, 0.05)
+        h = np.tanh(x @ w1)
+        d_out = 2 * (h @ w2) / (batch * 4)
+        g1 = x.T @ ((d_out @ w2.T) * (1 - h ** 2))
+        np.testing.assert_allclose(got[0], w1 - 0.05 * g1, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(got[1], w2 - 0.05 * (h.T @ d_out), rtol=1e-4, atol=1e-5)
+    assert step._cache_size() == 10     # traced once per size ...
+    assert len(built) <= 2, built       # ... built at most twice (schedule decisions that
+    # depend on size, such as which contractions go to GEMM, may change the code once)
+
+
 def test_programs_that_differ_only_in_constants_or_outer_sizes_share_a_library():
     w1, w2 = rand(16, 32), rand(32, 4, seed=1)
     base = _library_key(_mlp_step, w1, w2, rand(64, 16), 0.1)

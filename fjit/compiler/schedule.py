@@ -338,12 +338,19 @@ def _innermost_statements(nest):
     return nest.levels[-1]
 
 
-def _may_thread(work, target) -> bool:
-    """Is a loop nest of `work` worth a parallel loop whose use of threads is decided per call
-    (`Loop.threads`)?  Not when it is far below the threshold: a parallel region that then
-    runs on one thread still costs about 1 us (a 3-element map: 7.4 -> 8.5 us per call), and
-    sizes 8 times larger are a different Program anyway."""
-    return work >= target.parallel_min_work // 8
+# Work per iteration of a parallel loop from which it is one whatever its extent: its extent
+# is usually the batch size, and whether threads pay is then decided per call.
+ROW_WORK_FOR_THREADS = 8
+
+
+def _may_thread(work, target, extent=1) -> bool:
+    """Is a loop nest of `work`, whose parallel loop has `extent` iterations, worth a parallel
+    loop whose use of threads is decided per call (`Loop.threads`)?  Yes when its work is
+    within 8 times the threshold, or when each iteration has some work (so that a batch
+    size does not change the code).  Not for tiny nests: a parallel region that then runs on
+    one thread still costs about 1 us (a 3-element map: 7.4 -> 8.5 us per call)."""
+    return work >= target.parallel_min_work // 8 or \
+        work >= ROW_WORK_FOR_THREADS * max(extent, 1)
 
 
 def _mark(nest, work, options, target):
@@ -352,7 +359,8 @@ def _mark(nest, work, options, target):
     outermost loop when the work is large."""
     loops = nest.loops
     outer = _outermost_real_loop(loops)
-    if outer is not None and options.parallelize and _may_thread(work, target):
+    if outer is not None and options.parallelize and _may_thread(work, target,
+                                                                   outer.extent):
         outer.parallel, outer.threads = True, work >= target.parallel_min_work
     if options.unroll:
         for stmts in nest.levels:
@@ -474,7 +482,8 @@ def _reordered_reduction(kernel, name, plan, options, target, counter):
     if options.vectorize:
         loops[-1].simd = True
     split = _outermost_real_loop(outer)
-    if options.parallelize and split is not None and _may_thread(size, target):
+    if options.parallelize and split is not None and _may_thread(size, target,
+                                                                  split.extent):
         split.parallel, split.threads = True, size >= target.parallel_min_work
     return ScheduledKernel(name, "loops", [nest],
                            buffers=sorted({buffer} | _loaded([expr])), work=size)
@@ -527,7 +536,8 @@ def _schedule_scatter(kernel, name, plan, options, target, counter):
     # loop index itself, different outer iterations write disjoint slices (a convolution's
     # input gradient: each example scatters into its own image).
     size = int(np.prod(kernel.shape, dtype=np.int64))
-    if options.parallelize and loops and loops[0].extent > 1 and _may_thread(size, target) \
+    if options.parallelize and loops and loops[0].extent > 1 \
+            and _may_thread(size, target, loops[0].extent) \
             and any(t == ix.idx(0) for t in kernel.targets):
         loops[0].parallel, loops[0].threads = True, size >= target.parallel_min_work
     fill = Fill(kernel.out, out_buf.size, MONOIDS[kernel.monoid].identity(out_buf.dtype),

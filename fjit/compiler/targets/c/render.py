@@ -135,7 +135,7 @@ class _Renderer:
         self.floats = []  # its floating-point constants' values (F[k])
         self.int_names, self.float_names = {}, {}   # value -> its parameter
 
-    def size(self, value) -> str:
+    def size(self, value, scope=None) -> str:
         """An integer of the kernel's index arithmetic (an extent, a stride, an offset, a
         bound) as a parameter, so that one function serves every call that differs only in
         sizes.  0 and 1 stay literals: they shape the code (a term that vanishes, a
@@ -143,23 +143,35 @@ class _Renderer:
         value = int(value)
         if value in (0, 1):
             return f"{value}LL"
-        return self._int_parameter(value)
+        return self._int_parameter(value, scope)
 
-    def _int_parameter(self, value) -> str:
-        """One parameter per distinct value in a kernel: the compiler then sees that two
-        accesses with the same strides touch the same element (a buffer written and read
-        back in one loop nest was not vectorized when each stride was a parameter of its
-        own).  Which values are equal is part of the kernel's code, so calls share a
-        function only where they agree on it."""
-        name = self.int_names.get(value)
+    def gemm_size(self, value) -> str:
+        """A GEMM's size, stride or count: a parameter of its own even where values are
+        equal (a library call gains nothing from knowing it, and a batch size equal to a
+        width by chance would change the code)."""
+        value = int(value)
+        if value in (0, 1):
+            return f"{value}LL"
+        self.ints.append(value)
+        return f"n{len(self.ints) - 1}"
+
+    def _int_parameter(self, value, scope) -> str:
+        """One parameter per distinct value within a scope (the buffer an index locates, the
+        loop extents, the thread flags): the compiler then sees that two accesses of one
+        buffer with the same strides touch the same element (a buffer written and read back
+        in one loop nest was not vectorized when each stride was a parameter of its own).
+        Which values are equal is part of the kernel's code, so calls share a function
+        only where they agree on it; scopes keep that to values of one role (a batch size
+        equal to a width by chance changed the code)."""
+        name = self.int_names.get((scope, value))
         if name is None:
             self.ints.append(value)
-            name = self.int_names[value] = f"n{len(self.ints) - 1}"
+            name = self.int_names[(scope, value)] = f"n{len(self.ints) - 1}"
         return name
 
     def flag(self, value: bool) -> str:
         """A yes/no decision taken per call (whether a loop runs on threads) as a parameter."""
-        return self._int_parameter(int(value))
+        return self._int_parameter(int(value), "flag")
 
     def constant(self, value, dtype) -> dict:
         """A constant of the computation: a finite float other than 0 and 1 is a parameter
@@ -188,16 +200,20 @@ class _Renderer:
         return renamed
 
     # index expressions -----------------------------------------------------------------------
-    def index(self, expr, extents):
+    def index(self, expr, extents, scope=None):
+        """An index expression as template data.  `scope` is the buffer whose element it
+        locates (None: a condition, a position): equal constants within one scope are one
+        parameter (see `size`)."""
         if isinstance(expr, ix.Idx):
             return {"k": "var", "name": f"i{expr.axis}"}
         if isinstance(expr, ix.Const):
             if self.literal_depth:
                 return {"k": "const", "v": f"{expr.value}LL"}
-            return {"k": "const", "v": self.size(expr.value)}
+            return {"k": "const", "v": self.size(expr.value, scope)}
         if isinstance(expr, ix.Where):
-            return {"k": "select", "c": self.index(expr.cond, extents),
-                    "a": self.index(expr.a, extents), "b": self.index(expr.b, extents)}
+            return {"k": "select", "c": self.index(expr.cond, extents, scope),
+                    "a": self.index(expr.a, extents, scope),
+                    "b": self.index(expr.b, extents, scope)}
         if isinstance(expr, ix.Load):
             buf = self.plan.buffers[expr.operand]
             positions = [p if ranges.within(p, n, extents) else
@@ -209,7 +225,7 @@ class _Renderer:
                 at = at + p * stride
                 stride *= n
             return {"k": "load", "buf": self.buffer_name(expr.operand),
-                    "at": self.index(at, extents)}
+                    "at": self.index(at, extents, expr.operand)}
         op = expr.op
         if op == "mul" and isinstance(expr.a, ix.Const) and _mentions(expr.b, self.simd_axes):
             a = {"k": "const", "v": f"{expr.a.value}LL"}   # a vector loop's stride: literal
@@ -218,10 +234,10 @@ class _Renderer:
             # compiler folds them into the division (LSGAN's transposed-convolution
             # gradients took 1.4x as long with them as parameters)
             self.literal_depth += 1
-            a = self.index(expr.a, extents)
+            a = self.index(expr.a, extents, scope)
             self.literal_depth -= 1
         else:
-            a = self.index(expr.a, extents)
+            a = self.index(expr.a, extents, scope)
         if op in ("floordiv", "mod") and isinstance(expr.b, ix.Const):
             # a constant divisor stays a literal: the compiler divides by it with a multiply
             b = {"k": "const", "v": f"{expr.b.value}LL"}
@@ -230,7 +246,7 @@ class _Renderer:
             # loads contiguous or strided vectors; unknown, it gathers element by element
             b = {"k": "const", "v": f"{expr.b.value}LL"}
         else:
-            b = self.index(expr.b, extents)
+            b = self.index(expr.b, extents, scope)
         if op in ("floordiv", "mod"):
             nonneg = ranges.bounds(expr.a, extents)[0] >= 0 and isinstance(expr.b, ix.Const) \
                 and expr.b.value > 0
@@ -251,7 +267,7 @@ class _Renderer:
             buf = self.plan.buffers[node.data[0]]
             at = flat_index_of(node.data[1], buf.shape)
             return {"k": "load", "buf": self.buffer_name(node.data[0]),
-                    "at": self.index(at, extents), "st": short(buf.dtype)}
+                    "at": self.index(at, extents, node.data[0]), "st": short(buf.dtype)}
         if kind == "const":
             return {"k": "const", "c": self.constant(node.data, node.dtype)}
         if kind == "op":
@@ -284,7 +300,7 @@ class _Renderer:
             elif isinstance(stmt, Store):
                 buf = self.plan.buffers[stmt.buffer]
                 out.append({"k": "store", "buf": self.buffer_name(stmt.buffer),
-                            "at": self.index(stmt.index, extents),
+                            "at": self.index(stmt.index, extents, stmt.buffer),
                             "value": self.local(stmt.value), "st": short(buf.dtype)})
             elif isinstance(stmt, PackStore):
                 out.append({"k": "pack", "value": self.local(stmt.value)})
@@ -293,7 +309,8 @@ class _Renderer:
             elif isinstance(stmt, Accumulate):
                 buf = self.plan.buffers[stmt.buffer]
                 out.append({"k": "accumulate", "buf": self.buffer_name(stmt.buffer),
-                            "at": self.index(stmt.index, extents), "monoid": stmt.monoid,
+                            "at": self.index(stmt.index, extents, stmt.buffer),
+                            "monoid": stmt.monoid,
                             "s": compute_short(buf.dtype), "value": self.local(stmt.value),
                             "st": short(buf.dtype),
                             "guard": None if stmt.guard is None else
@@ -348,7 +365,7 @@ class _Renderer:
         # window: the compiler unrolls it and folds its index arithmetic; with a runtime
         # extent LSGAN's transposed-convolution gradients took 1.3x as long)
         literal = loop.unroll or loop.simd or loop.extent <= SHORT_LOOP
-        extent = f"{loop.extent}LL" if literal else self.size(loop.extent)
+        extent = f"{loop.extent}LL" if literal else self.size(loop.extent, "extent")
         var = f"i{loop.axis}"
         start, stop, step = "0", extent, 1
         if loop.block:
@@ -395,7 +412,7 @@ class _Renderer:
             return data
         if sk.kind == "gemm":
             g = sk.gemm
-            size = self.size
+            size = self.gemm_size
             data.update(batch=size(g.batch), m=size(g.m), n=size(g.n), k=size(g.k),
                         a=self.buffer_name(g.a),
                         b="0" if g.b is None else self.buffer_name(g.b), c=self.buffer_name(g.c),
@@ -407,7 +424,7 @@ class _Renderer:
             return data
         nests = []
         for nest in sk.nests:
-            fills = [{"buf": self.buffer_name(f.buffer), "size": self.size(f.size),
+            fills = [{"buf": self.buffer_name(f.buffer), "size": self.size(f.size, f.buffer),
                       "value": literal(f.value, f.dtype), "st": short(f.dtype)}
                      for f in nest.prologue if isinstance(f, Fill)]
             data_nest = self.subnest(nest, {})
