@@ -8,6 +8,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from . import recompiles
 from .array import Array, aval_of as abstractify, concrete_operand
 from .devices import CPU
 from .config import config
@@ -196,6 +197,7 @@ class JitFunction:
         except TypeError:  # not weak-referenceable
             self._cache = OrderedDict()
         self._config_key = (self._signature.static_argnums, self._signature.static_argnames)
+        self._traces = self._hits = self._builds = 0   # for cache_info()
 
     def __get__(self, obj, objtype=None):  # jit on methods binds like a function
         if obj is None:
@@ -219,6 +221,9 @@ class JitFunction:
         cache = self._cache
         entry = cache.get(key)
         if entry is None:
+            if config.explain_recompiles:
+                recompiles.explain(self._name, self.fun, key, list(cache))
+            self._traces += 1
             entry = self._trace(in_tree, avals, statics)
             if entry.cacheable:
                 cache[key] = entry
@@ -228,6 +233,7 @@ class JitFunction:
                     except KeyError:  # another thread emptied it
                         break
         else:
+            self._hits += 1
             try:
                 cache.move_to_end(key)
             except KeyError:  # another thread evicted it meanwhile
@@ -272,7 +278,7 @@ class JitFunction:
             executable = entry.executable if entry.on_host else None
             if executable is None:
                 results = _call_on_device(entry, leaves) if not entry.on_host else \
-                    _call_on_host(entry, leaves)
+                    _call_on_host(entry, leaves, self)
             elif entry.asynchronous and config.async_dispatch and runs_on_host(leaves):
                 results = _submit(executable, entry, leaves)
             else:
@@ -306,6 +312,16 @@ class JitFunction:
         from .compiler.lowered import Lowered
         return Lowered(self._lookup(args, kwargs)[0].program)
 
+    def cache_info(self) -> dict:
+        """How this function's cache has done: traces (new signatures), hits (calls that
+        reused a trace), builds (native libraries compiled for it rather than found in
+        memory or on disk) and the signatures cached now (argument structure and values)."""
+        signatures = [f"{in_tree}: {', '.join(recompiles.describe_aval(a) for a in avals)}"
+                      + (f"; static {dict(statics)}" if statics else "")
+                      for in_tree, avals, statics, _, _ in list(self._cache)]
+        return {"traces": self._traces, "hits": self._hits, "builds": self._builds,
+                "signatures": signatures}
+
     def clear_cache(self):
         self._cache.clear()
 
@@ -316,13 +332,16 @@ class JitFunction:
         return f"<fjit.jit of {self._name}>"
 
 
-def _call_on_host(entry, leaves):
+def _call_on_host(entry, leaves, jitted=None):
     """A jitted call on the configured backend, if every operand is on the CPU.  The first
     call builds the executable; later ones take the same path inlined in `__call__`."""
     executable = entry.executable
     if executable is None:  # the entry belongs to one backend (it is in the key)
         executable = entry.executable = executable_for(entry.program)
         entry.asynchronous = getattr(executable, "asynchronous", False)
+        if jitted is not None and str(getattr(executable, "cache_state", "")).startswith(
+                "built"):
+            jitted._builds += 1
     if entry.asynchronous and config.async_dispatch and runs_on_host(leaves):
         return _submit(executable, entry, leaves)
     values = list(entry.const_values)

@@ -126,6 +126,9 @@ _OPTIONS = {
                 "thread (reading a value waits; fjit.block_until_ready waits for a pytree). "
                 "Off by default until measured where it should pay (spare cores): on 2 cores "
                 "it matched the synchronous step (bench/RESULTS.md).", False),
+        _Option("explain_recompiles", False, "FJIT_EXPLAIN_RECOMPILES", bool,
+                "Log one line each time a jitted function traces again, saying what differs "
+                "from the nearest cached signature (fjit/recompiles.py).", False),
         _Option("check_programs", False, "FJIT_CHECK_PROGRAMS", bool,
                 "Typecheck every Program right after it is traced (tests turn this on).", False),
     ]
@@ -173,3 +176,8 @@ class Config:
 
 
 config = Config()
+
+
+def tracing_option_names() -> list:
+    """The names of the options in `Config.trace_state()`, in its order."""
+    return [n for n, o in _OPTIONS.items() if o.affects_tracing]

@@ -11,7 +11,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "fjit"
 # (layer, module prefixes), bottom first.  A module may import its own layer and those below.
 LAYERS = [
     ("base", ["fjit.config", "fjit.errors", "fjit.dtypes", "fjit.tree_util", "fjit.limits",
-              "fjit.devices"]),
+              "fjit.devices", "fjit.recompiles"]),
     ("core", ["fjit.core", "fjit.pretty", "fjit.typecheck", "fjit.array"]),
     ("interpreters", ["fjit.interpreters"]),
     ("lax", ["fjit.lax"]),

@@ -16,6 +16,7 @@ from collections import OrderedDict
 import cffi
 import numpy as np
 
+from .... import recompiles
 from ....config import config
 from ....core import Program
 from ....devices import CPU
@@ -114,6 +115,7 @@ def _close(lib):
 
 
 _loaded_libraries: "OrderedDict[str, Library]" = OrderedDict()  # key -> Library, LRU order
+_functions_seen: set = set()   # identities of the kernel functions built or loaded so far
 _build_lock = threading.Lock()
 
 
@@ -181,16 +183,23 @@ class CExecutable:
         self.library, how = load_library(compiled)  # held: unloaded after us
         # where the first call's time went (bench/model_steps.py reads these)
         self.timings = dict(compiled.timings, load=time.perf_counter() - loading)
-        self.stats = {"kernels": len(compiled.scheduled), "functions": compiled.functions,
-                      "units": len(compiled.units)}
-        compile_log().info("compile %s: %d kernels (%d functions in %d units), %s, cache %s "
-                           "(lower %.3fs, render %.3fs, %s %.3fs)",
-                           program.name or "program", len(compiled.scheduled),
-                           compiled.functions, len(compiled.units), compiled.key,
-                           "hit" if how in ("memory", "disk") else f"miss, {how}",
-                           self.timings["lower"], self.timings["render"],
-                           "load" if how in ("memory", "disk") else "build and load",
+        new = [f for f in compiled.functions if f not in _functions_seen]
+        _functions_seen.update(compiled.functions)
+        self.stats = {"kernels": len(compiled.scheduled),
+                      "functions": len(compiled.functions), "units": len(compiled.units)}
+        name, hit = program.name or "program", how in ("memory", "disk")
+        compile_log().info("compile %s: %d kernels (%d functions, %d new to this process, in "
+                           "%d units), %s, cache %s (lower %.3fs, render %.3fs, %s %.3fs)",
+                           name, len(compiled.scheduled), len(compiled.functions), len(new),
+                           len(compiled.units), compiled.key,
+                           "hit" if hit else f"miss, {how}", self.timings["lower"],
+                           self.timings["render"], "load" if hit else "build and load",
                            self.timings["load"])
+        if not hit and config.explain_recompiles:
+            recompiles.logger().info(
+                "%s: native build of library %s (no library with this code in memory or on "
+                "disk): %d of its %d kernel functions are new to this process", name,
+                compiled.key, len(new), len(compiled.functions))
         self.cache_state = how
         # Only the plan is kept, not `compiled` (its source, or the Program, whose cache holds
         # this executable: a cycle would keep an evicted executable alive until a full GC).

@@ -538,7 +538,7 @@ class Rendered:
 
     def __init__(self, units, sizes, constants, functions):
         self.units, self.sizes, self.constants = units, sizes, constants
-        self.functions = functions   # kernel functions defined (calls of one are shared)
+        self.functions = functions   # what each kernel function computes (its identity)
 
     @property
     def source(self) -> str:
@@ -569,11 +569,14 @@ def split_units(kernels, jobs) -> list:
 
 
 def unique_kernels(renderer, scheduled, sizes, constants):
-    """(the kernels to define, each once, and the call of every scheduled kernel by name).
+    """(the kernels to define, each once, the call of every scheduled kernel by name, and
+    what each defined function computes: its identity, for counting functions not seen
+    before).
     A call is the function to run, the buffer ids it is given (in its argument order) and
     where its parameters start in `sizes` and `constants` (appended to here); control
     kernels (scan, while, cond) read the program's buffer table themselves."""
     defined, by_identity, calls = [], {}, {}
+    identities = []
     for sk in all_kernels(scheduled):
         data = renderer.kernel(sk)
         if data["kind"] in ("scan", "while", "cond"):
@@ -592,6 +595,7 @@ def unique_kernels(renderer, scheduled, sizes, constants):
             first = by_identity[key] = data
             data["also"] = []
             defined.append(data)
+            identities.append(key)
         else:
             first["also"].append(sk.name)
         calls[sk.name] = {"fn": first["name"], "args": [b["id"] for b in data["buffers"]],
@@ -599,13 +603,13 @@ def unique_kernels(renderer, scheduled, sizes, constants):
                           "f": len(constants) if data["floats"] else None}
         sizes.extend(data["ints"])
         constants.extend(data["floats"])
-    return defined, calls
+    return defined, calls, identities
 
 
 def render_program(name, plan, scheduled, toolchain, target, jobs=1) -> Rendered:
     """The Program's C, in at most `jobs` translation units."""
     sizes, constants = [], []
-    kernels, calls = unique_kernels(_Renderer(plan), scheduled, sizes, constants)
+    kernels, calls, identities = unique_kernels(_Renderer(plan), scheduled, sizes, constants)
     top = [calls[sk.name] for sk in scheduled]
     used = _types_used(plan, scheduled)  # the prelude only defines helpers for these
     prototypes = [{"name": k["name"], "kind": k["kind"]} for k in kernels]
@@ -618,7 +622,7 @@ def render_program(name, plan, scheduled, toolchain, target, jobs=1) -> Rendered
         vector_functions=toolchain_vector_functions(), parallel_min_work=target.parallel_min_work,
         gemm=any(sk.kind == "gemm" for sk in all_kernels(scheduled)))
         for u, group in enumerate(split_units(kernels, jobs))]
-    return Rendered(units, sizes, constants, len(kernels))
+    return Rendered(units, sizes, constants, identities)
 
 
 def _types_used(plan, scheduled) -> set:

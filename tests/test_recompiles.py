@@ -1,0 +1,93 @@
+"""explain_recompiles (each retrace and native build says why) and JitFunction.cache_info()."""
+import logging
+
+import numpy as np
+import pytest
+
+import fjit
+import fjit.numpy as jnp
+
+
+@pytest.fixture
+def explained(set_option, caplog):
+    set_option("explain_recompiles", True)
+    caplog.set_level(logging.INFO, logger="fjit.recompiles")
+    return lambda: [r.getMessage() for r in caplog.records if r.name == "fjit.recompiles"]
+
+
+def _retraces(messages):
+    return [m for m in messages if "traces again" in m]
+
+
+def test_a_new_shape_names_the_argument_by_its_path_and_the_callers_line(explained):
+    @fjit.jit
+    def step(x, params):
+        return x * params["w"][0]
+    step(np.ones(8, np.float32), {"w": [np.ones(8, np.float32)]})
+    assert _retraces(explained()) == []          # a first trace is not a retrace
+    step(np.ones(8, np.float32), {"w": [np.ones(8, np.float32)]})
+    assert _retraces(explained()) == []          # a hit
+    step(np.ones(16, np.float32), {"w": [np.ones(16, np.float32)]})
+    (line,) = _retraces(explained())
+    assert line.startswith("jit(step) at ") and "test_recompiles.py:" in line
+    assert "x was f32[8], now f32[16]" in line and "params['w'][0] was f32[8], now f32[16]" in line
+
+
+def test_a_new_dtype_or_weak_type_is_named(explained):
+    f = fjit.jit(lambda x, y: x + y)
+    f(np.ones(3, np.float32), np.ones(3, np.float32))
+    f(np.ones(3, np.float32), np.ones(3, np.int32))
+    f(np.ones(3, np.float32), 2.0)
+    lines = _retraces(explained())
+    assert "y was f32[3], now i32[3]" in lines[0]
+    assert "y was f32[3], now f32[] (weakly typed)" in lines[1]
+
+
+def test_a_new_static_value_is_named(explained):
+    f = fjit.jit(lambda x, n: x * n, static_argnums=1)
+    f(np.ones(3, np.float32), 2)
+    f(np.ones(3, np.float32), 3)
+    (line,) = _retraces(explained())
+    assert "static argument 1 was 2, now 3" in line
+
+
+def test_a_new_argument_structure_is_named(explained):
+    f = fjit.jit(lambda p: sum(p.values()))
+    f({"a": np.ones(2, np.float32)})
+    f({"a": np.ones(2, np.float32), "b": np.ones(2, np.float32)})
+    (line,) = _retraces(explained())
+    assert "the arguments' structure changed" in line and "'b'" in line
+
+
+def test_a_changed_tracing_option_is_named(explained, set_option):
+    f = fjit.jit(lambda x: x * 2)
+    f(np.ones(3, np.float32))
+    set_option("enable_x64", True)
+    f(np.ones(3, np.float32))
+    (line,) = _retraces(explained())
+    assert "option enable_x64 was False, now True" in line
+
+
+@pytest.mark.c_backend
+def test_a_native_build_says_how_many_kernel_functions_are_new(explained, set_option,
+                                                                tmp_path, monkeypatch):
+    from fjit.compiler.targets.c import executable
+    set_option("cache_dir", str(tmp_path))
+    monkeypatch.setattr(executable, "_loaded_libraries",
+                        __import__("collections").OrderedDict())
+    monkeypatch.setattr(executable, "_functions_seen", set())
+    f = fjit.jit(lambda x, w: jnp.tanh(x @ w).sum(0) * 1.5)
+    f(np.ones((32, 16), np.float32), np.ones((16, 8), np.float32))
+    f(np.ones((48, 16), np.float32), np.ones((16, 8), np.float32))   # new batch: no build
+    builds = [m for m in explained() if "native build" in m]
+    assert len(builds) == 1 and "are new to this process" in builds[0]
+    assert f.cache_info()["traces"] == 2 and f.cache_info()["builds"] == 1
+
+
+def test_cache_info_counts_traces_hits_and_signatures():
+    f = fjit.jit(lambda x: x + 1)
+    for n in (3, 3, 5, 3):
+        f(np.ones(n, np.float32))
+    info = f.cache_info()
+    assert info["traces"] == 2 and info["hits"] == 2
+    assert sorted("f32[5]" in s for s in info["signatures"]) == [False, True]
