@@ -222,7 +222,8 @@ class JitFunction:
         entry = cache.get(key)
         if entry is None:
             if config.explain_recompiles:
-                recompiles.explain(self._name, self.fun, key, list(cache))
+                recompiles.explain(self._name, self.fun, key, list(cache),
+                                   self._signature.static_argnums)
             self._traces += 1
             entry = self._trace(in_tree, avals, statics)
             if entry.cacheable:

@@ -37,8 +37,9 @@ def describe_aval(aval) -> str:
     return f"{aval.str_short()}{weak}"
 
 
-def _argument_name(path, fun) -> str:
-    """A leaf's path in `(args, kwargs)` as the user wrote the call: `x['w'][0]`."""
+def _argument_name(path, fun, static_argnums=()) -> str:
+    """A leaf's path in `(dynamic args, kwargs)` as the user wrote the call: `x['w'][0]`
+    (positions count the arguments that are not static)."""
     if not path:
         return "the arguments"
     (_, which), rest = path[0], path[1:]
@@ -50,6 +51,8 @@ def _argument_name(path, fun) -> str:
         try:
             names = [p.name for p in inspect.signature(fun).parameters.values()
                      if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+            static = {k % len(names) if names else k for k in static_argnums or ()}
+            names = [n for k, n in enumerate(names) if k not in static]
         except (TypeError, ValueError):
             names = []
         head = names[index] if index < len(names) else f"args[{index}]"
@@ -57,7 +60,7 @@ def _argument_name(path, fun) -> str:
     return keystr(path)
 
 
-def difference(new, old, fun) -> str:
+def difference(new, old, fun, static_argnums=()) -> str:
     """What differs between two cache keys of one jitted function, in words."""
     in_tree, avals, statics, jit_key, trace_state = new
     old_tree, old_avals, old_statics, old_jit_key, old_state = old
@@ -67,8 +70,8 @@ def difference(new, old, fun) -> str:
     paths = treedef_paths(in_tree)
     for path, a, b in zip(paths, avals, old_avals):
         if a != b:
-            changes.append(f"{_argument_name(path, fun)} was {describe_aval(b)}, "
-                           f"now {describe_aval(a)}")
+            changes.append(f"{_argument_name(path, fun, static_argnums)} was "
+                           f"{describe_aval(b)}, now {describe_aval(a)}")
     if statics != old_statics:
         was, now = dict(old_statics), dict(statics)
         for where in sorted(set(was) | set(now), key=str):
@@ -94,7 +97,7 @@ def _nearest(new, keys):
     return min(keys, key=distance)
 
 
-def explain(name, fun, key, cached_keys) -> None:
+def explain(name, fun, key, cached_keys, static_argnums=()) -> None:
     """Log why `name` traces again for `key`, against the keys it has cached (nothing when
     this is its first trace)."""
     if not cached_keys:
@@ -102,4 +105,5 @@ def explain(name, fun, key, cached_keys) -> None:
     where = current_source_info()
     at = f" at {where.filename}:{where.lineno}" if where is not None else ""
     logger().info("jit(%s)%s traces again (%d signatures cached): %s", name, at,
-                  len(cached_keys), difference(key, _nearest(key, cached_keys), fun))
+                  len(cached_keys),
+                  difference(key, _nearest(key, cached_keys), fun, static_argnums))

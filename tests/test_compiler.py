@@ -297,7 +297,8 @@ def test_a_program_split_into_translation_units_builds_in_parallel_and_computes_
     from fjit.compiler.targets.c import executable, render, toolchain
     set_option("cache_dir", str(tmp_path / "cache"))
     monkeypatch.setattr(render, "UNIT_MIN_WEIGHT", 1)          # split even a small Program
-    monkeypatch.setattr(toolchain.Toolchain, "jobs", property(lambda self: 3))
+    monkeypatch.setattr(render, "MAX_UNITS", 3)
+    monkeypatch.setattr(toolchain.Toolchain, "jobs", property(lambda self: 2))  # 3 units
     monkeypatch.setattr(executable, "_loaded_libraries", __import__("collections").OrderedDict())
     calls = []
     real_popen = subprocess.Popen

@@ -51,6 +51,14 @@ def test_a_new_static_value_is_named(explained):
     assert "static argument 1 was 2, now 3" in line
 
 
+def test_arguments_after_a_static_one_are_named_right(explained):
+    h = fjit.jit(lambda n, x: x * n, static_argnums=0)
+    h(2, np.ones(3, np.float32))
+    h(2, np.ones(4, np.float32))
+    (line,) = _retraces(explained())
+    assert "x was f32[3], now f32[4]" in line
+
+
 def test_a_new_argument_structure_is_named(explained):
     f = fjit.jit(lambda p: sum(p.values()))
     f({"a": np.ones(2, np.float32)})

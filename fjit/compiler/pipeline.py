@@ -10,7 +10,7 @@ from ..config import config
 from ..core import Program
 from ..errors import FjitMemoryError, source_info_override
 from ..limits import MEMORY_LIMIT
-from . import contractions
+from . import contractions, workspace
 from .flatten import flatten
 from .fusion import plan_program
 from .schedule import Options, fuse_rows, schedule_kernel
@@ -74,13 +74,18 @@ def lower_program(program: Program, target, options: Options | None = None):
     return flat, plan, fuse_rows(scheduled, options)
 
 
-def check_fits_in_memory(program, flat, plan):
+def check_fits_in_memory(program, flat, plan, scheduled=None):
     """Refuse, before building, a Program whose outputs and temporaries together need more
     than this machine's memory: allocating them would succeed (memory is overcommitted) and
     the kernels would then page for minutes or be killed.  The error names the largest
-    buffer and the user's line that made it."""
+    buffer and the user's line that made it.  With the `scheduled` kernels, temporaries are
+    counted as the workspace holds them (sharing bytes where their lives do not overlap)."""
     allocated = [b for b in plan.buffers if b.role in ("output", "temp")]
-    total = sum(b.size * b.dtype.itemsize for b in allocated)
+    if scheduled is None:
+        total = sum(b.size * b.dtype.itemsize for b in allocated)
+    else:
+        total = workspace.layout(plan, scheduled, 64)[1] + sum(
+            b.size * b.dtype.itemsize for b in allocated if b.role == "output")
     if total <= MEMORY_LIMIT:
         return
     largest = max(allocated, key=lambda b: b.size * b.dtype.itemsize)

@@ -348,9 +348,21 @@ def _may_thread(work, target, extent=1) -> bool:
     loop whose use of threads is decided per call (`Loop.threads`)?  Yes when its work is
     within 8 times the threshold, or when each iteration has some work (so that a batch
     size does not change the code).  Not for tiny nests: a parallel region that then runs on
-    one thread still costs about 1 us (a 3-element map: 7.4 -> 8.5 us per call)."""
+    one thread still costs about 1 us (a 3-element map: 7.4 -> 8.5 us per call).  Loop
+    bodies decide once (`_serial_unless_threads`)."""
     return work >= target.parallel_min_work // 8 or \
         work >= ROW_WORK_FOR_THREADS * max(extent, 1)
+
+
+def _serial_unless_threads(scheduled):
+    """In the body of a scan or while loop a parallel region that runs on one thread is paid
+    at every iteration (an RNN's [8, 64] step: 3.7 -> 4.8 ms per call), and the body's sizes
+    are those of every iteration: its loops use threads or are serial, decided here."""
+    for sk in scheduled:
+        for nest in sk.nests:
+            for loop in nest.loops:
+                if loop.parallel and not loop.threads:
+                    loop.parallel = False
 
 
 def _mark(nest, work, options, target):
@@ -501,7 +513,9 @@ def _schedule_control(kernel, name, plan, options, target, counter):
             sk.comment = ", ".join(e.primitive.name for e in k.eqns)
             sk.members = [offset + j]
             scheduled.append(sk)
-        parts.append(fuse_rows(scheduled, options))
+        scheduled = fuse_rows(scheduled, options)
+        _serial_unless_threads(scheduled)
+        parts.append(scheduled)
         offset += len(part)
     kind = kernel.eqns[0].primitive.name
     trips = getattr(kernel, "length", 1)

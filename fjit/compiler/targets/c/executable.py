@@ -64,8 +64,7 @@ def compile_program(program: Program, options: Options | None = None,
     start = time.perf_counter()
     flat, plan, scheduled = lower_program(program, target, options)
     lowered = time.perf_counter()
-    rendered = render.render_program(program.name or "program", plan, scheduled, tc, target,
-                                     jobs=tc.jobs)
+    rendered = render.render_program(program.name or "program", plan, scheduled, tc, target)
     key = cache.entry_key(rendered.source, tc.key)
     units = list(rendered.units)
     units[0] += f'\nconst char *fj_key(void) {{ return "{key}"; }}\n'
@@ -115,7 +114,7 @@ def _close(lib):
 
 
 _loaded_libraries: "OrderedDict[str, Library]" = OrderedDict()  # key -> Library, LRU order
-_functions_seen: set = set()   # identities of the kernel functions built or loaded so far
+_functions_seen: set = set()   # hashes of the kernel functions built or loaded so far
 _build_lock = threading.Lock()
 
 
@@ -178,7 +177,8 @@ class CExecutable:
     def __init__(self, program: Program, target: Target = C_TARGET):
         start = time.perf_counter()
         compiled = compile_program(program, target=target)
-        check_fits_in_memory(compiled.program, compiled.flat, compiled.plan)
+        check_fits_in_memory(compiled.program, compiled.flat, compiled.plan,
+                             compiled.scheduled)
         loading = time.perf_counter()
         self.library, how = load_library(compiled)  # held: unloaded after us
         # where the first call's time went (bench/model_steps.py reads these)

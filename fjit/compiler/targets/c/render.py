@@ -8,6 +8,7 @@ scheduled kernels themselves still carry OpenMP-shaped loop flags (parallel, sim
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 import os
 
@@ -549,17 +550,19 @@ class Rendered:
 # process: gcc -O3 builds ResNet-18's kernels at about 35 kB of C per second, and a unit
 # costs about 30 ms to start, plus one link for the whole library.
 UNIT_MIN_WEIGHT = 20_000
-
+# At most this many units, whatever the machine: the split is part of the source, so of the
+# cache key, and machines with different core counts share cache entries.
+MAX_UNITS = 4
 
 # Loops of at most this many iterations keep their extent in the source (see _Renderer.loop).
 SHORT_LOOP = 4
 
 
-def split_units(kernels, jobs) -> list:
-    """`kernels` dealt into at most `jobs` groups of about equal weight (largest first, each
+def split_units(kernels, most) -> list:
+    """`kernels` dealt into at most `most` groups of about equal weight (largest first, each
     to the lightest group), in their original order within each group."""
     weights = [len(repr(k)) for k in kernels]
-    count = max(1, min(jobs, sum(weights) // UNIT_MIN_WEIGHT, len(kernels)))
+    count = max(1, min(most, sum(weights) // UNIT_MIN_WEIGHT, len(kernels)))
     groups, loads = [[] for _ in range(count)], [0] * count
     for i in sorted(range(len(kernels)), key=lambda i: -weights[i]):
         g = loads.index(min(loads))
@@ -606,10 +609,11 @@ def unique_kernels(renderer, scheduled, sizes, constants):
     return defined, calls, identities
 
 
-def render_program(name, plan, scheduled, toolchain, target, jobs=1) -> Rendered:
-    """The Program's C, in at most `jobs` translation units."""
+def render_program(name, plan, scheduled, toolchain, target, units=None) -> Rendered:
+    """The Program's C, in at most `units` (default MAX_UNITS) translation units."""
     sizes, constants = [], []
     kernels, calls, identities = unique_kernels(_Renderer(plan), scheduled, sizes, constants)
+    identities = [hashlib.sha256(i.encode()).digest()[:16] for i in identities]
     top = [calls[sk.name] for sk in scheduled]
     used = _types_used(plan, scheduled)  # the prelude only defines helpers for these
     prototypes = [{"name": k["name"], "kind": k["kind"]} for k in kernels]
@@ -621,7 +625,7 @@ def render_program(name, plan, scheduled, toolchain, target, jobs=1) -> Rendered
         vector_math=toolchain.vector_math and any(f[0] in used for f in FLOATS),
         vector_functions=toolchain_vector_functions(), parallel_min_work=target.parallel_min_work,
         gemm=any(sk.kind == "gemm" for sk in all_kernels(scheduled)))
-        for u, group in enumerate(split_units(kernels, jobs))]
+        for u, group in enumerate(split_units(kernels, units or MAX_UNITS))]
     return Rendered(units, sizes, constants, identities)
 
 

@@ -69,12 +69,14 @@ class Toolchain:
         compile_flags = [f for f in self.flags if f != "-shared"]
         objects = [path[:-len(".c")] + ".o" for path in source_paths]
         try:
-            running = [(subprocess.Popen([self.cc, *compile_flags, "-c", src, "-o", obj],
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                         text=True), src)
-                       for src, obj in zip(source_paths, objects)]
-            failures = []
-            for process, src in running:
+            failures, waiting, running = [], list(zip(source_paths, objects)), []
+            while waiting or running:   # at most `jobs` compilers at once
+                while waiting and len(running) < self.jobs:
+                    src, obj = waiting.pop(0)
+                    running.append((subprocess.Popen(
+                        [self.cc, *compile_flags, "-c", src, "-o", obj],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True), src))
+                process, src = running.pop(0)
                 _, stderr = process.communicate()
                 if process.returncode != 0:
                     failures.append(f"{self.cc} -c {src}:\n{stderr[-4000:]}")
