@@ -73,16 +73,20 @@ def format_eqn(eqn, names=None, indent: int = 0) -> str:
     return f"{outs} = {eqn.primitive.name}[{text}] {ins}".rstrip()
 
 
-def format_program(program: Program, indent: int = 0, names=None) -> str:
-    """The Program; its equations at column indent + 4, `in` at indent + 2.  Pass `names`
-    (a `Names`) to print more of the same Program's equations with the same names later."""
+def format_program(program: Program, indent: int = 0, names=None, numbered=False) -> str:
+    """The Program; its equations at column indent + 4 (`numbered`: each preceded by its
+    number, at column indent + 6), `in` at indent + 2.  Pass `names` (a `Names`) to print
+    more of the same Program's equations with the same names later."""
     names = names if names is not None else _Names()
     pad = " " * indent
     consts = " ".join(f"{names(v)}:{v.aval.str_short()}" for v in program.constvars)
     args = " ".join(f"{names(v)}:{v.aval.str_short()}" for v in program.invars)
     lines = [f"{{ lambda {consts}; {args}. let"]
-    for eqn in program.eqns:
-        lines.append(f"{pad}    {format_eqn(eqn, names, indent + 4)}")
+    for k, eqn in enumerate(program.eqns):
+        if numbered:
+            lines.append(f"{pad}{k:>4}  {format_eqn(eqn, names, indent + 6)}")
+        else:
+            lines.append(f"{pad}    {format_eqn(eqn, names, indent + 4)}")
     outs = ", ".join(format_literal(v) if isinstance(v, Literal) else names(v)
                      for v in program.outvars)
     if len(program.outvars) == 1:

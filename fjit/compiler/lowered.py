@@ -1,9 +1,8 @@
 """Introspection: `fjit.jit(f).lower(*args)` shows what the compiler made of a function."""
 from __future__ import annotations
 
-from ..pretty import Names, format_eqn, format_literal
+from ..pretty import Names, format_eqn, format_program
 from ..config import config
-from ..core import Literal
 from ..runtime.backend import lowering_for
 
 
@@ -69,7 +68,7 @@ class Lowered:
         equations numbered), each kernel with the equations it computes, named as in the
         compiled Program, and the generated source."""
         flat, names = self.compiled.flat, Names()
-        numbered = _numbered_program(flat, names)
+        numbered = format_program(flat, names=names, numbered=True).split("\n")
         position = {id(e): k for k, e in enumerate(flat.eqns)}
         parts = ["# Program", str(self.program), "", "# Program as compiled", *numbered, "",
                  "# Kernels"]
@@ -79,20 +78,6 @@ class Lowered:
             parts.extend("    " + format_eqn(e, names, 4) for e in info.eqns)
         parts += ["", "# Generated source", self.compiled.source]
         return "\n".join(parts)
-
-
-def _numbered_program(program, names) -> list:
-    """The Program's lines as `format_program` prints them, each top-level equation preceded
-    by its number (an equation with a sub-Program spans several lines)."""
-    consts = " ".join(f"{names(v)}:{v.aval.str_short()}" for v in program.constvars)
-    args = " ".join(f"{names(v)}:{v.aval.str_short()}" for v in program.invars)
-    lines = [f"{{ lambda {consts}; {args}. let"]
-    for k, eqn in enumerate(program.eqns):
-        lines.append(f"{k:>4}  {format_eqn(eqn, names, 6)}")
-    outs = ", ".join(format_literal(v) if isinstance(v, Literal) else names(v)
-                     for v in program.outvars)
-    lines.append(f"  in ({outs}{',' if len(program.outvars) == 1 else ''}) }}")
-    return "\n".join(lines).split("\n")
 
 
 def _ranges(numbers) -> str:
