@@ -241,6 +241,20 @@ def test_lower_shows_program_kernels_and_source():
     assert any("exp" in k.primitives for k in kernels)
 
 
+def test_compiled_program_listing_numbers_equations_that_span_lines():
+    from fjit import lax
+
+    def f(x):
+        c, ys = lax.scan(lambda c, x: (c + x, c * 2), 0.0, x)
+        return jnp.exp(ys) + c * 3
+    text = fjit.jit(f).lower(np.ones(5, np.float32)).as_text()
+    compiled = text.split("# Program as compiled\n")[1].split("\n\n# Kernels")[0]
+    numbers = [line.split()[0] for line in compiled.splitlines()
+               if line[:4].strip().isdigit() and line[4:6] == "  "]
+    assert numbers == [str(k) for k in range(len(numbers))] and len(numbers) >= 4
+    assert "= scan[" in compiled.splitlines()[1] and "= exp " in compiled
+
+
 def test_kernel_listing_names_values_as_the_compiled_program_does():
     x, w = rand(8, 16), rand(16, 4, seed=1)
     text = fjit.jit(lambda x, w: jnp.tanh(x @ w).sum(0) * 2).lower(x, w).as_text()
