@@ -1,8 +1,9 @@
 """Global configuration: a handful of named options, each with a default and an env var.
 
 `fjit.config.update("enable_x64", True)` mirrors JAX.  Options are read as attributes
-(`fjit.config.enable_x64`).  Every option that changes what tracing produces is part of
-`config.trace_state()`, which jit puts into its cache key.
+(`fjit.config.enable_x64`).  Every option that changes what tracing produces, or which
+executable runs it (backend, check_mode), is part of `config.trace_state()`, which jit puts
+into its cache key.
 """
 from __future__ import annotations
 
@@ -129,6 +130,11 @@ _OPTIONS = {
         _Option("explain_recompiles", False, "FJIT_EXPLAIN_RECOMPILES", bool,
                 "Log one line each time a jitted function traces again, saying what differs "
                 "from the nearest cached signature (fjit/recompiles.py).", False),
+        _Option("check_mode", False, "FJIT_CHECK_MODE", bool,
+                "Run every compiled Program kernel by kernel against the reference "
+                "interpreter; the first kernel computing something else raises "
+                "KernelMismatchError naming it, its equation and the user's line "
+                "(fjit/compiler/checked.py).  Slow: for finding compiler bugs.", True),
         _Option("check_programs", False, "FJIT_CHECK_PROGRAMS", bool,
                 "Typecheck every Program right after it is traced (tests turn this on).", False),
     ]
@@ -167,7 +173,8 @@ class Config:
         raise AttributeError("use fjit.config.update(name, value)")
 
     def trace_state(self) -> tuple:
-        """The options that change what a trace produces, as a hashable tuple."""
+        """The options that change what a trace produces or which executable runs it, as a
+        hashable tuple."""
         state = self._trace_state
         if state is None:
             state = tuple(self._values[n] for n, o in _OPTIONS.items() if o.affects_tracing)

@@ -100,6 +100,10 @@ class Plan:
         self.inputs: list[int] = []          # buffer per Program invar
         self.consts: list[tuple] = []        # (buffer id, value)
         self.outputs: list = []              # per outvar: ("buffer", id) | ("literal", value)
+        self.reasons: dict = {}              # buffer id -> why it is not inlined
+        # the Program's (not loop bodies') vars that have a buffer: checked mode compares
+        # each with the reference interpreter's value (fjit/compiler/checked.py)
+        self.var_buffers: dict = {}
 
     def new_buffer(self, shape, dtype, role) -> Buffer:
         buf = Buffer(len(self.buffers), shape, dtype, role)
@@ -294,13 +298,15 @@ def plan_program(flat: FlatProgram, target) -> Plan:
         buf = plan.new_buffer(var.aval.shape, var.aval.dtype, "input")
         plan.inputs.append(buf.id)
         in_buffers.append(buf.id)
-    plan.outputs = plan_block(plan, flat, in_buffers, plan.kernels, target, "output")
+    plan.outputs = plan_block(plan, flat, in_buffers, plan.kernels, target, "output",
+                              plan.var_buffers)
     return plan
 
 
-def plan_block(plan, flat, in_buffers, kernels, target, out_role):
+def plan_block(plan, flat, in_buffers, kernels, target, out_role, buffer_of=None):
     """Plan `flat`'s equations into `kernels` (the Program's, or a loop body's), its invars
-    already in `in_buffers`.  Returns, per outvar, ("buffer", id) or ("literal", value)."""
+    already in `in_buffers`, filling `buffer_of` (var -> buffer id) as vars get buffers.
+    Returns, per outvar, ("buffer", id) or ("literal", value)."""
     producer, uses, consumers = {}, defaultdict(int), defaultdict(list)
     for eqn in flat.eqns:
         for v in eqn.outvars:
@@ -314,20 +320,29 @@ def plan_block(plan, flat, in_buffers, kernels, target, out_role):
         uses[v] += 1
 
     gemms = find_gemms(flat, producer, uses, target)
-    forced = set(outset)
+    # vars that need a buffer whatever their cost, and why (lower().explain() prints it)
+    forced = dict.fromkeys(outset, "output is returned" if out_role == "output"
+                           else "returned by the loop body or branch")
     for gemm in gemms.values():
-        forced.update((gemm.a_var, gemm.b_var))
+        for v in (gemm.a_var, gemm.b_var):
+            forced.setdefault(v, "operand of a contraction that goes to GEMM")
     for eqn in flat.eqns:
         if eqn.primitive.family in ("reindex", "reindex_reduce"):
-            forced.update(a for a in eqn.invars[1:] if isinstance(a, Var))
+            for a in eqn.invars[1:]:
+                if isinstance(a, Var):
+                    forced.setdefault(a, f"index array of {eqn.primitive.name} (read at "
+                                         "computed positions)")
         if eqn.primitive.family == "control":  # loops and branches read memory
-            forced.update(a for a in eqn.invars if isinstance(a, Var))
+            for a in eqn.invars:
+                if isinstance(a, Var):
+                    forced.setdefault(a, f"operand of {eqn.primitive.name} (loops and "
+                                         "branches read their operands from memory)")
     skipped = {id(g.mul_eqn) for g in gemms.values()}
     producible = _b_producers(flat, gemms, producer, consumers)
     produced = {}   # B operand -> its expression, computed by its GEMM while packing
 
     gens = {}
-    buffer_of = {}
+    buffer_of = {} if buffer_of is None else buffer_of
 
     def materialize_as(var, buf):
         buffer_of[var] = buf.id
@@ -340,6 +355,31 @@ def plan_block(plan, flat, in_buffers, kernels, target, out_role):
         plan.consts.append((buf.id, value))
         materialize_as(var, buf)
 
+    def materialize_map(v, eqn, why):
+        """v in a buffer of its own, computed by a map kernel (none when it is empty)."""
+        buf = plan.new_buffer(v.aval.shape, v.aval.dtype, out_role if v in outset else "temp")
+        plan.reasons[buf.id] = why
+        if v.aval.size:
+            expr = gens[v](_identity_index(v.aval.shape), Context(v.aval.shape))
+            kernels.append(MapKernel(v.aval.shape, [(buf.id, expr)], [eqn]))
+        materialize_as(v, buf)
+
+    # A strided reduction's epilogue: the element-wise ops applied to its result alone (a
+    # bias gradient's `* 2`, an optimizer's update of it) are computed by the reduction's
+    # kernel once it has accumulated (schedule.py `_reordered_reduction`), not by kernels
+    # of their own reading a temporary.
+    epilogue, epilogue_end = set(), set()
+
+    def epilogue_consumer(v) -> bool:
+        """Is v read once, by an element-wise op at its own index keeping shape and dtype?"""
+        if uses[v] != 1 or v in forced or len(consumers[v]) != 1:
+            return False
+        eqn, _ = consumers[v][0]
+        out = eqn.outvars[0]
+        return (eqn.primitive.family == "elementwise" and id(eqn) not in skipped
+                and len(eqn.outvars) == 1 and out.aval.shape == v.aval.shape
+                and out.aval.dtype == v.aval.dtype)
+
     builder = _GeneratorBuilder(gens, buffer_of)
     for eqn in flat.eqns:
         if id(eqn) in skipped:
@@ -349,6 +389,7 @@ def plan_block(plan, flat, in_buffers, kernels, target, out_role):
         if eqn in gemms:
             g = gemms[eqn]
             buf = plan.new_buffer(out.aval.shape, out.aval.dtype, role)
+            plan.reasons[buf.id] = "contraction goes to GEMM"
             b_expr = produced.pop(g.b_var, None)
             own = [g.mul_eqn, eqn] + ([producer[g.b_var]] if b_expr is not None else [])
             kernels.append(GemmKernel(
@@ -360,6 +401,7 @@ def plan_block(plan, flat, in_buffers, kernels, target, out_role):
             continue
         if eqn.primitive.name == "reindex_reduce":
             buf = plan.new_buffer(out.aval.shape, out.aval.dtype, role)
+            plan.reasons[buf.id] = "a scatter accumulates into a buffer of its own"
             kernels.append(builder.scatter_kernel(eqn, buf))
             materialize_as(out, buf)
             continue
@@ -370,28 +412,35 @@ def plan_block(plan, flat, in_buffers, kernels, target, out_role):
                                               for a in eqn.invars], roles, target)
             kernels.append(kernel)
             for v, b in zip(eqn.outvars, kernel.outputs):
+                plan.reasons.setdefault(b, f"written by a {eqn.primitive.name}")
                 materialize_as(v, plan.buffers[b])
             continue
+        for p in [a for a in eqn.invars if isinstance(a, Var) and a in epilogue]:
+            epilogue.discard(p)
+            if _epilogue_operands_ok(eqn, p, gens, buffer_of):
+                # p stays inlined: this op joins the epilogue, or ends it with a buffer
+                (epilogue if epilogue_consumer(eqn.outvars[0]) else epilogue_end).add(
+                    eqn.outvars[0])
+            else:
+                materialize_map(p, producer[p], _STRIDED + "; its consumer cannot run in "
+                                "its epilogue (it reads another reduction)")
         builder.define(eqn)
         for v in eqn.outvars:
-            if uses[v] == 0:
+            if uses[v] == 0 or v in epilogue:
                 continue
             if v in producible and uses[v] == 1:
                 expr = gens[v](_identity_index(v.aval.shape), Context(v.aval.shape))
                 if _producible_expr(expr, target):
                     produced[v] = expr
                     continue
-            if v in forced or _worth_materializing(v, gens, consumers, target) or \
-                    _strided_reduction(eqn):
-                buf = plan.new_buffer(v.aval.shape, v.aval.dtype,
-                                      out_role if v in outset else "temp")
-                if v.aval.size == 0:   # no element to compute: a buffer and no kernel
-                    materialize_as(v, buf)
-                    continue
-                ctx = Context(v.aval.shape)
-                expr = gens[v](_identity_index(v.aval.shape), ctx)
-                kernels.append(MapKernel(v.aval.shape, [(buf.id, expr)], [eqn]))
-                materialize_as(v, buf)
+            if _strided_reduction(eqn) and v not in forced and epilogue_consumer(v):
+                epilogue.add(v)   # its kernel also computes the element-wise ops after it
+                continue
+            why = forced.get(v) or _recompute_cost(v, gens, consumers, target) or (
+                _STRIDED if _strided_reduction(eqn) else None) or (
+                "ends a strided reduction's epilogue" if v in epilogue_end else None)
+            if why:
+                materialize_map(v, eqn, why)
 
     outputs = [("literal", v.value) if isinstance(v, Literal) else ("buffer", buffer_of[v])
                for v in flat.outvars]
@@ -464,6 +513,19 @@ def _read_factor(eqn, pos, var):
     return 1
 
 
+def _epilogue_operands_ok(eqn, p, gens, buffer_of) -> bool:
+    """Can element-wise `eqn` run in the epilogue of the reduction `p` stands for?  Its other
+    operands must hold no reduction of their own (the epilogue loop would compute it at
+    every element, walking memory the wrong way, as the reduction's own kernel would not)."""
+    for a in eqn.invars:
+        if a is p or isinstance(a, Literal) or a in buffer_of:
+            continue
+        expr = gens[a](_identity_index(a.aval.shape), Context(a.aval.shape))
+        if any(n.kind in ("reduce", "argreduce") for n in scalar.walk(expr)):
+            return False
+    return True
+
+
 def _strided_reduction(eqn) -> bool:
     """A sum/max/min/prod that keeps its operand's last (contiguous) axis, e.g. a bias
     gradient summed over the batch: its own kernel, so the schedule can reorder it to
@@ -479,15 +541,26 @@ def _strided_reduction(eqn) -> bool:
 _COMPARISONS = ("eq", "ne", "lt", "le", "gt", "ge")
 
 
-def _worth_materializing(var, gens, consumers, target) -> bool:
+_STRIDED = ("reduction keeping the contiguous last axis: its own kernel accumulates whole "
+            "rows")
+
+
+def _recompute_cost(var, gens, consumers, target) -> str | None:
+    """Why `var` is worth a buffer rather than being recomputed by its readers, or None."""
     uses = consumers[var]
     reads = sum(_read_factor(eqn, pos, var) for eqn, pos in uses)
     if reads <= 1:
-        return False
+        return None
     expr = gens[var](_identity_index(var.aval.shape), Context(var.aval.shape))
     if _compared_with_itself(var, consumers) and scalar.calls_libm(expr):
-        return True
-    return scalar.cost(expr) * (reads - 1) > target.recompute_budget
+        return ("compared with itself after a math function that vectorised and scalar "
+                "code may round differently: computed once")
+    extra = scalar.cost(expr) * (reads - 1)
+    if extra > target.recompute_budget:
+        return (f"read {reads:g} times per element: inlined, its readers would recompute "
+                f"each element {reads - 1:g} more times (cost {extra:,.0f} > recompute "
+                f"budget {target.recompute_budget})")
+    return None
 
 
 _MOVES = ("broadcast", "reindex")   # families that only move elements

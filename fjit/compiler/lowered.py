@@ -4,6 +4,7 @@ from __future__ import annotations
 from ..pretty import Names, format_eqn, format_program
 from ..config import config
 from ..runtime.backend import lowering_for
+from .schedule import ReduceStmt, SubNest, walk_statements
 
 
 class KernelInfo:
@@ -28,6 +29,16 @@ class KernelInfo:
         self.parallel = any(l.parallel and l.threads for nest in scheduled.nests
                             for l in nest.loops)
         self.vectorized = any(l.simd for nest in scheduled.nests for l in nest.loops)
+        self.reasons = {b.id: plan.reasons.get(b.id) for b in self.outputs}
+        self.scheduled, self.members = scheduled, len(kernels)
+
+    @property
+    def bytes_read(self) -> int:
+        return sum(b.size * b.dtype.itemsize for b in self.inputs)
+
+    @property
+    def bytes_written(self) -> int:
+        return sum(b.size * b.dtype.itemsize for b in self.outputs)
 
     @property
     def bytes_moved(self) -> int:
@@ -73,11 +84,83 @@ class Lowered:
         parts = ["# Program", str(self.program), "", "# Program as compiled", *numbered, "",
                  "# Kernels"]
         for info in self.kernels():
-            covered = sorted(position[id(e)] for e in info.eqns if id(e) in position)
+            covered = sorted({position[id(e)] for e in info.eqns if id(e) in position})
             parts.append(f"{info!r}  equations {_ranges(covered)}")
             parts.extend("    " + format_eqn(e, names, 4) for e in info.eqns)
         parts += ["", "# Generated source", self.compiled.source]
         return "\n".join(parts)
+
+    def explain(self) -> str:
+        """Why the Program became these kernels: per kernel, the equations it covers, its
+        iteration space, the bytes it reads and writes, its parallel and vector loops, and
+        for each buffer it writes, why that value is not computed inside its readers (each
+        boundary between kernels is such a buffer)."""
+        flat, names = self.compiled.flat, Names()
+        format_program(flat, names=names)   # the names lower().as_text() prints
+        position = {id(e): k for k, e in enumerate(flat.eqns)}
+        vector_bytes = getattr(self.compiled, "vector_bytes", None)
+        kernels = self.kernels()
+        lines = [f"{len(kernels)} kernels for {len(flat.eqns)} equations "
+                 "(numbered as in lower().as_text())"]
+        for info in kernels:
+            covered = sorted({position[id(e)] for e in info.eqns if id(e) in position})
+            space = f" over {list(info.shape)}" if info.shape is not None else ""
+            lines.append(f"{info.name}: {info.kind}{space}, equations {_ranges(covered)} "
+                         f"({', '.join(dict.fromkeys(info.primitives))})")
+            count = len(info.inputs)
+            lines.append(f"  reads {_bytes(info.bytes_read)} from {count} "
+                         f"buffer{'s' if count != 1 else ''}, "
+                         f"writes {_bytes(info.bytes_written)}")
+            lines.append("  " + _loops_text(info, vector_bytes))
+            if info.members > 1:
+                lines.append(f"  {info.members} kernels run in one pass over their shared "
+                             "outer loops (row fusion)")
+            if len(info.scheduled.nests) > 1 and info.kind == "map":
+                lines.append("  nest 1 runs the element-wise ops after its reduction in "
+                             "place once nest 0 has accumulated it (an epilogue)")
+            for b in info.outputs:
+                why = info.reasons.get(b.id) or "computed by this kernel"
+                var = _var_of(self.compiled.plan, b.id)
+                label = f"{names(var)}:{var.aval.str_short()}" if var is not None else repr(b)
+                lines.append(f"  writes {label}: {why}")
+        return "\n".join(lines)
+
+
+def _var_of(plan, buffer_id):
+    return next((v for v, b in plan.var_buffers.items() if b == buffer_id), None)
+
+
+def _bytes(n) -> str:
+    for unit, size in (("GB", 1 << 30), ("MB", 1 << 20), ("kB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} B"
+
+
+def _loops_text(info, vector_bytes) -> str:
+    """The kernel's parallel and vectorised loops, with the vector's lanes."""
+    if info.kind == "gemm":
+        return "loops: the GEMM's own (blocked, packed, threaded by the GEMM)"
+    itemsize = max((b.dtype.itemsize for b in info.outputs), default=4)
+    parts, nests = [], info.scheduled.nests
+    for k, nest in enumerate(nests):
+        inner = [(stmt, loop) for stmt in walk_statements(nest.levels)
+                 if isinstance(stmt, (SubNest, ReduceStmt)) for loop in stmt.loops]
+        for stmt, loop in [(None, loop) for loop in nest.loops] + inner:
+            name = f"i{loop.axis} (extent {loop.extent})"
+            if isinstance(stmt, ReduceStmt):
+                name = f"reduction {name}"
+                if loop.unroll:
+                    parts.append(f"{name} unrolled")
+            if len(nests) > 1:
+                name = f"nest {k}: {name}"
+            if loop.parallel:
+                parts.append(f"{name} parallel" + ("" if loop.threads else
+                                                    ", on threads when a call's work is large"))
+            if loop.simd:
+                lanes = f", {vector_bytes // itemsize} lanes" if vector_bytes else ""
+                parts.append(f"{name} simd{lanes}")
+    return "loops: " + ("; ".join(parts) if parts else "serial, scalar")
 
 
 def _ranges(numbers) -> str:

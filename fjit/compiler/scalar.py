@@ -118,6 +118,22 @@ def walk(expr: SExpr):
     return order
 
 
+def replace(expr: SExpr, old: SExpr, new: SExpr) -> SExpr:
+    """`expr` with node `old` (nodes are interned: the same object wherever it occurs)
+    replaced by `new`."""
+    memo = {}
+
+    def visit(node):
+        if node is old:
+            return new
+        done = memo.get(id(node))
+        if done is None:
+            done = memo[id(node)] = node if not node.args else _make(
+                node.kind, node.dtype, [visit(a) for a in node.args], node.data)
+        return done
+    return visit(expr)
+
+
 def cost(expr: SExpr) -> int:
     """A rough per-element cost: loads and constants are free, arithmetic 1, transcendental
     functions 4, a reduction its trip count times its body's cost.  Each shared node counts

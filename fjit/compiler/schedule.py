@@ -464,8 +464,9 @@ def _reordered_reduction(kernel, name, plan, options, target, counter):
     accumulate into the output, so the innermost loop walks memory contiguously."""
     if len(kernel.stores) != 1 or not kernel.shape:
         return None
-    buffer, expr = kernel.stores[0]
-    if expr.kind != "reduce" or expr.data[0] not in ("sum", "prod", "max", "min"):
+    buffer, stored = kernel.stores[0]
+    expr, epilogue = _reduction_and_epilogue(stored, plan.buffers[buffer].dtype)
+    if expr is None or expr.data[0] not in ("sum", "prod", "max", "min"):
         return None
     if expr.data[0] in ("sum", "prod") and plan.buffers[buffer].dtype in _ROUNDED_STORAGE:
         return None  # the output buffer would be a float16 accumulator: keep one in float
@@ -497,8 +498,31 @@ def _reordered_reduction(kernel, name, plan, options, target, counter):
     if options.parallelize and split is not None and _may_thread(size, target,
                                                                   split.extent):
         split.parallel, split.threads = True, size >= target.parallel_min_work
-    return ScheduledKernel(name, "loops", [nest],
-                           buffers=sorted({buffer} | _loaded([expr])), work=size)
+    nests, loaded = [nest], _loaded([expr])
+    if epilogue is not None:   # then, in place: out = epilogue(out)
+        at = scalar.load(buffer, tuple(ix.idx(k) for k in range(len(kernel.shape))),
+                         out_buf.dtype)
+        epilogue = scalar.replace(epilogue, expr, at)
+
+        def epilogue_body(emitter, chain):
+            return Store(buffer, flat_index(kernel.shape), emitter.emit(epilogue, chain))
+        nests.append(_nest([Loop(k, n) for k, n in enumerate(kernel.shape)], epilogue_body,
+                           counter))
+        _mark(nests[-1], out_buf.size * max(scalar.cost(epilogue), 1), options, target)
+        loaded |= _loaded([epilogue])
+    return ScheduledKernel(name, "loops", nests, buffers=sorted({buffer} | loaded), work=size)
+
+
+def _reduction_and_epilogue(expr, dtype):
+    """(the reduction, the whole expression) when `expr` is element-wise ops applied to one
+    reduction of the stored dtype (fusion's epilogue), (the reduction, None) when it is that
+    reduction, (None, None) otherwise."""
+    if expr.kind == "reduce":
+        return expr, None
+    reductions = [n for n in scalar.walk(expr) if n.kind in ("reduce", "argreduce")]
+    if len(reductions) != 1 or reductions[0].kind != "reduce" or reductions[0].dtype != dtype:
+        return None, None
+    return reductions[0], expr
 
 
 def _schedule_control(kernel, name, plan, options, target, counter):

@@ -45,8 +45,15 @@ def available_backends() -> list[str]:
 
 
 def executable_for(program, backend: str | None = None):
-    """The executable of `program` on `backend` (default: config.backend), built once."""
+    """The executable of `program` on `backend` (default: config.backend), built once; in
+    check_mode, its checked form (fjit/compiler/checked.py)."""
     name = backend or config.backend
+    if config.check_mode:
+        return _checked_executable_for(program, name)
+    return _executable_for(program, name)
+
+
+def _executable_for(program, name: str):
     exe = program.cache.get(name)
     if exe is None:
         factory = _factories.get(name)
@@ -54,4 +61,18 @@ def executable_for(program, backend: str | None = None):
             raise ValueError(f"unknown fjit backend {name!r}; available: "
                              f"{available_backends()}")
         exe = program.cache[name] = factory(program)
+    return exe
+
+
+def _checked_executable_for(program, name: str):
+    """The executable's `checked(program)`: the same native code, run kernel by kernel
+    against the reference interpreter."""
+    key = (name, "checked")
+    exe = program.cache.get(key)
+    if exe is None:
+        checked = getattr(_executable_for(program, name), "checked", None)
+        if checked is None:
+            raise NotImplementedError(f"backend {name!r} cannot run in check_mode: its "
+                                      "executables have no checked(program)")
+        exe = program.cache[key] = checked(program)
     return exe

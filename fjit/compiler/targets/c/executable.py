@@ -25,15 +25,18 @@ from ....runtime.dispatch import worker_for
 from ....runtime.memory import MIN_POOLED_BYTES, pool
 from ....runtime.reference import ReferenceExecutable
 from ... import cache, workspace
+from ...checked import KernelChecker
 from ...pipeline import NotNative, check_fits_in_memory, compile_log, lower_program
 from ...schedule import Options
 from ...target import Target
 from . import C_TARGET, render
 from .blas import gemm_pointers
-from .toolchain import toolchain
+from .toolchain import toolchain, vector_bytes
 
 _ffi = cffi.FFI()
 _ffi.cdef("int fj_program(void **buffers, const int64_t *sizes, const double *constants);"
+          "int fj_step(int64_t k, void **buffers, const int64_t *sizes, "
+          "const double *constants);"
           "void fj_set_blas(void *sgemm, void *dgemm); const char *fj_key(void);")
 
 ALIGN = 64
@@ -54,6 +57,11 @@ class Compiled:
     def source(self) -> str:
         """The translation units, one after the other."""
         return "\n".join(self.units)
+
+    @property
+    def vector_bytes(self) -> int:
+        """The SIMD width `omp simd` loops get on this machine (lower().explain())."""
+        return vector_bytes(toolchain().cc)
 
 
 def compile_program(program: Program, options: Options | None = None,
@@ -175,7 +183,7 @@ class CExecutable:
     """A compiled Program: call it with NumPy arrays (one per invar), get NumPy arrays."""
 
     def __init__(self, program: Program, target: Target = C_TARGET):
-        start = time.perf_counter()
+        self.target = target
         compiled = compile_program(program, target=target)
         check_fits_in_memory(compiled.program, compiled.flat, compiled.plan,
                              compiled.scheduled)
@@ -326,6 +334,11 @@ class CExecutable:
                 results.append(self._passthrough(value, args, keep))
         return results
 
+    def checked(self, program):
+        """This executable in checked mode (fjit/compiler/checked.py): the same library, its
+        kernels run one at a time through `fj_step` against the reference interpreter."""
+        return CheckedCExecutable(self, program)
+
     def _passthrough(self, buffer_id, args, keep):
         if buffer_id in self.inputs:
             return keep[self.inputs.index(buffer_id)]
@@ -333,6 +346,54 @@ class CExecutable:
             if b == buffer_id:
                 return array
         raise AssertionError("an output with no buffer")
+
+
+class CheckedCExecutable:
+    """A CExecutable whose calls run kernel by kernel, each checked against the reference
+    interpreter.  The Program is lowered again (deterministically: the same key) for the
+    flat Program and kernels that the executable does not keep."""
+
+    asynchronous = False
+
+    def __init__(self, base: CExecutable, program: Program):
+        compiled = compile_program(program, target=base.target)
+        if compiled.key != base.key:
+            raise RuntimeError(f"check_mode: lowering jit({base.name}) again gave library "
+                               f"{compiled.key}, not {base.key}: the compiler is not "
+                               "deterministic")
+        self.base = base
+        self.input_dtypes = base.input_dtypes
+        self.checker = KernelChecker(base.name, compiled.flat, compiled.plan,
+                                     compiled.scheduled)
+        shift = (-base.workspace.ctypes.data) % ALIGN
+        self.temps = {}   # temporaries as views of the workspace
+        for b, off in base.temp_offsets.items():
+            buf = base.plan.buffers[b]
+            nbytes = buf.size * buf.dtype.itemsize
+            start = shift + off
+            self.temps[b] = base.workspace[start:start + nbytes].view(buf.dtype).reshape(
+                buf.shape)
+
+    def __call__(self, args):
+        base = self.base
+        keep = base._inputs(args)
+        arrays = base._outputs()
+        with base.lock:
+            ptrs = base.pointers
+            for b, value in zip(base.inputs, keep):
+                ptrs[b] = _ffi.from_buffer(value, require_writable=False)
+            for b, out in arrays.items():
+                ptrs[b] = _ffi.from_buffer(out)
+            buffers = {**self.temps, **arrays}
+
+            def step(k):
+                if base.library.lib.fj_step(k, ptrs, base.sizes_ptr, base.constants_ptr):
+                    raise RuntimeError(f"check_mode: jit({base.name}) has no kernel {k}")
+
+            compiled = self.checker.run(keep, buffers, step)
+        for b, value in compiled.items():
+            arrays[b][...] = value
+        return base._results(args, keep, arrays)
 
 
 _warned = []

@@ -255,3 +255,19 @@ def _keep_loaded(name) -> bool:
         return True
     except OSError:
         return False
+
+
+@functools.lru_cache(maxsize=None)
+def vector_bytes(cc: str) -> int:
+    """The widest SIMD register -march=native gives `cc` (bytes), from its predefined macros:
+    what an `omp simd` loop's vector holds, for lower().explain()."""
+    try:
+        macros = subprocess.run([cc, "-march=native", "-dM", "-E", "-x", "c", os.devnull],
+                                capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return 16
+    for macro, width in (("__AVX512F__", 64), ("__AVX__", 32), ("__SSE2__", 16),
+                         ("__ARM_NEON", 16)):
+        if f"#define {macro} " in macros:
+            return width
+    return 8
