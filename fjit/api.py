@@ -130,7 +130,7 @@ class _Entry:
 
     __slots__ = ("traced", "program", "consts", "const_values", "out_tree", "out_avals", "name",
                  "cacheable", "executable", "asynchronous", "single_output", "on_host",
-                 "_device_consts")
+                 "_device_consts", "captured")
 
     def __init__(self, traced, out_tree):
         self.traced = traced
@@ -146,6 +146,7 @@ class _Entry:
         self.executable = None
         self.asynchronous = False   # may its executable run on the device's worker?
         self.single_output = out_tree.node_type is None  # the function returns one array
+        self.captured = None   # explain_recompiles: the numbers and arrays the trace captured
 
     def consts_on(self, device) -> list:
         """The captured constants' buffers on `device`, copied there once."""
@@ -226,6 +227,8 @@ class JitFunction:
                                    self._signature.static_argnums)
             self._traces += 1
             entry = self._trace(in_tree, avals, statics)
+            if config.explain_recompiles:
+                entry.captured = recompiles.remember_trace(self._name, self.fun)
             if entry.cacheable:
                 cache[key] = entry
                 while len(cache) > config.jit_cache_size:  # least recently used goes, and
@@ -239,6 +242,9 @@ class JitFunction:
                 cache.move_to_end(key)
             except KeyError:  # another thread evicted it meanwhile
                 pass
+            if entry.captured and recompiles.check_captured(self._name, self.fun,
+                                                            entry.captured):
+                entry.captured = None   # said once
         return entry, leaves
 
     def _avals(self, leaves):

@@ -4,13 +4,23 @@ and what differs from the nearest signature already cached.
 
 A jitted function's cache key is (argument structure, abstract values, static arguments,
 jit's own settings, the options that change tracing); `explain` compares a new key with the
-cached ones and says which part differs, down to the argument's pytree path.  A changed
-closure or global is not part of the key (as in JAX), so it neither retraces nor shows here.
+cached ones and says which part differs, down to the argument's pytree path.
+
+Closures and globals are not part of the key (as in JAX): a number or array a function reads
+from them is a constant of its trace.  Two things about them are explained: a new function
+object of code traced before (a lambda or closure made again, as in `jit(lambda ...)` inside
+a loop) starts with an empty cache and traces again, and the line names the captured values
+that differ from the earlier object's; and a captured value that changed since the trace (a
+learning rate in a global) is not seen by the compiled code, which is logged once per
+signature traced while the option was on.
 """
 from __future__ import annotations
 
 import inspect
 import logging
+from collections import OrderedDict
+
+import numpy as np
 
 from .config import config, tracing_option_names
 from .errors import current_source_info
@@ -107,3 +117,95 @@ def explain(name, fun, key, cached_keys, static_argnums=()) -> None:
     logger().info("jit(%s)%s traces again (%d signatures cached): %s", name, at,
                   len(cached_keys),
                   difference(key, _nearest(key, cached_keys), fun, static_argnums))
+
+
+# --- closures and globals ---------------------------------------------------------------------
+
+_SCALARS = (bool, int, float, complex, np.generic)
+_last_of_code: "OrderedDict" = OrderedDict()   # code object -> values captured at its last trace
+_CODES_KEPT = 256
+
+
+def _capturable(value) -> bool:
+    """A number or an array: what a trace turns into a constant (modules, functions and
+    classes are not values of the computation)."""
+    return isinstance(value, _SCALARS) or (hasattr(value, "shape") and hasattr(value, "dtype")
+                                           and not isinstance(value, type))
+
+
+def captured_values(fun) -> dict:
+    """The numbers and arrays `fun`'s own code reads from its globals and its closure, by
+    description ("global lr", "closure variable scale")."""
+    code = getattr(fun, "__code__", None)
+    if code is None:
+        return {}
+    found = {}
+    names = getattr(fun, "__globals__", {})
+    for name in code.co_names:
+        if name in names and _capturable(names[name]):
+            found[f"global {name}"] = names[name]
+    for name, cell in zip(code.co_freevars, getattr(fun, "__closure__", None) or ()):
+        try:
+            value = cell.cell_contents
+        except ValueError:   # not assigned yet
+            continue
+        if _capturable(value):
+            found[f"closure variable {name}"] = value
+    return found
+
+
+def _same(a, b) -> bool:
+    if a is b:
+        return True
+    return isinstance(a, _SCALARS) and isinstance(b, _SCALARS) and type(a) is type(b) and \
+        bool(a == b)
+
+
+def _show(value) -> str:
+    if isinstance(value, _SCALARS):
+        return repr(value.item() if isinstance(value, np.generic) else value)
+    shape = "x".join(map(str, value.shape))
+    return f"a {np.dtype(value.dtype).name}[{shape}] array (id {id(value):#x})"
+
+
+def _changes(old: dict, new: dict) -> list:
+    return [f"{name} was {_show(old[name])}, now {_show(value)}"
+            for name, value in new.items() if name in old and not _same(old[name], value)]
+
+
+def remember_trace(name, fun) -> dict:
+    """At a trace (with the option on): the values `fun` captured, remembered for its code;
+    when an earlier function object of the same code was traced, log that this one starts
+    with an empty cache and which captured values differ."""
+    captured = captured_values(fun)
+    code = getattr(fun, "__code__", None)
+    if code is None:
+        return captured
+    previous = _last_of_code.get(code)
+    if previous is not None and previous[0] is not fun:
+        where = current_source_info()
+        at = f" at {where.filename}:{where.lineno}" if where is not None else ""
+        changes = _changes(previous[1], captured)
+        logger().info(
+            "jit(%s)%s traces again: a new function object of code traced before (%s:%d), "
+            "so its cache starts empty (a lambda or closure made again, as jit(...) inside a "
+            "loop does; make it once to reuse its compiled code); %s", name, at,
+            code.co_filename, code.co_firstlineno,
+            "its captured values differ: " + "; ".join(changes) if changes else
+            "its captured values are the same")
+    _last_of_code[code] = (fun, captured)
+    _last_of_code.move_to_end(code)
+    while len(_last_of_code) > _CODES_KEPT:
+        _last_of_code.popitem(last=False)
+    return captured
+
+
+def check_captured(name, fun, captured: dict) -> bool:
+    """On a cache hit: log (and return True) when a value the trace captured has changed
+    since, which the compiled code does not see."""
+    changes = _changes(captured, captured_values(fun))
+    if changes:
+        logger().info("jit(%s): %s since it was traced; the compiled code still uses the "
+                      "traced value (captured values are constants, as in JAX): pass it as "
+                      "an argument, or call clear_cache()", name, "; ".join(changes))
+    return bool(changes)

@@ -9,7 +9,9 @@ import fjit.numpy as jnp
 
 
 @pytest.fixture
-def explained(set_option, caplog):
+def explained(set_option, caplog, monkeypatch):
+    from fjit import recompiles
+    monkeypatch.setattr(recompiles, "_last_of_code", recompiles.OrderedDict())  # this test's
     set_option("explain_recompiles", True)
     caplog.set_level(logging.INFO, logger="fjit.recompiles")
     return lambda: [r.getMessage() for r in caplog.records if r.name == "fjit.recompiles"]
@@ -99,3 +101,37 @@ def test_cache_info_counts_traces_hits_and_signatures():
     info = f.cache_info()
     assert info["traces"] == 2 and info["hits"] == 2
     assert sorted("f32[5]" in s for s in info["signatures"]) == [False, True]
+
+
+LEARNING_RATE = 0.1
+
+
+def test_a_closure_made_again_is_named_with_its_changed_values(explained):
+    def make(scale):
+        return fjit.jit(lambda x: x * scale)
+    x = np.ones(4, np.float32)
+    make(2.0)(x)
+    make(2.0)(x)
+    make(3.0)(x)
+    lines = _retraces(explained())
+    assert len(lines) == 2
+    assert "a new function object of code traced before" in lines[0]
+    assert "its captured values are the same" in lines[0]
+    assert "closure variable scale was 2.0, now 3.0" in lines[1]
+    assert f"{__file__}:" in lines[1]
+
+
+def test_a_global_changed_after_tracing_is_named_once(explained):
+    global LEARNING_RATE
+    step = fjit.jit(lambda w: w - LEARNING_RATE * w)
+    w = np.ones(3, np.float32)
+    np.testing.assert_allclose(step(w), 0.9)
+    LEARNING_RATE = 0.5
+    try:
+        np.testing.assert_allclose(step(w), 0.9)   # still the traced value, as in JAX
+        step(w)
+    finally:
+        LEARNING_RATE = 0.1
+    (line,) = [m for m in explained() if "since it was traced" in m]
+    assert "global LEARNING_RATE was 0.1, now 0.5" in line
+    assert "pass it as an argument" in line
