@@ -28,12 +28,13 @@ from .interpreters.partial_eval import dce
 from .runtime import reference as _reference_backend  # registers the "reference" backend
 from .compiler.targets.c import executable as _c_target
 _c_target.register()
+from .runtime.backend import block_until_compiled
 from .devices import default_backend, default_device, device_count, devices, local_devices
 from .typecheck import typecheck
 
 __version__ = "0.1.0"
 
-__all__ = ["jit", "block_until_ready", "make_program", "make_jaxpr", "eval_shape", "ShapeDtypeStruct", "grad",
+__all__ = ["jit", "block_until_ready", "block_until_compiled", "make_program", "make_jaxpr", "eval_shape", "ShapeDtypeStruct", "grad",
            "value_and_grad", "jvp", "vjp", "linearize", "jacfwd", "jacrev", "jacobian",
            "hessian", "checkpoint", "remat", "checkpoint_policies", "vmap", "custom_jvp",
            "custom_vjp", "cross_iteration", "train_loop", "Array", "device_put", "device_get",

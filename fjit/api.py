@@ -346,8 +346,7 @@ def _call_on_host(entry, leaves, jitted=None):
     if executable is None:  # the entry belongs to one backend (it is in the key)
         executable = entry.executable = executable_for(entry.program)
         entry.asynchronous = getattr(executable, "asynchronous", False)
-        if jitted is not None and str(getattr(executable, "cache_state", "")).startswith(
-                "built"):
+        if jitted is not None and "built" in str(getattr(executable, "cache_state", "")):
             jitted._builds += 1
     if entry.asynchronous and config.async_dispatch and runs_on_host(leaves):
         return _submit(executable, entry, leaves)

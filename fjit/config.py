@@ -127,6 +127,11 @@ _OPTIONS = {
                 "thread (reading a value waits; fjit.block_until_ready waits for a pytree). "
                 "Off by default until measured where it should pay (spare cores): on 2 cores "
                 "it matched the synchronous step (bench/RESULTS.md).", False),
+        _Option("tiered_compilation", True, "FJIT_TIERED_COMPILATION", bool,
+                "Run a large Program (several translation units) first on code built at -O1, "
+                "about twice as fast to build, while the -O3 build runs in the background at "
+                "low priority; calls switch to it when it is loaded.  Both compute the same "
+                "bits.  fjit.block_until_compiled() waits for the background builds.", False),
         _Option("explain_recompiles", False, "FJIT_EXPLAIN_RECOMPILES", bool,
                 "Log one line each time a jitted function traces again, saying what differs "
                 "from the nearest cached signature (fjit/recompiles.py).", False),

@@ -76,3 +76,28 @@ def _checked_executable_for(program, name: str):
                                       "executables have no checked(program)")
         exe = program.cache[key] = checked(program)
     return exe
+
+
+# Work a backend does on threads of its own that a caller may want finished: the C target's
+# optimised builds (tiered compilation).
+_background: list = []
+
+
+def note_background_work(thread):
+    """Start `thread` and remember it for block_until_compiled()."""
+    _background[:] = [t for t in _background if t.is_alive()]
+    _background.append(thread)
+    thread.start()
+
+
+def block_until_compiled(timeout: float | None = None) -> bool:
+    """Wait until every optimised build started so far has finished (the executables
+    running the quick tier have switched); True unless `timeout` seconds passed first.
+    Benchmarks call it before timing steady-state steps."""
+    import time
+    deadline = None if timeout is None else time.monotonic() + timeout
+    for thread in list(_background):
+        thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            return False
+    return True

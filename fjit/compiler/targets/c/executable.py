@@ -20,7 +20,7 @@ from .... import recompiles
 from ....config import config
 from ....core import Program
 from ....devices import CPU
-from ....runtime.backend import register_backend
+from ....runtime.backend import note_background_work, register_backend
 from ....runtime.dispatch import worker_for
 from ....runtime.memory import MIN_POOLED_BYTES, pool
 from ....runtime.reference import ReferenceExecutable
@@ -74,13 +74,19 @@ def compile_program(program: Program, options: Options | None = None,
     lowered = time.perf_counter()
     rendered = render.render_program(program.name or "program", plan, scheduled, tc, target)
     key = cache.entry_key(rendered.source, tc.key)
-    units = list(rendered.units)
-    units[0] += f'\nconst char *fj_key(void) {{ return "{key}"; }}\n'
-    compiled = Compiled(program, flat, plan, scheduled, units, key, rendered.sizes,
-                        rendered.constants)
+    compiled = Compiled(program, flat, plan, scheduled, _keyed(rendered.units, key), key,
+                        rendered.sizes, rendered.constants)
+    compiled.rendered = rendered
     compiled.timings = {"lower": lowered - start, "render": time.perf_counter() - lowered}
     compiled.functions = rendered.functions
     return compiled
+
+
+def _keyed(units, key) -> list:
+    """The units of a library whose `fj_key` answers `key` (checked when it is loaded)."""
+    units = list(units)
+    units[0] += f'\nconst char *fj_key(void) {{ return "{key}"; }}\n'
+    return units
 
 
 class Library:
@@ -133,29 +139,89 @@ def _remember(library):
         _loaded_libraries.popitem(last=False)  # unloaded once no executable uses it
 
 
-def load_library(compiled: Compiled):
-    """The library for `compiled`: from this process, from the disk cache, or built now.
-    Nothing from the disk is loaded before `cache.verified_entry` has checked it."""
-    key = compiled.key
+def load_library(compiled: Compiled, build: bool = True):
+    """The library for `compiled`: from this process, from the disk cache, or built now
+    (with `build` False: None rather than built).  Nothing from the disk is loaded before
+    `cache.verified_entry` has checked it."""
+    return _load(compiled.key, compiled.units, toolchain(), build)
+
+
+def load_quick_library(compiled: Compiled):
+    """The first tier's library for `compiled` (Toolchain.quick: -O1), found or built."""
+    tc = toolchain().quick()
+    key = cache.entry_key(compiled.rendered.source, tc.key)
+    return _load(key, _keyed(compiled.rendered.units, key), tc, True)
+
+
+def _load(key, units, tc, build):
     with _build_lock:
         library = _loaded_libraries.get(key)
         if library is not None:
             _loaded_libraries.move_to_end(key)
             return library, "memory"
-        tc = toolchain()
         path, how = cache.verified_entry(key), "disk"
         lib = _open_verified(path, key) if path else None
         if lib is None:
+            if not build:
+                return None, "absent"
             start = time.perf_counter()
-            path = cache.build_into_cache(key, compiled.units, tc)
+            path = cache.build_into_cache(key, units, tc)
             lib = _open_verified(path, key)
             if lib is None:
                 raise RuntimeError(f"fjit built {path} but cannot load it")
             how = f"built in {time.perf_counter() - start:.3f}s"
-        _set_blas(lib)
-        library = Library(lib, key, tc.can_unload)
-        _remember(library)
-        return library, how
+        return _registered(lib, key, tc), how
+
+
+def _registered(lib, key, tc):
+    _set_blas(lib)
+    library = Library(lib, key, tc.can_unload)
+    _remember(library)
+    return library
+
+
+# Tiered compilation: the optimised (-O3) libraries being built in the background, by key,
+# with the executables running the quick tier meanwhile (weak references) that then switch.
+_optimizing: dict = {}
+
+
+def _optimize_later(compiled, executable):
+    """Build `compiled`'s -O3 library on a thread at low priority and switch `executable`
+    (and any other waiting for the same library) to it once it is loaded."""
+    key = compiled.key
+    with _build_lock:
+        waiting = _optimizing.get(key)
+        if waiting is not None:
+            waiting.append(weakref.ref(executable))
+            return
+        waiting = _optimizing[key] = [weakref.ref(executable)]
+    units, tc = compiled.units, toolchain()
+    name = compiled.program.name or "program"
+
+    def run():
+        start = time.perf_counter()
+        try:
+            path = cache.build_into_cache(key, units, tc.background())
+            with _build_lock:
+                library = _loaded_libraries.get(key)
+                if library is None:
+                    lib = _open_verified(path, key)
+                    if lib is None:
+                        raise RuntimeError(f"fjit built {path} but cannot load it")
+                    library = _registered(lib, key, tc)
+                switching = [e for e in (ref() for ref in _optimizing.pop(key)) if e]
+            for exe in switching:
+                exe.switch_to(library)
+            compile_log().info("compile %s: optimised library %s built in the background "
+                               "in %.3fs; %d executables switched to it", name, key,
+                               time.perf_counter() - start, len(switching))
+        except Exception as error:  # noqa: BLE001 -- the quick tier keeps running
+            with _build_lock:
+                _optimizing.pop(key, None)
+            warnings.warn(f"fjit: the optimised build of {name} failed ({error}); it keeps "
+                          "running the quickly built code", RuntimeWarning)
+
+    note_background_work(threading.Thread(target=run, name=f"fjit-O3-{key[:8]}", daemon=True))
 
 
 def _open_verified(path, key):
@@ -195,8 +261,14 @@ class CExecutable:
         touching = threading.Thread(target=self.workspace.fill, args=(0,), daemon=True)
         touching.start()
         loading = time.perf_counter()
+        # Tiered: a Program large enough to take seconds to build at -O3 (several units)
+        # first runs on -O1 code, the -O3 library replacing it when built in the background.
+        tiered = config.tiered_compilation and len(compiled.units) > 1
         try:
-            self.library, how = load_library(compiled)  # held: unloaded after us
+            self.library, how = load_library(compiled, build=not tiered)  # held while we live
+            if self.library is None:
+                self.library, how = load_quick_library(compiled)
+                how = f"quick tier (-O1) {how}"
         finally:
             touching.join()
         # where the first call's time went (bench/model_steps.py reads these)
@@ -205,7 +277,7 @@ class CExecutable:
         _functions_seen.update(compiled.functions)
         self.stats = {"kernels": len(compiled.scheduled),
                       "functions": len(compiled.functions), "units": len(compiled.units)}
-        name, hit = program.name or "program", how in ("memory", "disk")
+        name, hit = program.name or "program", how.endswith(("memory", "disk"))
         compile_log().info("compile %s: %d kernels (%d functions, %d new to this process, in "
                            "%d units), %s, cache %s (lower %.3fs, render %.3fs, %s %.3fs)",
                            name, len(compiled.scheduled), len(compiled.functions), len(new),
@@ -258,6 +330,15 @@ class CExecutable:
         # worth a hand-off to the device's worker thread (fjit/runtime/dispatch.py)?
         self.work = sum(sk.work for sk in compiled.scheduled)
         self.asynchronous = self.work >= ASYNC_MIN_WORK
+        self.optimized = self.library.key == compiled.key
+        if not self.optimized:
+            _optimize_later(compiled, self)
+
+    def switch_to(self, library):
+        """Run `library` (the optimised tier of the same source) from the next call on."""
+        with self.lock:
+            self.library, self.program_fn = library, library.fj_program
+            self.optimized = True
 
     def __call__(self, args):
         """Run now, on this thread.  One loop, not the helpers `submit` uses: this is the
