@@ -16,8 +16,12 @@ signature traced while the option was on.
 """
 from __future__ import annotations
 
+import dis
+import functools
 import inspect
 import logging
+import types
+import weakref
 from collections import OrderedDict
 
 import numpy as np
@@ -122,50 +126,67 @@ def explain(name, fun, key, cached_keys, static_argnums=()) -> None:
 # --- closures and globals ---------------------------------------------------------------------
 
 _SCALARS = (bool, int, float, complex, np.generic)
-_last_of_code: "OrderedDict" = OrderedDict()   # code object -> values captured at its last trace
+# code object -> (weak reference to the function last traced with it, what it captured)
+_last_of_code: "OrderedDict" = OrderedDict()
 _CODES_KEPT = 256
 
 
 def _capturable(value) -> bool:
     """A number or an array: what a trace turns into a constant (modules, functions and
     classes are not values of the computation)."""
-    return isinstance(value, _SCALARS) or (hasattr(value, "shape") and hasattr(value, "dtype")
-                                           and not isinstance(value, type))
+    if isinstance(value, _SCALARS):
+        return True
+    return (not isinstance(value, (type, types.ModuleType))
+            and isinstance(getattr(value, "shape", None), tuple)
+            and isinstance(getattr(value, "dtype", None), np.dtype))
 
 
 def captured_values(fun) -> dict:
-    """The numbers and arrays `fun`'s own code reads from its globals and its closure, by
-    description ("global lr", "closure variable scale")."""
+    """What `fun`'s own code reads from its globals and its closure that a trace makes a
+    constant, by description ("global lr", "closure variable scale"): numbers as they are,
+    arrays as (id, dtype, shape) -- a fingerprint, so nothing is kept alive."""
     code = getattr(fun, "__code__", None)
     if code is None:
         return {}
     found = {}
     names = getattr(fun, "__globals__", {})
-    for name in code.co_names:
+    for name in _globals_read(code):
         if name in names and _capturable(names[name]):
-            found[f"global {name}"] = names[name]
+            found[f"global {name}"] = _fingerprint(names[name])
     for name, cell in zip(code.co_freevars, getattr(fun, "__closure__", None) or ()):
         try:
             value = cell.cell_contents
         except ValueError:   # not assigned yet
             continue
         if _capturable(value):
-            found[f"closure variable {name}"] = value
+            found[f"closure variable {name}"] = _fingerprint(value)
     return found
 
 
+@functools.lru_cache(maxsize=1024)
+def _globals_read(code) -> tuple:
+    """The global names `code` loads (not attribute names, which co_names also holds)."""
+    return tuple(dict.fromkeys(i.argval for i in dis.get_instructions(code)
+                               if i.opname in ("LOAD_GLOBAL", "LOAD_NAME")))
+
+
+def _fingerprint(value):
+    if isinstance(value, _SCALARS):
+        return value.item() if isinstance(value, np.generic) else value
+    return ("array", id(value), np.dtype(value.dtype).name, tuple(value.shape))
+
+
 def _same(a, b) -> bool:
-    if a is b:
-        return True
-    return isinstance(a, _SCALARS) and isinstance(b, _SCALARS) and type(a) is type(b) and \
-        bool(a == b)
+    if type(a) is not type(b):
+        return False
+    return a == b or (isinstance(a, float) and a != a and b != b)   # NaN: unchanged
 
 
 def _show(value) -> str:
-    if isinstance(value, _SCALARS):
-        return repr(value.item() if isinstance(value, np.generic) else value)
-    shape = "x".join(map(str, value.shape))
-    return f"a {np.dtype(value.dtype).name}[{shape}] array (id {id(value):#x})"
+    if isinstance(value, tuple):
+        _, ident, dtype, shape = value
+        return f"a {dtype}[{'x'.join(map(str, shape))}] array (id {ident:#x})"
+    return repr(value)
 
 
 def _changes(old: dict, new: dict) -> list:
@@ -182,7 +203,7 @@ def remember_trace(name, fun) -> dict:
     if code is None:
         return captured
     previous = _last_of_code.get(code)
-    if previous is not None and previous[0] is not fun:
+    if previous is not None and previous[0]() is not fun:
         where = current_source_info()
         at = f" at {where.filename}:{where.lineno}" if where is not None else ""
         changes = _changes(previous[1], captured)
@@ -193,7 +214,10 @@ def remember_trace(name, fun) -> dict:
             code.co_filename, code.co_firstlineno,
             "its captured values differ: " + "; ".join(changes) if changes else
             "its captured values are the same")
-    _last_of_code[code] = (fun, captured)
+    try:
+        _last_of_code[code] = (weakref.ref(fun), captured)
+    except TypeError:   # not weak-referenceable: compare with nothing next time
+        _last_of_code[code] = (lambda: None, captured)
     _last_of_code.move_to_end(code)
     while len(_last_of_code) > _CODES_KEPT:
         _last_of_code.popitem(last=False)

@@ -135,3 +135,16 @@ def test_a_global_changed_after_tracing_is_named_once(explained):
     (line,) = [m for m in explained() if "since it was traced" in m]
     assert "global LEARNING_RATE was 0.1, now 0.5" in line
     assert "pass it as an argument" in line
+
+
+def test_explaining_keeps_no_function_or_captured_array_alive(explained):
+    import gc
+    import weakref
+    big = np.ones(1 << 16, np.float32)
+    f = fjit.jit(lambda x: x * big[:4])
+    f(np.ones(4, np.float32))
+    f(np.ones(4, np.float32))
+    functions, arrays = weakref.ref(f.fun), weakref.ref(big)
+    del f, big
+    gc.collect()
+    assert functions() is None and arrays() is None

@@ -67,6 +67,14 @@ PROGRAMS = [
     ("scan", lambda x: lax.scan(lambda c, r: (jnp.tanh(c * 0.5 + r), c.sum()),
                                 jnp.zeros(x.shape[1], x.dtype), x), (64, 300)),
     ("cumulative", lambda x: jnp.cumsum(x, axis=1) / (1.0 + jnp.abs(x).sum()), (64, 300)),
+    # exp inside a 3-element inner loop of a vectorised one: -O3 unrolls it and the outer
+    # loop calls the vector expf, -O1 keeps it and calls the scalar one (unless such units
+    # are built at -O3 in both tiers)
+    ("libm in a short inner loop", lambda x: jnp.exp(x.reshape(64, 100, 3)).sum(2), (64, 300)),
+    ("libm along rows", lambda x: jnp.exp(jnp.sin(x)).sum(1)[:, None]
+     + jnp.log1p(jnp.abs(x)).sum(0), (64, 300)),
+    ("column sums of products", lambda x: (x[:, :128] * x[:, 128:256]).sum(0)
+     + (x * 0.5).sum(1).sum(), (64, 300)),
 ]
 
 
@@ -80,10 +88,14 @@ def jax_logsumexp(x):
     return jnp.log(jnp.exp(x - m).sum(1)) + m[:, 0]
 
 
+@pytest.mark.parametrize("passes", ["", "-vectorize", "-unroll,-reorder"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("name, fn, shape", PROGRAMS, ids=[p[0] for p in PROGRAMS])
-def test_both_tiers_compute_the_same_bits(tiered, x64, name, fn, shape, dtype):
-    x = np.random.default_rng(2).standard_normal(shape).astype(dtype)
+def test_both_tiers_compute_the_same_bits(tiered, x64, set_option, name, fn, shape, dtype,
+                                          passes):
+    """Also with loop passes off: -O3 then vectorises loops fjit left scalar by itself."""
+    set_option("passes", passes)
+    x = (np.random.default_rng(2).standard_normal(shape) * 4).astype(dtype)
     f = fjit.jit(lambda x: (fn(x), (x * 3.0).max()))   # two kernels at least: two units
     quick = [np.asarray(r) for r in fjit.tree_util.tree_leaves(f(x))]
     assert _executable(f).cache_state.startswith("quick tier")
@@ -104,10 +116,10 @@ def test_a_failed_background_build_keeps_the_quick_code_running(tiered, monkeypa
     from fjit.compiler import cache
     build = cache.build_into_cache
 
-    def fails_in_background(key, source, toolchain):
+    def fails_in_background(key, source, toolchain, unit_flags=None):
         if toolchain.niceness:
             raise cache.BuildError("planted failure")
-        return build(key, source, toolchain)
+        return build(key, source, toolchain, unit_flags)
     monkeypatch.setattr(cache, "build_into_cache", fails_in_background)
     f = fjit.jit(lambda x: (jax_softmax(x).sum(0), x.max()))
     x = np.ones((8, 32), np.float32)

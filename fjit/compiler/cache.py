@@ -223,14 +223,15 @@ def _no_room(error) -> bool:
     return any(text in str(error) for text in _NO_ROOM_TEXT)
 
 
-def build_into_cache(key: str, source, toolchain) -> str:
-    """Compile `source` (a translation unit, or a list of them making one library) and
-    publish it as the cache entry for `key`; returns its path.  A
+def build_into_cache(key: str, source, toolchain, unit_flags=None) -> str:
+    """Compile `source` (a translation unit, or a list of them making one library; each
+    unit's extra compiler flags in `unit_flags`) and publish it as the cache entry for
+    `key`; returns its path.  A
     directory that turns out full or unwritable is given up (one warning) for the private
     one, and the build is tried there."""
     directory = cache_dir()
     try:
-        return _build(directory, key, source, toolchain)
+        return _build(directory, key, source, toolchain, unit_flags)
     except (OSError, BuildError) as e:
         if using_fallback(directory) or not _no_room(e):
             raise
@@ -239,10 +240,10 @@ def build_into_cache(key: str, source, toolchain) -> str:
         with _lock:
             _resolved[configured_dir()] = _fall_back(
                 configured_dir(), f"cannot take more entries ({reason})")
-        return _build(cache_dir(), key, source, toolchain)
+        return _build(cache_dir(), key, source, toolchain, unit_flags)
 
 
-def _build(directory, key, source, toolchain) -> str:
+def _build(directory, key, source, toolchain, unit_flags=None) -> str:
     units = [source] if isinstance(source, str) else list(source)
     final = entry_path(directory, key)
     stem = temp_path(directory, key)
@@ -251,7 +252,10 @@ def _build(directory, key, source, toolchain) -> str:
     try:
         for path, unit in zip(src_paths, units):
             _write_new(path, unit.encode())
-        toolchain.compile(src_paths, tmp_so)
+        if unit_flags is None:
+            toolchain.compile(src_paths, tmp_so)
+        else:
+            toolchain.compile(src_paths, tmp_so, unit_flags)
         with open(tmp_so, "rb") as f:
             library = f.read()
         trailer = _trailer(_secret(directory), key, library)

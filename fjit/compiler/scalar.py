@@ -168,6 +168,11 @@ _TRANSCENDENTAL = {"exp", "exp2", "log", "log1p", "expm1", "sin", "cos", "tan", 
 _LIBM = _TRANSCENDENTAL - {"sqrt", "rsqrt"}
 
 
+def is_libm_call(node: SExpr) -> bool:
+    """Is `node` itself a call of a math function that is not correctly rounded?"""
+    return node.kind == "op" and node.data[0] in _LIBM
+
+
 def calls_libm(expr: SExpr) -> bool:
     """Whether computing `expr` calls a math function that is not correctly rounded."""
     return any(n.kind == "op" and n.data[0] in _LIBM for n in walk(expr))

@@ -7,6 +7,8 @@ another platform names its own.  The C and CUDA compilers register themselves he
 """
 from __future__ import annotations
 
+import threading
+
 from ..config import config
 
 _factories: dict = {}
@@ -81,13 +83,15 @@ def _checked_executable_for(program, name: str):
 # Work a backend does on threads of its own that a caller may want finished: the C target's
 # optimised builds (tiered compilation).
 _background: list = []
+_background_lock = threading.Lock()
 
 
 def note_background_work(thread):
     """Start `thread` and remember it for block_until_compiled()."""
-    _background[:] = [t for t in _background if t.is_alive()]
-    _background.append(thread)
-    thread.start()
+    with _background_lock:
+        _background[:] = [t for t in _background if t.is_alive()]
+        _background.append(thread)
+        thread.start()
 
 
 def block_until_compiled(timeout: float | None = None) -> bool:
@@ -96,7 +100,9 @@ def block_until_compiled(timeout: float | None = None) -> bool:
     Benchmarks call it before timing steady-state steps."""
     import time
     deadline = None if timeout is None else time.monotonic() + timeout
-    for thread in list(_background):
+    with _background_lock:
+        threads = list(_background)
+    for thread in threads:
         thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
         if thread.is_alive():
             return False

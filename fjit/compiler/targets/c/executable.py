@@ -31,7 +31,7 @@ from ...schedule import Options
 from ...target import Target
 from . import C_TARGET, render
 from .blas import gemm_pointers
-from .toolchain import toolchain, vector_bytes
+from .toolchain import QUICK_TIER_LIBM_FLAGS, toolchain, vector_bytes
 
 _ffi = cffi.FFI()
 _ffi.cdef("int fj_program(void **buffers, const int64_t *sizes, const double *constants);"
@@ -147,13 +147,16 @@ def load_library(compiled: Compiled, build: bool = True):
 
 
 def load_quick_library(compiled: Compiled):
-    """The first tier's library for `compiled` (Toolchain.quick: -O1), found or built."""
+    """The first tier's library for `compiled` (Toolchain.quick: -O1, units of kernels
+    calling libm at -O3), found or built."""
     tc = toolchain().quick()
-    key = cache.entry_key(compiled.rendered.source, tc.key)
-    return _load(key, _keyed(compiled.rendered.units, key), tc, True)
+    unit_flags = [QUICK_TIER_LIBM_FLAGS if libm else () for libm in
+                  compiled.rendered.libm_units]
+    key = cache.entry_key(compiled.rendered.source, f"{tc.key}\nunits {unit_flags}")
+    return _load(key, _keyed(compiled.rendered.units, key), tc, True, unit_flags)
 
 
-def _load(key, units, tc, build):
+def _load(key, units, tc, build, unit_flags=None):
     with _build_lock:
         library = _loaded_libraries.get(key)
         if library is not None:
@@ -165,7 +168,7 @@ def _load(key, units, tc, build):
             if not build:
                 return None, "absent"
             start = time.perf_counter()
-            path = cache.build_into_cache(key, units, tc)
+            path = cache.build_into_cache(key, units, tc, unit_flags)
             lib = _open_verified(path, key)
             if lib is None:
                 raise RuntimeError(f"fjit built {path} but cannot load it")
@@ -190,6 +193,10 @@ def _optimize_later(compiled, executable):
     (and any other waiting for the same library) to it once it is loaded."""
     key = compiled.key
     with _build_lock:
+        library = _loaded_libraries.get(key)
+        if library is not None:   # built meanwhile (by another executable's thread)
+            executable.switch_to(library)
+            return
         waiting = _optimizing.get(key)
         if waiting is not None:
             waiting.append(weakref.ref(executable))

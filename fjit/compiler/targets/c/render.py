@@ -18,7 +18,7 @@ import numpy as np
 from .... import dtypes
 from ....lax import indexexpr as ix
 from ....lax.reduce import MONOIDS
-from ... import ranges
+from ... import ranges, scalar
 from ...schedule import (Accumulate, Fill, Let, PackStore, ReduceStmt, Store, SubNest,
                         walk_statements)
 from .ops import C_OPS
@@ -406,7 +406,10 @@ class _Renderer:
             buffers.append({"id": b, "name": f"a{k}", "ctype": _STORAGE[short(buf.dtype)],
                             "const": "" if b in written else "const "})
         data = {"name": sk.name, "kind": sk.kind, "buffers": buffers, "comment": sk.comment,
-                "work": sk.work, "ints": self.ints, "floats": self.floats}
+                "work": sk.work, "ints": self.ints, "floats": self.floats,
+                "libm": any(scalar.is_libm_call(s.node) for nest in sk.nests
+                            for s in walk_statements(nest.levels)
+                            if getattr(s, "node", None) is not None)}
         if sk.control is not None:
             data.update(_control_data(sk, self.plan))
             data["buffers"] = []
@@ -525,7 +528,7 @@ def all_kernels(scheduled):
 def _identity(data) -> str:
     """What a kernel's code depends on: its template data without its name, comment and
     buffer ids (which buffers it gets is the caller's business)."""
-    skip = {"name", "comment", "work", "ints", "floats"}
+    skip = {"name", "comment", "work", "ints", "floats", "libm"}
     return repr(sorted((k, v if k != "buffers" else
                         [{f: x for f, x in b.items() if f != "id"} for b in v])
                        for k, v in data.items() if k not in skip))
@@ -560,15 +563,33 @@ SHORT_LOOP = 4
 
 def split_units(kernels, most) -> list:
     """`kernels` dealt into at most `most` groups of about equal weight (largest first, each
-    to the lightest group), in their original order within each group."""
+    to the lightest group), in their original order within each group.  Where there is more
+    than one group, the kernels calling math functions that are not correctly rounded (exp,
+    tanh, ...) get groups of their own: the quick tier of a tiered build compiles those
+    units at -O3 too, so that they vectorise -- and call the vector or the scalar libm -- as
+    in the optimised build, and both tiers compute the same bits."""
     weights = [len(repr(k)) for k in kernels]
     count = max(1, min(most, sum(weights) // UNIT_MIN_WEIGHT, len(kernels)))
+    if count == 1:
+        return [list(kernels)]
+    exact = [i for i, k in enumerate(kernels) if not k.get("libm")]
+    libm = [i for i, k in enumerate(kernels) if k.get("libm")]
+    share = max(1, round(count * sum(weights[i] for i in libm) / sum(weights))) if libm else 0
+    share = min(share, count - 1) if exact else count
+    return [[kernels[i] for i in group] for part, n in ((exact, count - share), (libm, share))
+            for group in _balanced(part, [weights[i] for i in part], n)]
+
+
+def _balanced(indices, weights, count) -> list:
+    if not indices:
+        return []
+    count = max(1, min(count, len(indices)))
     groups, loads = [[] for _ in range(count)], [0] * count
-    for i in sorted(range(len(kernels)), key=lambda i: -weights[i]):
+    for j in sorted(range(len(indices)), key=lambda j: -weights[j]):
         g = loads.index(min(loads))
-        groups[g].append(i)
-        loads[g] += weights[i]
-    return [[kernels[i] for i in sorted(group)] for group in groups]
+        groups[g].append(indices[j])
+        loads[g] += weights[j]
+    return [sorted(group) for group in groups]
 
 
 def unique_kernels(renderer, scheduled, sizes, constants):
@@ -618,6 +639,7 @@ def render_program(name, plan, scheduled, toolchain, target, units=None) -> Rend
     used = _types_used(plan, scheduled)  # the prelude only defines helpers for these
     prototypes = [{"name": k["name"], "kind": k["kind"]} for k in kernels]
     template = environment().get_template("c/program.c.j2")
+    groups = split_units(kernels, units or MAX_UNITS)
     units = [template.render(
         name=name, kernels=group, top=top, main=(u == 0), prototypes=prototypes,
         floats=[f for f in FLOATS if f[0] in used],
@@ -625,8 +647,10 @@ def render_program(name, plan, scheduled, toolchain, target, units=None) -> Rend
         vector_math=toolchain.vector_math and any(f[0] in used for f in FLOATS),
         vector_functions=toolchain_vector_functions(), parallel_min_work=target.parallel_min_work,
         gemm=any(sk.kind == "gemm" for sk in all_kernels(scheduled)))
-        for u, group in enumerate(split_units(kernels, units or MAX_UNITS))]
-    return Rendered(units, sizes, constants, identities)
+        for u, group in enumerate(groups)]
+    rendered = Rendered(units, sizes, constants, identities)
+    rendered.libm_units = [any(k["libm"] for k in group) for group in groups]
+    return rendered
 
 
 def _types_used(plan, scheduled) -> set:

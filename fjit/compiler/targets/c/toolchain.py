@@ -7,6 +7,7 @@ shared between different CPUs never hands out code for the wrong one).
 """
 from __future__ import annotations
 
+import atexit
 import ctypes
 import functools
 import hashlib
@@ -16,6 +17,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 
 from ....config import config
 from ...cache import BuildError, cache_dir, write_atomically
@@ -37,6 +39,10 @@ BASE_FLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-ffp-contr
               "-fno-strict-aliasing", *GCC_FLAGS, "-shared", "-fPIC", "-std=gnu11", "-w"]
 
 
+# What the quick tier adds for units whose kernels call libm (see Toolchain.quick).
+QUICK_TIER_LIBM_FLAGS = ("-O3",)
+
+
 class Toolchain:
     can_unload = False  # may kernel libraries be dlclosed? (decided when probed)
 
@@ -54,10 +60,11 @@ class Toolchain:
     def quick(self) -> "Toolchain":
         """The first tier of tiered compilation: -O1 instead of -O3.  It builds a large
         Program in about half the time (ResNet-18's step: 4.5 s of compiler time instead of
-        9.9) into slower code that computes the same bits: no flag fjit passes lets the
-        compiler reassociate or contract floating point, and `omp simd` loops (whose
-        reductions do reassociate) are vectorised the same way at both levels
-        (tests/test_tiered.py checks the bits)."""
+        9.9) into slower code.  The units holding kernels that call libm functions are
+        still built at -O3 (`QUICK_TIER_LIBM_FLAGS`): which loops vectorise decides whether
+        such a call goes to the vector or the scalar libm, whose results differ in the last
+        bit.  Elsewhere no flag fjit passes lets the compiler reassociate or contract
+        floating point, so both tiers compute the same bits (tests/test_tiered.py)."""
         return self._variant(["-O1" if f == "-O3" else f for f in self.flags], self.niceness)
 
     def background(self) -> "Toolchain":
@@ -79,31 +86,34 @@ class Toolchain:
         except (AttributeError, OSError):
             return max(1, os.cpu_count() or 1)
 
-    def compile(self, source_paths, output_path):
+    def compile(self, source_paths, output_path, unit_flags=None):
         """Build the shared library `output_path` from one translation unit (one compiler
-        call) or several (each compiled to an object at once, in parallel, then linked)."""
+        call) or several (each compiled to an object at once, in parallel, then linked);
+        `unit_flags`, per unit, are flags added after this toolchain's."""
         if isinstance(source_paths, str):
             source_paths = [source_paths]
+        extra = list(unit_flags or [()] * len(source_paths))
         if len(source_paths) == 1:
-            _run(self._command(*self.flags, source_paths[0], "-o", output_path, *self.libs))
+            self._run(self._command(*self.flags, *extra[0], source_paths[0], "-o",
+                                    output_path, *self.libs))
             return
         compile_flags = [f for f in self.flags if f != "-shared"]
         objects = [path[:-len(".c")] + ".o" for path in source_paths]
         try:
-            failures, waiting, running = [], list(zip(source_paths, objects)), []
+            failures, waiting, running = [], list(zip(source_paths, objects, extra)), []
             while waiting or running:   # at most `jobs` compilers at once
                 while waiting and len(running) < self.jobs:
-                    src, obj = waiting.pop(0)
-                    running.append((subprocess.Popen(
-                        self._command(*compile_flags, "-c", src, "-o", obj),
-                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True), src))
+                    src, obj, flags = waiting.pop(0)
+                    running.append((self._start(
+                        self._command(*compile_flags, *flags, "-c", src, "-o", obj),
+                        stdout=subprocess.DEVNULL), src))
                 process, src = running.pop(0)
-                _, stderr = process.communicate()
+                stderr = self._finish(process)
                 if process.returncode != 0:
                     failures.append(f"{self.cc} -c {src}:\n{stderr[-4000:]}")
             if failures:
                 raise CompileError("the C compiler failed:\n" + "\n".join(failures))
-            _run(self._command(*self.flags, *objects, "-o", output_path, *self.libs))
+            self._run(self._command(*self.flags, *objects, "-o", output_path, *self.libs))
         finally:
             for obj in objects:
                 try:
@@ -119,11 +129,42 @@ class Toolchain:
         return ([nice, "-n", str(self.niceness)] if nice else []) + [self.cc, *args]
 
 
-def _run(cmd):
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise CompileError(f"the C compiler failed ({' '.join(cmd)}):\n"
-                           f"{result.stderr[-4000:]}")
+    def _start(self, cmd, stdout=subprocess.PIPE):
+        process = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE, text=True)
+        if self.niceness:   # a background build: killed if the process exits first
+            with _background_lock:
+                _background_compilers.add(process)
+        return process
+
+    def _finish(self, process) -> str:
+        """Wait for a compiler process; its error output."""
+        try:
+            return process.communicate()[1]
+        finally:
+            with _background_lock:
+                _background_compilers.discard(process)
+
+    def _run(self, cmd):
+        process = self._start(cmd)
+        stderr = self._finish(process)
+        if process.returncode != 0:
+            raise CompileError(f"the C compiler failed ({' '.join(cmd)}):\n{stderr[-4000:]}")
+
+
+# Compiler processes of background builds, stopped when Python exits: the build's thread
+# dies with the process, and nothing would take their output.
+_background_compilers: set = set()
+_background_lock = threading.Lock()
+
+
+@atexit.register
+def _stop_background_compilers():
+    with _background_lock:
+        for process in _background_compilers:
+            try:
+                process.kill()
+            except OSError:
+                pass
 
 
 class CompileError(BuildError):
