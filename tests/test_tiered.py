@@ -19,6 +19,7 @@ def tiered(set_option, tmp_path, monkeypatch):
     cache and loaded libraries of this test's own."""
     from fjit.compiler.targets.c import executable, render
     monkeypatch.setattr(render, "UNIT_MIN_WEIGHT", 200)
+    monkeypatch.setattr(render, "TIER_MIN_WEIGHT", 400)
     monkeypatch.setattr(executable, "_loaded_libraries", collections.OrderedDict())
     set_option("cache_dir", str(tmp_path))
     set_option("tiered_compilation", True)

@@ -268,9 +268,9 @@ class CExecutable:
         touching = threading.Thread(target=self.workspace.fill, args=(0,), daemon=True)
         touching.start()
         loading = time.perf_counter()
-        # Tiered: a Program large enough to take seconds to build at -O3 (several units)
-        # first runs on -O1 code, the -O3 library replacing it when built in the background.
-        tiered = config.tiered_compilation and len(compiled.units) > 1
+        # Tiered: a Program large enough to take seconds to build at -O3 first runs on -O1
+        # code, the -O3 library replacing it when built in the background.
+        tiered = config.tiered_compilation and compiled.rendered.tiered   # render.py
         try:
             self.library, how = load_library(compiled, build=not tiered)  # held while we live
             if self.library is None:

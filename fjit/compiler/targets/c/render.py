@@ -551,11 +551,16 @@ class Rendered:
 
 # Source (bytes of template data, a proxy) per translation unit worth its own compiler
 # process: gcc -O3 builds ResNet-18's kernels at about 35 kB of C per second, and a unit
-# costs about 30 ms to start, plus one link for the whole library.
+# costs about 30 ms to start, plus one link for the whole library.  A Program of more than
+# this much gets at least two units.
 UNIT_MIN_WEIGHT = 20_000
 # At most this many units, whatever the machine: the split is part of the source, so of the
 # cache key, and machines with different core counts share cache entries.
 MAX_UNITS = 4
+
+# Template data from which a Program is built in tiers (executable.py): about 2 s of gcc -O3
+# on one core.  W4's MLP step (38 kB) is built at -O3 at once.
+TIER_MIN_WEIGHT = 80_000
 
 # Loops of at most this many iterations keep their extent in the source (see _Renderer.loop).
 SHORT_LOOP = 4
@@ -563,14 +568,16 @@ SHORT_LOOP = 4
 
 def split_units(kernels, most) -> list:
     """`kernels` dealt into at most `most` groups of about equal weight (largest first, each
-    to the lightest group), in their original order within each group.  Where there is more
-    than one group, the kernels calling math functions that are not correctly rounded (exp,
-    tanh, ...) get groups of their own: the quick tier of a tiered build compiles those
-    units at -O3 too, so that they vectorise -- and call the vector or the scalar libm -- as
-    in the optimised build, and both tiers compute the same bits."""
+    to the lightest group), in their original order within each group.  In a Program built
+    in tiers (TIER_MIN_WEIGHT), the kernels calling math functions that are not correctly
+    rounded (exp, tanh, ...) get groups of their own: the quick tier compiles those units at
+    -O3 too, so that they vectorise -- and call the vector or the scalar libm -- as in the
+    optimised build, and both tiers compute the same bits."""
     weights = [len(repr(k)) for k in kernels]
-    count = max(1, min(most, sum(weights) // UNIT_MIN_WEIGHT, len(kernels)))
-    if count == 1:
+    count = max(1, min(most, -(-sum(weights) // UNIT_MIN_WEIGHT), len(kernels)))
+    if count == 1 or sum(weights) < TIER_MIN_WEIGHT:
+        return [[kernels[i] for i in group]
+                for group in _balanced(range(len(kernels)), weights, count)]
         return [list(kernels)]
     exact = [i for i, k in enumerate(kernels) if not k.get("libm")]
     libm = [i for i, k in enumerate(kernels) if k.get("libm")]
@@ -650,6 +657,7 @@ def render_program(name, plan, scheduled, toolchain, target, units=None) -> Rend
         for u, group in enumerate(groups)]
     rendered = Rendered(units, sizes, constants, identities)
     rendered.libm_units = [any(k["libm"] for k in group) for group in groups]
+    rendered.tiered = len(groups) > 1 and sum(len(repr(k)) for k in kernels) >= TIER_MIN_WEIGHT
     return rendered
 
 
