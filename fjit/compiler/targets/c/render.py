@@ -573,6 +573,8 @@ def split_units(kernels, most) -> list:
     rounded (exp, tanh, ...) get groups of their own: the quick tier compiles those units at
     -O3 too, so that they vectorise -- and call the vector or the scalar libm -- as in the
     optimised build, and both tiers compute the same bits."""
+    if not kernels:
+        return [[]]   # one unit all the same: fj_program, which runs nothing
     weights = [len(repr(k)) for k in kernels]
     count = max(1, min(most, -(-sum(weights) // UNIT_MIN_WEIGHT), len(kernels)))
     if count == 1 or sum(weights) < TIER_MIN_WEIGHT:
