@@ -150,6 +150,9 @@ class _Renderer:
         """A GEMM's size, stride or count: a parameter of its own even where values are
         equal (a library call gains nothing from knowing it, and a batch size equal to a
         width by chance would change the code)."""
+        return self._own_parameter(value)
+
+    def _own_parameter(self, value) -> str:
         value = int(value)
         if value in (0, 1):
             return f"{value}LL"
@@ -163,12 +166,19 @@ class _Renderer:
         in one loop nest was not vectorized when each stride was a parameter of its own).
         Which values are equal is part of the kernel's code, so calls share a function
         only where they agree on it; scopes keep that to values of one role (a batch size
-        equal to a width by chance changed the code)."""
+        equal to a width by chance changed the code), and loop extents share nothing."""
         name = self.int_names.get((scope, value))
         if name is None:
             self.ints.append(value)
             name = self.int_names[(scope, value)] = f"n{len(self.ints) - 1}"
         return name
+
+    def _extent_parameter(self, value) -> str:
+        """A rolled loop's extent: a parameter of its own, not shared with equal extents.
+        Sharing them made the code depend on which sizes happen to be equal: a batch of 8,
+        16 or 32 equals a CIFAR ResNet's feature-map widths, and 38 of ResNet-18's 104
+        functions changed from batch 8 to batch 16."""
+        return self._own_parameter(value)
 
     def flag(self, value: bool) -> str:
         """A yes/no decision taken per call (whether a loop runs on threads) as a parameter."""
@@ -366,7 +376,7 @@ class _Renderer:
         # window: the compiler unrolls it and folds its index arithmetic; with a runtime
         # extent LSGAN's transposed-convolution gradients took 1.3x as long)
         literal = loop.unroll or loop.simd or loop.extent <= SHORT_LOOP
-        extent = f"{loop.extent}LL" if literal else self.size(loop.extent, "extent")
+        extent = f"{loop.extent}LL" if literal else self._extent_parameter(loop.extent)
         var = f"i{loop.axis}"
         start, stop, step = "0", extent, 1
         if loop.block:
