@@ -76,6 +76,12 @@ PROGRAMS = [
      + jnp.log1p(jnp.abs(x)).sum(0), (64, 300)),
     ("column sums of products", lambda x: (x[:, :128] * x[:, 128:256]).sum(0)
      + (x * 0.5).sum(1).sum(), (64, 300)),
+    # a vectorised reduction over short unrolled windows: -O3 unrolls them and vectorises
+    # the sum (adding in another order), -O1 keeps it scalar (found by a review)
+    ("max-pool then mean", lambda x: x.reshape(64, 150, 2).max(2).mean(), (64, 300)),
+    ("max-pool then row sums", lambda x: x.reshape(64, 75, 4).max(2).sum(1), (64, 300)),
+    ("integer powers summed", lambda x: lax.integer_pow(x, 5).sum() + lax.integer_pow(x, 4)
+     .sum(0).sum(), (64, 300)),
 ]
 
 
@@ -104,6 +110,22 @@ def test_both_tiers_compute_the_same_bits(tiered, x64, set_option, name, fn, sha
     optimised = [np.asarray(r) for r in fjit.tree_util.tree_leaves(f(x))]
     for a, b in zip(quick, optimised):
         np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+def test_an_optimisation_level_in_cflags_is_the_optimised_tier(tiered, set_option):
+    """FJIT_CFLAGS=-O2: the optimised tier is -O2, the quick one -O1, and the vectorisation-
+    sensitive units of the quick tier are built with exactly the optimised flags."""
+    from fjit.compiler.targets.c.toolchain import toolchain
+    set_option("cflags", "-O2")
+    tc = toolchain()
+    assert [f for f in tc.quick().flags if f.startswith("-O")] == ["-O1", "-O1"]
+    x = (np.random.default_rng(3).standard_normal((64, 300)) * 4).astype(np.float32)
+    f = fjit.jit(lambda x: (jnp.exp(jnp.sin(x)).sum(1), x.reshape(64, 150, 2).max(2).mean()))
+    quick = [np.asarray(r) for r in f(x)]
+    assert _executable(f).cache_state.startswith("quick tier")
+    assert fjit.block_until_compiled(timeout=300) and _executable(f).optimized
+    for a, b in zip(quick, f(x)):
+        np.testing.assert_array_equal(a, np.asarray(b))
 
 
 def test_with_tiering_off_the_optimised_library_is_built_at_once(tiered, set_option):

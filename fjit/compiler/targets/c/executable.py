@@ -31,7 +31,7 @@ from ...schedule import Options
 from ...target import Target
 from . import C_TARGET, render
 from .blas import gemm_pointers
-from .toolchain import QUICK_TIER_LIBM_FLAGS, toolchain, vector_bytes
+from .toolchain import exiting, toolchain, vector_bytes
 
 _ffi = cffi.FFI()
 _ffi.cdef("int fj_program(void **buffers, const int64_t *sizes, const double *constants);"
@@ -147,11 +147,13 @@ def load_library(compiled: Compiled, build: bool = True):
 
 
 def load_quick_library(compiled: Compiled):
-    """The first tier's library for `compiled` (Toolchain.quick: -O1, units of kernels
-    calling libm at -O3), found or built."""
-    tc = toolchain().quick()
-    unit_flags = [QUICK_TIER_LIBM_FLAGS if libm else () for libm in
-                  compiled.rendered.libm_units]
+    """The first tier's library for `compiled` (Toolchain.quick: -O1), found or built; its
+    units of kernels whose results depend on vectorisation are compiled with exactly the
+    optimised build's flags (render.split_units)."""
+    optimised = toolchain()
+    tc = optimised.quick()
+    unit_flags = [optimised.compile_flags if sensitive else None
+                  for sensitive in compiled.rendered.sensitive_units]
     key = cache.entry_key(compiled.rendered.source, f"{tc.key}\nunits {unit_flags}")
     return _load(key, _keyed(compiled.rendered.units, key), tc, True, unit_flags)
 
@@ -225,8 +227,9 @@ def _optimize_later(compiled, executable):
         except Exception as error:  # noqa: BLE001 -- the quick tier keeps running
             with _build_lock:
                 _optimizing.pop(key, None)
-            warnings.warn(f"fjit: the optimised build of {name} failed ({error}); it keeps "
-                          "running the quickly built code", RuntimeWarning)
+            if not exiting():   # else the compilers were stopped on purpose
+                warnings.warn(f"fjit: the optimised build of {name} failed ({error}); it "
+                              "keeps running the quickly built code", RuntimeWarning)
 
     note_background_work(threading.Thread(target=run, name=f"fjit-O3-{key[:8]}", daemon=True))
 

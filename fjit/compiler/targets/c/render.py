@@ -417,9 +417,7 @@ class _Renderer:
                             "const": "" if b in written else "const "})
         data = {"name": sk.name, "kind": sk.kind, "buffers": buffers, "comment": sk.comment,
                 "work": sk.work, "ints": self.ints, "floats": self.floats,
-                "libm": any(scalar.is_libm_call(s.node) for nest in sk.nests
-                            for s in walk_statements(nest.levels)
-                            if getattr(s, "node", None) is not None)}
+                "sensitive": _vectorisation_sensitive(sk)}
         if sk.control is not None:
             data.update(_control_data(sk, self.plan))
             data["buffers"] = []
@@ -455,6 +453,22 @@ def _loops(sk):
         for stmt in walk_statements(nest.levels):
             if isinstance(stmt, (ReduceStmt, SubNest)):
                 yield from stmt.loops
+
+
+def _vectorisation_sensitive(sk) -> bool:
+    """Do the kernel's results depend on which of its loops the C compiler vectorises?  A
+    libm call does (the vector and scalar variants round differently), and so does an
+    `omp simd` reduction (vector lanes add in another order).  Which loops vectorise
+    differs between optimisation levels (-O3 unrolls short inner loops first), so the
+    quick tier builds such kernels exactly as the optimised one does."""
+    for nest in sk.nests:
+        for stmt in walk_statements(nest.levels):
+            node = getattr(stmt, "node", None)
+            if node is not None and scalar.is_libm_call(node):
+                return True
+            if isinstance(stmt, ReduceStmt) and any(l.simd for l in stmt.loops):
+                return True
+    return False
 
 
 def _mentions(expr, axes) -> bool:
@@ -538,7 +552,7 @@ def all_kernels(scheduled):
 def _identity(data) -> str:
     """What a kernel's code depends on: its template data without its name, comment and
     buffer ids (which buffers it gets is the caller's business)."""
-    skip = {"name", "comment", "work", "ints", "floats", "libm"}
+    skip = {"name", "comment", "work", "ints", "floats", "sensitive"}
     return repr(sorted((k, v if k != "buffers" else
                         [{f: x for f, x in b.items() if f != "id"} for b in v])
                        for k, v in data.items() if k not in skip))
@@ -578,24 +592,26 @@ SHORT_LOOP = 4
 
 def split_units(kernels, most) -> list:
     """`kernels` dealt into at most `most` groups of about equal weight (largest first, each
-    to the lightest group), in their original order within each group.  In a Program built
-    in tiers (TIER_MIN_WEIGHT), the kernels calling math functions that are not correctly
-    rounded (exp, tanh, ...) get groups of their own: the quick tier compiles those units at
-    -O3 too, so that they vectorise -- and call the vector or the scalar libm -- as in the
-    optimised build, and both tiers compute the same bits."""
+    to the lightest group), in their original order within each group.  A kernel weighs
+    what its code does (its identity, not its sizes: a new batch size must not move it).
+    In a Program built in tiers (TIER_MIN_WEIGHT), the kernels whose results depend on how
+    the compiler vectorises them (`_vectorisation_sensitive`) get groups of their own: the
+    quick tier compiles those units with the optimised build's flags, so both tiers compute
+    the same bits."""
     if not kernels:
         return [[]]   # one unit all the same: fj_program, which runs nothing
-    weights = [len(repr(k)) for k in kernels]
+    weights = [len(_identity(k)) for k in kernels]
     count = max(1, min(most, -(-sum(weights) // UNIT_MIN_WEIGHT), len(kernels)))
     if count == 1 or sum(weights) < TIER_MIN_WEIGHT:
         return [[kernels[i] for i in group]
                 for group in _balanced(range(len(kernels)), weights, count)]
-        return [list(kernels)]
-    exact = [i for i, k in enumerate(kernels) if not k.get("libm")]
-    libm = [i for i, k in enumerate(kernels) if k.get("libm")]
-    share = max(1, round(count * sum(weights[i] for i in libm) / sum(weights))) if libm else 0
+    exact = [i for i, k in enumerate(kernels) if not k.get("sensitive")]
+    sensitive = [i for i, k in enumerate(kernels) if k.get("sensitive")]
+    share = max(1, round(count * sum(weights[i] for i in sensitive) / sum(weights))) \
+        if sensitive else 0
     share = min(share, count - 1) if exact else count
-    return [[kernels[i] for i in group] for part, n in ((exact, count - share), (libm, share))
+    return [[kernels[i] for i in group]
+            for part, n in ((exact, count - share), (sensitive, share))
             for group in _balanced(part, [weights[i] for i in part], n)]
 
 
@@ -668,8 +684,9 @@ def render_program(name, plan, scheduled, toolchain, target, units=None) -> Rend
         gemm=any(sk.kind == "gemm" for sk in all_kernels(scheduled)))
         for u, group in enumerate(groups)]
     rendered = Rendered(units, sizes, constants, identities)
-    rendered.libm_units = [any(k["libm"] for k in group) for group in groups]
-    rendered.tiered = len(groups) > 1 and sum(len(repr(k)) for k in kernels) >= TIER_MIN_WEIGHT
+    rendered.sensitive_units = [any(k["sensitive"] for k in group) for group in groups]
+    rendered.tiered = len(groups) > 1 and \
+        sum(len(_identity(k)) for k in kernels) >= TIER_MIN_WEIGHT
     return rendered
 
 

@@ -15,7 +15,9 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
 import threading
 
@@ -39,10 +41,6 @@ BASE_FLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-ffp-contr
               "-fno-strict-aliasing", *GCC_FLAGS, "-shared", "-fPIC", "-std=gnu11", "-w"]
 
 
-# What the quick tier adds for units whose kernels call libm (see Toolchain.quick).
-QUICK_TIER_LIBM_FLAGS = ("-O3",)
-
-
 class Toolchain:
     can_unload = False  # may kernel libraries be dlclosed? (decided when probed)
 
@@ -58,14 +56,20 @@ class Toolchain:
         return tc
 
     def quick(self) -> "Toolchain":
-        """The first tier of tiered compilation: -O1 instead of -O3.  It builds a large
-        Program in about half the time (ResNet-18's step: 4.5 s of compiler time instead of
-        9.9) into slower code.  The units holding kernels that call libm functions are
-        still built at -O3 (`QUICK_TIER_LIBM_FLAGS`): which loops vectorise decides whether
-        such a call goes to the vector or the scalar libm, whose results differ in the last
-        bit.  Elsewhere no flag fjit passes lets the compiler reassociate or contract
-        floating point, so both tiers compute the same bits (tests/test_tiered.py)."""
-        return self._variant(["-O1" if f == "-O3" else f for f in self.flags], self.niceness)
+        """The first tier of tiered compilation: every -O level (fjit's -O3, or one in the
+        `cflags` option) replaced by -O1.  It builds a large Program in about half the time
+        (ResNet-18's step: 4.5 s of compiler time instead of 9.9) into slower code.  The
+        units of kernels whose results depend on vectorisation (libm calls, `omp simd`
+        reductions) are compiled with this toolchain's own flags instead (`unit_flags`):
+        elsewhere no flag fjit passes lets the compiler reassociate or contract floating
+        point, so both tiers compute the same bits (tests/test_tiered.py)."""
+        return self._variant(["-O1" if re.fullmatch(r"-O\w*", f) else f for f in self.flags],
+                             self.niceness)
+
+    @property
+    def compile_flags(self) -> list:
+        """The flags that compile one unit to an object (no -shared)."""
+        return [f for f in self.flags if f != "-shared"]
 
     def background(self) -> "Toolchain":
         """The same flags, compiling at a lower priority: the optimised tier is built while
@@ -89,24 +93,24 @@ class Toolchain:
     def compile(self, source_paths, output_path, unit_flags=None):
         """Build the shared library `output_path` from one translation unit (one compiler
         call) or several (each compiled to an object at once, in parallel, then linked);
-        `unit_flags`, per unit, are flags added after this toolchain's."""
+        `unit_flags`, per unit, are flags that compile it instead of this toolchain's
+        (None: this toolchain's)."""
         if isinstance(source_paths, str):
             source_paths = [source_paths]
-        extra = list(unit_flags or [()] * len(source_paths))
-        if len(source_paths) == 1:
-            self._run(self._command(*self.flags, *extra[0], source_paths[0], "-o",
-                                    output_path, *self.libs))
+        own = list(unit_flags or [None] * len(source_paths))
+        if len(source_paths) == 1 and own[0] is None:
+            self._run(self._command(*self.flags, source_paths[0], "-o", output_path,
+                                    *self.libs))
             return
-        compile_flags = [f for f in self.flags if f != "-shared"]
         objects = [path[:-len(".c")] + ".o" for path in source_paths]
+        failures, waiting, running = [], list(zip(source_paths, objects, own)), []
         try:
-            failures, waiting, running = [], list(zip(source_paths, objects, extra)), []
             while waiting or running:   # at most `jobs` compilers at once
                 while waiting and len(running) < self.jobs:
                     src, obj, flags = waiting.pop(0)
-                    running.append((self._start(
-                        self._command(*compile_flags, *flags, "-c", src, "-o", obj),
-                        stdout=subprocess.DEVNULL), src))
+                    running.append((self._start(self._command(
+                        *(self.compile_flags if flags is None else flags), "-c", src, "-o",
+                        obj), stdout=subprocess.DEVNULL), src))
                 process, src = running.pop(0)
                 stderr = self._finish(process)
                 if process.returncode != 0:
@@ -115,6 +119,9 @@ class Toolchain:
                 raise CompileError("the C compiler failed:\n" + "\n".join(failures))
             self._run(self._command(*self.flags, *objects, "-o", output_path, *self.libs))
         finally:
+            for process, _ in running:   # an error left some running: stop them first
+                _kill(process)
+                self._finish(process)
             for obj in objects:
                 try:
                     os.unlink(obj)
@@ -130,10 +137,20 @@ class Toolchain:
 
 
     def _start(self, cmd, stdout=subprocess.PIPE):
-        process = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE, text=True)
-        if self.niceness:   # a background build: killed if the process exits first
-            with _background_lock:
-                _background_compilers.add(process)
+        """A compiler process; a background build's in a process group of its own (so that
+        the whole group, cc1 included, can be stopped at exit), registered as it starts.
+        Not a session of its own: with the kernel's autogroup scheduling a new session
+        shares the CPU equally with this process whatever its nice value, and ResNet-18's
+        steps on the quick tier ran 3 times slower beside the background build."""
+        if not self.niceness:
+            return subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE, text=True)
+        group = {"process_group": 0} if sys.version_info >= (3, 11) else {}
+        with _background_lock:
+            if _stopping:
+                raise CompileError("Python is exiting: no more background builds")
+            process = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE, text=True,
+                                       **group)
+            _background_compilers.add(process)
         return process
 
     def _finish(self, process) -> str:
@@ -155,16 +172,33 @@ class Toolchain:
 # dies with the process, and nothing would take their output.
 _background_compilers: set = set()
 _background_lock = threading.Lock()
+_stopping = False
 
 
 @atexit.register
 def _stop_background_compilers():
+    global _stopping
     with _background_lock:
+        _stopping = True
         for process in _background_compilers:
-            try:
-                process.kill()
-            except OSError:
-                pass
+            _kill(process)
+
+
+def exiting() -> bool:
+    """Has Python begun to exit (and stopped the background compilers)?"""
+    return _stopping
+
+
+def _kill(process):
+    """Stop a compiler and what it started (gcc's cc1 and as)."""
+    try:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    except (OSError, AttributeError):   # not a group of its own, or gone
+        try:
+            process.kill()
+        except OSError:
+            pass
 
 
 class CompileError(BuildError):
