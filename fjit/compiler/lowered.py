@@ -100,6 +100,7 @@ class Lowered:
         position = {id(e): k for k, e in enumerate(flat.eqns)}
         vector_bytes = getattr(self.compiled, "vector_bytes", None)
         kernels = self.kernels()
+        var_of = {b: v for v, b in self.compiled.plan.var_buffers.items()}
         lines = [f"{len(kernels)} kernels for {len(flat.eqns)} equations "
                  "(numbered as in lower().as_text())"]
         for info in kernels:
@@ -120,14 +121,10 @@ class Lowered:
                              "place once nest 0 has accumulated it (an epilogue)")
             for b in info.outputs:
                 why = info.reasons.get(b.id) or "computed by this kernel"
-                var = _var_of(self.compiled.plan, b.id)
+                var = var_of.get(b.id)
                 label = f"{names(var)}:{var.aval.str_short()}" if var is not None else repr(b)
                 lines.append(f"  writes {label}: {why}")
         return "\n".join(lines)
-
-
-def _var_of(plan, buffer_id):
-    return next((v for v, b in plan.var_buffers.items() if b == buffer_id), None)
 
 
 def _bytes(n) -> str:

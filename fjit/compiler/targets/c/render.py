@@ -552,7 +552,7 @@ def all_kernels(scheduled):
 def _identity(data) -> str:
     """What a kernel's code depends on: its template data without its name, comment and
     buffer ids (which buffers it gets is the caller's business)."""
-    skip = {"name", "comment", "work", "ints", "floats", "sensitive"}
+    skip = {"name", "comment", "work", "ints", "floats", "sensitive", "weight", "also"}
     return repr(sorted((k, v if k != "buffers" else
                         [{f: x for f, x in b.items() if f != "id"} for b in v])
                        for k, v in data.items() if k not in skip))
@@ -600,13 +600,13 @@ def split_units(kernels, most) -> list:
     the same bits."""
     if not kernels:
         return [[]]   # one unit all the same: fj_program, which runs nothing
-    weights = [len(_identity(k)) for k in kernels]
+    weights = [k["weight"] for k in kernels]
     count = max(1, min(most, -(-sum(weights) // UNIT_MIN_WEIGHT), len(kernels)))
     if count == 1 or sum(weights) < TIER_MIN_WEIGHT:
         return [[kernels[i] for i in group]
                 for group in _balanced(range(len(kernels)), weights, count)]
-    exact = [i for i, k in enumerate(kernels) if not k.get("sensitive")]
-    sensitive = [i for i, k in enumerate(kernels) if k.get("sensitive")]
+    exact = [i for i, k in enumerate(kernels) if not k["sensitive"]]
+    sensitive = [i for i, k in enumerate(kernels) if k["sensitive"]]
     share = max(1, round(count * sum(weights[i] for i in sensitive) / sum(weights))) \
         if sensitive else 0
     share = min(share, count - 1) if exact else count
@@ -644,7 +644,7 @@ def unique_kernels(renderer, scheduled, sizes, constants):
                     data[key] = [calls[c] for c in data[key]]
             for branch in data.get("branches", ()):
                 branch["calls"] = [calls[c] for c in branch["calls"]]
-            data["also"] = []
+            data["also"], data["weight"] = [], len(_identity(data))
             defined.append(data)
             calls[sk.name] = {"fn": sk.name, "args": None}
             continue
@@ -652,7 +652,7 @@ def unique_kernels(renderer, scheduled, sizes, constants):
         first = by_identity.get(key)
         if first is None:
             first = by_identity[key] = data
-            data["also"] = []
+            data["also"], data["weight"] = [], len(key)   # split_units' measure
             defined.append(data)
             identities.append(key)
         else:
@@ -685,8 +685,7 @@ def render_program(name, plan, scheduled, toolchain, target, units=None) -> Rend
         for u, group in enumerate(groups)]
     rendered = Rendered(units, sizes, constants, identities)
     rendered.sensitive_units = [any(k["sensitive"] for k in group) for group in groups]
-    rendered.tiered = len(groups) > 1 and \
-        sum(len(_identity(k)) for k in kernels) >= TIER_MIN_WEIGHT
+    rendered.tiered = len(groups) > 1 and sum(k["weight"] for k in kernels) >= TIER_MIN_WEIGHT
     return rendered
 
 
