@@ -162,7 +162,8 @@ def lsgan_step(batch=8, nz=100):
     def d_loss(d_params, d_bn, fake, real):
         both = jnp.concatenate([real, fake])
         scores, d_bn = disc.apply(d_params, both, state=d_bn, train=True)
-        real_scores, fake_scores = scores[:batch], scores[batch:]
+        n = real.shape[0]   # not the closed-over batch: the step serves any batch size
+        real_scores, fake_scores = scores[:n], scores[n:]
         return 0.5 * (((real_scores - 1) ** 2).mean() + (fake_scores ** 2).mean()), d_bn
 
     def g_loss(g_params, g_bn, d_params, d_bn, z):

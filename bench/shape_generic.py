@@ -1,6 +1,7 @@
 """Kernels reused across sizes (issue 15, part 2): the step time of fjit's shape-generic code
-(sizes are kernel arguments: one library serves every batch size) against a build
-specialised to each size (every size a literal in the C, as fjit compiled before).
+(the build a function gets once it has met a second batch size: sizes are kernel arguments
+and kept out of every code decision, so one library serves every batch size) against a
+build specialised to each size (every size a literal in the C).
 
     python bench/shape_generic.py                        # W4's MLP step and ResNet-18
     python bench/shape_generic.py --models mlp --batches 8,32,128 --rounds 3
@@ -33,7 +34,10 @@ def specialise_sizes():
     render._Renderer.flag = lambda self, value: f"{int(value)}LL"
 
 
-def model_step(model, batch):
+def model_step(model, batch, seen_at=None):
+    """A closure running one step at `batch`; with `seen_at`, the jitted step is first traced
+    at that other batch size, so the measured batch gets the shape-generic build (fjit
+    specialises a function's first size and generalises when a second one comes)."""
     sys.path.insert(0, HERE)
     import fjit
     if model == "mlp":
@@ -51,9 +55,14 @@ def model_step(model, batch):
             g = fjit.grad(loss)(p, x, y)
             return [(w - 0.01 * gw, b - 0.01 * gb) for (w, b), (gw, gb) in zip(p, g)]
         state = [fjit.device_put(params)]
+        if seen_at:
+            step.lower(state[0], np.zeros((seen_at, x.shape[1]), np.float32),
+                       np.zeros(seen_at, np.int32))
         return lambda: state.__setitem__(0, step(state[0], x, y)) or state[0]
     import models
     step, state = getattr(models, f"{model}_step")(batch)
+    if seen_at:
+        step.lower(getattr(models, f"{model}_step")(seen_at)[1])
     box = [state]
     return lambda: box.__setitem__(0, step(box[0])) or box[0]
 
@@ -62,7 +71,7 @@ def child(kind, model, batch, steps):
     if kind == "specialised":
         specialise_sizes()
     import fjit
-    run = model_step(model, batch)
+    run = model_step(model, batch, seen_at=2 * batch if kind == "generic" else None)
     fjit.block_until_ready(run())
     fjit.block_until_compiled()
     times = []

@@ -173,6 +173,22 @@ def _no_keywords(args_tree):
     return treedef_tuple((args_tree, _NO_KEYWORDS))
 
 
+def _same_ranks(cache, key, most=4):
+    """The `most` recent entries of `cache` traced for arguments like those of `key` in all
+    but sizes (same structure, ranks, dtypes, static values and options)."""
+    in_tree, avals, rest = key[0], key[1], key[2:]
+    found = []
+    for other, entry in reversed(cache.items()):
+        if len(found) == most:
+            break
+        if other[0] == in_tree and other[2:] == rest and len(other[1]) == len(avals) and all(
+                type(a) is type(b) and a.ndim == b.ndim
+                and a.dtype == b.dtype and a.weak_type == b.weak_type
+                for a, b in zip(avals, other[1])):
+            found.append(entry)
+    return found
+
+
 class JitFunction:
     """`fjit.jit(fun)`: traces once per argument signature, then runs the cached Program.
 
@@ -227,6 +243,7 @@ class JitFunction:
                                    self._signature.static_argnums)
             self._traces += 1
             entry = self._trace(in_tree, avals, statics)
+            entry.program.set_sized_like([e.program for e in _same_ranks(cache, key)])
             if config.explain_recompiles:
                 entry.captured = recompiles.remember_trace(self._name, self.fun)
             if entry.cacheable:

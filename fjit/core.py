@@ -14,7 +14,9 @@ Read it like JAX's autodidax, stackless flavour:
 """
 from __future__ import annotations
 
+import math
 import threading
+import weakref
 from contextlib import contextmanager
 
 import numpy as np
@@ -28,6 +30,12 @@ from .errors import (ConcretizationTypeError, FjitTypeError, FjitValueError, Sou
 
 # --- abstract values --------------------------------------------------------------------------
 
+def as_int(d) -> int:
+    """`d` as an int, keeping a subclass of int as it is: the compiler tags sizes that vary
+    between calls of a function that way (fjit/compiler/dynamic.py)."""
+    return d if isinstance(d, int) and not isinstance(d, bool) else int(d)
+
+
 class ShapedArray:
     """The abstract value of an array: shape, dtype and whether the dtype is weak (from a
     Python scalar, so it does not promote the arrays it meets)."""
@@ -35,7 +43,7 @@ class ShapedArray:
     __slots__ = ("shape", "dtype", "weak_type", "_hash")
 
     def __init__(self, shape, dtype, weak_type=False):
-        self.shape = tuple(int(d) for d in shape)
+        self.shape = tuple(as_int(d) for d in shape)
         self.dtype = np.dtype(dtype)
         self.weak_type = bool(weak_type)
         self._hash = hash((self.shape, self.dtype, self.weak_type))
@@ -46,7 +54,7 @@ class ShapedArray:
 
     @property
     def size(self):
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)   # of ints: keeps the compiler's tag on a varying size
 
     def update(self, shape=None, dtype=None, weak_type=None):
         return ShapedArray(self.shape if shape is None else shape,
@@ -130,7 +138,8 @@ class Program:
     params of higher-order primitives; `cache` holds what backends built from them.
     """
 
-    __slots__ = ("invars", "constvars", "consts", "eqns", "outvars", "cache", "name")
+    __slots__ = ("invars", "constvars", "consts", "eqns", "outvars", "cache", "name",
+                 "_sized_like", "__weakref__")
 
     def __init__(self, invars, constvars, consts, eqns, outvars, name=None):
         self.invars = list(invars)
@@ -140,6 +149,7 @@ class Program:
         self.outvars = list(outvars)
         self.cache = {}
         self.name = name
+        self._sized_like = None
         if len(self.constvars) != len(self.consts):
             raise FjitValueError("Program needs one const value per constvar")
 
@@ -150,6 +160,16 @@ class Program:
     @property
     def out_avals(self):
         return [v.aval for v in self.outvars]
+
+    def sized_like(self) -> list:
+        """Programs jit traced from the same function at other sizes of the same ranks (the
+        most recent first, those still alive): the compiler keeps the sizes that differ out
+        of its code decisions, so that one build serves every size (compiler/dynamic.py)."""
+        alive = (ref() for ref in self._sized_like or ())
+        return [p for p in alive if p is not None]
+
+    def set_sized_like(self, others):
+        self._sized_like = tuple(weakref.ref(p) for p in others) or None
 
     def cached(self, key, compute):
         """compute(), remembered on this Program under `key`: transformations of a

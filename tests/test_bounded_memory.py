@@ -33,14 +33,16 @@ def _mapped_libraries(directory):
                 if len(line.split()) >= 6 and line.split()[5].startswith(directory)}
 
 
-def test_many_shapes_keep_a_bounded_number_of_libraries_mapped(small_bounds):
-    f = fjit.jit(lambda x: jnp.tanh(x) * 2.5)
+def test_many_specialisations_keep_a_bounded_number_of_libraries_mapped(small_bounds):
+    # a new exponent is new code (a new size would not be: sizes share a library)
+    f = fjit.jit(lambda x, k: jnp.tanh(x) * 2.5 + x ** k, static_argnums=1)
     counts = []
     gc.disable()  # released when dropped, not when a collection happens to run
     try:
         for n in range(1, 25):
-            out = np.asarray(f(np.full(n, 0.5, np.float32)))
-            np.testing.assert_allclose(out, np.tanh(np.float32(0.5)) * 2.5, rtol=1e-6)
+            out = np.asarray(f(np.full(3, 0.5, np.float32), n))
+            np.testing.assert_allclose(out, np.tanh(np.float32(0.5)) * 2.5 + 0.5 ** n,
+                                       rtol=1e-6)
             counts.append(len(_mapped_libraries(small_bounds)))
     finally:
         gc.enable()

@@ -26,6 +26,7 @@ from ..core import Var
 from ..interpreters.partial_eval import DebugInfo, trace_to_program
 from .flatten import FlatProgram, flatten
 from . import fusion
+from .dynamic import for_large
 
 def _plan(space, axes, dims_a, dims_b):
     """Dim roles, or None when some dim is in neither operand (a pure broadcast)."""
@@ -54,7 +55,7 @@ def _rewrite(eqn, a, dims_a, b, dims_b, mul, target):
         return None
     macs = math.prod(space)
     copies = a.aval.size + b.aval.size + eqn.outvars[0].aval.size
-    if macs < target.copy_ratio * copies:
+    if for_large(lambda m, c: m - target.copy_ratio * c, macs, copies) < 0:
         return None
     # [batch][M][N][K]: both copies end in the contracted dims, which the GEMM reads
     # contiguously (measured: for a LeNet weight gradient, M=6, N=25, K=50176, this order
@@ -124,4 +125,5 @@ def canonicalize(flat: FlatProgram, target) -> FlatProgram:
         if id(e) in dropped:
             continue
         eqns.extend(replaced.get(id(e), [e]))
-    return FlatProgram(flat.invars, flat.constvars, flat.consts, eqns, flat.outvars)
+    return FlatProgram(flat.invars, flat.constvars, flat.consts, eqns, flat.outvars,
+                       flat.varying)

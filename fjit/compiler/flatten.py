@@ -10,17 +10,19 @@ from ..core import Eqn, Literal, Program, Var
 class FlatProgram:
     """invars, (constvars, consts), eqns without calls, outvars."""
 
-    __slots__ = ("invars", "constvars", "consts", "eqns", "outvars")
+    __slots__ = ("invars", "constvars", "consts", "eqns", "outvars", "varying")
 
-    def __init__(self, invars, constvars, consts, eqns, outvars):
+    def __init__(self, invars, constvars, consts, eqns, outvars, varying=""):
         self.invars, self.constvars, self.consts = invars, constvars, consts
         self.eqns, self.outvars = eqns, outvars
+        self.varying = varying   # the input sizes its code is generic over (dynamic.py)
 
 
 _CALLS = ("jit", "checkpoint", "custom_jvp_call", "custom_vjp_call")
 
 
-def flatten(program: Program) -> FlatProgram:
+def flatten(program: Program, merge: bool = True) -> FlatProgram:
+    """`program` with its calls inlined and, with `merge`, duplicate equations merged."""
     constvars, consts = list(program.constvars), list(program.consts)
     eqns = []
 
@@ -56,13 +58,14 @@ def flatten(program: Program) -> FlatProgram:
     for v in program.constvars:
         env[v] = v
     outvars = inline(Program(program.invars, [], [], program.eqns, program.outvars), env)
-    return cse(FlatProgram(list(program.invars), constvars, consts, eqns, outvars))
+    flat = FlatProgram(list(program.invars), constvars, consts, eqns, outvars)
+    return cse(flat) if merge else flat
 
 
 def _key(eqn, rename):
     def atom(a):
         if isinstance(a, Literal):
-            return ("lit", a.aval, np.asarray(a.value).tobytes())
+            return ("lit", a.aval, np.asarray(a.value).tobytes(), getattr(a.value, "twin", None))
         return rename.get(a, a)
     try:
         params = tuple((name, _exact(value)) for name, value in sorted(eqn.params.items()))
@@ -77,8 +80,8 @@ def _exact(value):
     by their bits, other scalars with their type."""
     if isinstance(value, float):
         return ("float", np.float64(value).tobytes())
-    if isinstance(value, (bool, int)):
-        return (type(value).__name__, value)
+    if isinstance(value, (bool, int)):   # a size that varies (dynamic.Dyn) with its twin
+        return (type(value).__name__, value, getattr(value, "twin", None))
     if type(value) is tuple:
         return tuple(_exact(v) for v in value)
     return value
@@ -100,4 +103,4 @@ def cse(flat: FlatProgram) -> FlatProgram:
             seen[key] = eqn
         eqns.append(eqn)
     outvars = [rename.get(v, v) if isinstance(v, Var) else v for v in flat.outvars]
-    return FlatProgram(flat.invars, flat.constvars, flat.consts, eqns, outvars)
+    return FlatProgram(flat.invars, flat.constvars, flat.consts, eqns, outvars, flat.varying)

@@ -20,12 +20,15 @@ Kernels:
 """
 from __future__ import annotations
 
+import math
+
 from collections import defaultdict
 
 import numpy as np
 
 from .. import dtypes
 from ..core import Literal, Var
+from .dynamic import at_least, for_large
 from ..lax import indexexpr as ix
 from ..lax.reduce import MONOIDS
 from ..lax.reindex import MONOID_OF_OP
@@ -41,7 +44,7 @@ class Buffer:
 
     @property
     def size(self):
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)   # keeps a varying size's tag
 
     def __repr__(self):
         return f"{self.name}:{self.role}:{dtypes.short_name(self.dtype)}{list(self.shape)}"
@@ -277,9 +280,9 @@ def _classify(eqn, mul, operands, space, target):
     size = {k: 1 for k in "BMNK"}
     for d, k in enumerate(kinds):
         size[k] *= space[d]
-    if size["K"] < target.gemm_min_k:
+    if not at_least(size["K"], target.gemm_min_k):
         return None  # an outer product or nearly: a map kernel does it in one pass
-    if size["B"] * size["M"] * size["N"] * size["K"] < target.gemm_min_work:
+    if not at_least(size["B"] * size["M"] * size["N"] * size["K"], target.gemm_min_work):
         return None  # a loop nest fused with its neighbours beats a call for so little
     # BLAS wants A as [M][K] or its transpose; our "free then K" is A = M x K (not transposed);
     # for B the natural layout is [K][N]: "free then K" means [N][K], i.e. transposed.
@@ -534,8 +537,8 @@ def _strided_reduction(eqn) -> bool:
             "reduce_sum", "reduce_max", "reduce_min", "reduce_prod"):
         return False
     shape, axes = eqn.invars[0].aval.shape, eqn.params["axes"]
-    return bool(axes) and (len(shape) - 1) not in axes and shape[-1] >= 2 and \
-        eqn.outvars[0].aval.size >= 2 and all(shape[a] >= 2 for a in axes)
+    return bool(axes) and (len(shape) - 1) not in axes and at_least(shape[-1], 2) and \
+        at_least(eqn.outvars[0].aval.size, 2) and all(at_least(shape[a], 2) for a in axes)
 
 
 _COMPARISONS = ("eq", "ne", "lt", "le", "gt", "ge")
@@ -549,14 +552,14 @@ def _recompute_cost(var, gens, consumers, target) -> str | None:
     """Why `var` is worth a buffer rather than being recomputed by its readers, or None."""
     uses = consumers[var]
     reads = sum(_read_factor(eqn, pos, var) for eqn, pos in uses)
-    if reads <= 1:
+    if for_large(lambda r: r - 1, reads) <= 0:
         return None
     expr = gens[var](_identity_index(var.aval.shape), Context(var.aval.shape))
     if _compared_with_itself(var, consumers) and scalar.calls_libm(expr):
         return ("compared with itself after a math function that vectorised and scalar "
                 "code may round differently: computed once")
     extra = scalar.cost(expr) * (reads - 1)
-    if extra > target.recompute_budget:
+    if for_large(lambda e: e - target.recompute_budget, extra) > 0:
         return (f"read {reads:g} times per element: inlined, its readers would recompute "
                 f"each element {reads - 1:g} more times (cost {extra:,.0f} > recompute "
                 f"budget {target.recompute_budget})")

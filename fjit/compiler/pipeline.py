@@ -10,8 +10,8 @@ from ..config import config
 from ..core import Program
 from ..errors import FjitMemoryError, source_info_override
 from ..limits import MEMORY_LIMIT
-from . import contractions, workspace
-from .flatten import flatten
+from . import contractions, dynamic, workspace
+from .flatten import cse, flatten
 from .fusion import plan_program
 from .schedule import Options, fuse_rows, schedule_kernel
 
@@ -57,7 +57,13 @@ def lower_program(program: Program, target, options: Options | None = None):
     """(flat Program, fusion plan, scheduled kernels) for `program` on `target` (a
     fjit.compiler.target.Target); raises NotNative when part of it must run as a host loop."""
     options = options or Options.from_string(config.passes)
-    flat = flatten(program)
+    flat = flatten(program, merge=False)
+    for other in program.sized_like():   # jit saw this function at other sizes: keep those
+        generic = dynamic.generalise(flat, flatten(other, merge=False))  # out of the code
+        if generic is not None:   # (dynamic.py); lined up before duplicates are merged,
+            flat = generic        # as which are duplicates can depend on the sizes (a batch
+            break                 # of 8 equal to a width of 8)
+    flat = cse(flat)
     hosted = sorted(_hosted_primitives(flat))
     if hosted:
         raise NotNative(f"{', '.join(hosted)} run as host loops over compiled bodies")

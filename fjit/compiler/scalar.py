@@ -14,6 +14,8 @@ import struct
 
 import numpy as np
 
+from .dynamic import is_dynamic
+
 
 class SExpr:
     """kind, dtype, args (child SExprs) and data (hashable, kind-specific):
@@ -54,8 +56,15 @@ class SExpr:
 
 def _identity(data):
     """What makes two nodes' data the same: a float constant by its bits, so -0.0 is not
-    interned as 0.0 (and NaN is equal to itself)."""
-    return ("float", struct.pack("<d", data)) if type(data) is float else data
+    interned as 0.0 (and NaN is equal to itself); a size that varies between calls
+    (dynamic.py) with its twin, so it is not interned as an equal plain one."""
+    if type(data) is float:
+        return ("float", struct.pack("<d", data))
+    if type(data) is tuple:   # a reduction's loops, a load's index
+        return tuple(map(_identity, data))
+    if is_dynamic(data):   # a size or literal that varies between calls is not an equal one
+        return ("dynamic", type(data).__name__, data, data.twin)
+    return data
 
 
 _interned: dict = {}
@@ -78,7 +87,8 @@ def load(buffer_id: int, index, dtype) -> SExpr:
 
 def const(value, dtype) -> SExpr:
     dtype = np.dtype(dtype)
-    value = np.asarray(value).astype(dtype).item() if dtype.kind != "V" else value
+    if dtype.kind != "V" and not is_dynamic(value):
+        value = np.asarray(value).astype(dtype).item()
     return _make("const", dtype, (), value)
 
 

@@ -24,6 +24,7 @@ each small and each possible to switch off (FJIT_PASSES=-vectorize,-parallelize,
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,6 +34,7 @@ from ..config import PASSES, parse_passes
 from ..lax import indexexpr as ix
 from ..lax.reduce import MONOIDS
 from . import ranges, scalar
+from .dynamic import at_least, is_dynamic, same_size
 from .fusion import GemmKernel, ScatterKernel
 
 _ROUNDED_STORAGE = {d for d in (dtypes.float16, dtypes.bfloat16) if d is not None}
@@ -265,7 +267,7 @@ def schedule_kernel(kernel, name, plan, options: Options, target,
         if reordered is not None:
             return reordered
     shape = kernel.shape
-    size = int(np.prod(shape, dtype=np.int64))
+    size = math.prod(shape)
     loops = [Loop(k, n) for k, n in enumerate(shape)]
     stores = list(kernel.stores)
     if options.tile:
@@ -303,7 +305,7 @@ def _tiled(loops, exprs, plan, tile):
     stride along p but strided along q.  Only for maps: a value computed once per row
     outside q would be recomputed once per block."""
     q = len(loops) - 1
-    if q < 1 or loops[q].extent < 2 * tile:
+    if q < 1 or not at_least(loops[q].extent, 2 * tile):
         return loops
     nodes = [n for e in exprs for n in scalar.walk(e)]
     if any(n.kind in ("reduce", "argreduce") for n in nodes):
@@ -313,7 +315,7 @@ def _tiled(loops, exprs, plan, tile):
         if along_q is None or abs(along_q) <= 1:
             continue
         for p in range(q):
-            if loops[p].extent >= 2 * tile and _stride(plan, load, p) == 1:
+            if at_least(loops[p].extent, 2 * tile) and _stride(plan, load, p) == 1:
                 lp, lq = loops[p], loops[q]
                 return (loops[:p] + [Loop(p, lp.extent, block=tile)] + loops[p + 1:q] +
                         [Loop(q, lq.extent, block=tile), Loop(p, lp.extent, tile=tile),
@@ -350,8 +352,8 @@ def _may_thread(work, target, extent=1) -> bool:
     size does not change the code).  Not for tiny nests: a parallel region that then runs on
     one thread still costs about 1 us (a 3-element map: 7.4 -> 8.5 us per call).  Loop
     bodies decide once (`_serial_unless_threads`)."""
-    return work >= target.parallel_min_work // 8 or \
-        work >= ROW_WORK_FOR_THREADS * max(extent, 1)
+    return at_least(work, target.parallel_min_work // 8) or \
+        at_least(work, ROW_WORK_FOR_THREADS * max(extent, 1))
 
 
 def _serial_unless_threads(scheduled):
@@ -383,7 +385,7 @@ def _mark(nest, work, options, target):
             stmt.loops[-1].simd = True
     rolled_inside = any(not all(l.unroll for l in s.loops) or s.node.kind == "argreduce"
                         for s in _all_reduces([_innermost_statements(nest)]))
-    if loops and options.vectorize and loops[-1].extent > 1 and not rolled_inside:
+    if loops and options.vectorize and at_least(loops[-1].extent, 2) and not rolled_inside:
         loops[-1].simd = True
 
 
@@ -402,7 +404,8 @@ def _unroll_reduction(stmt, target) -> int:
     made a 16 x 16 x 16 reduction 4096 copies of its body: gcc took 18-46 s on it."""
     size = _unrolled_size(stmt.body, target) + 1     # + the combine
     for loop in reversed(stmt.loops):
-        if loop.extent > target.unroll_max or size * loop.extent > target.unroll_budget:
+        if is_dynamic(loop.extent) or loop.extent > target.unroll_max \
+                or size * loop.extent > target.unroll_budget:
             break
         loop.unroll = True
         size *= loop.extent
@@ -414,7 +417,7 @@ def _outermost_real_loop(loops):
     loop around it has exactly one (a kernel over [1, 5, 5, 64, 28, 28] splits the 5, not
     nothing); None when there is none."""
     for loop in loops:
-        if loop.extent > 1:
+        if at_least(loop.extent, 2):
             return loop     # a loop over tile blocks too: each thread takes whole blocks
     return None
 
@@ -490,8 +493,7 @@ def _reordered_reduction(kernel, name, plan, options, target, counter):
 
     fill = Fill(buffer, out_buf.size, MONOIDS[monoid].identity(out_buf.dtype), out_buf.dtype)
     nest = _nest(loops, body, counter, [fill])
-    size = int(np.prod(kernel.shape, dtype=np.int64)) * int(
-        np.prod([n for _, n in expr.data[1]], dtype=np.int64))
+    size = math.prod(kernel.shape) * math.prod(n for _, n in expr.data[1])
     if options.vectorize:
         loops[-1].simd = True
     split = _outermost_real_loop(outer)
@@ -573,7 +575,7 @@ def _schedule_scatter(kernel, name, plan, options, target, counter):
     # Serial in general (targets may collide), but when one target coordinate is the outer
     # loop index itself, different outer iterations write disjoint slices (a convolution's
     # input gradient: each example scatters into its own image).
-    size = int(np.prod(kernel.shape, dtype=np.int64))
+    size = math.prod(kernel.shape)
     if options.parallelize and loops and loops[0].extent > 1 \
             and _may_thread(size, target, loops[0].extent) \
             and any(t == ix.idx(0) for t in kernel.targets):
@@ -644,10 +646,10 @@ def _shared_prefix(group, sk) -> int:
         return 0
     a, b = group.nests[0].loops, sk.nests[0].loops
     p = 0
-    while p < min(len(a), len(b)) and a[p].extent == b[p].extent and a[p].axis == p \
+    while p < min(len(a), len(b)) and same_size(a[p].extent, b[p].extent) and a[p].axis == p \
             and b[p].axis == p and not (a[p].block or a[p].tile or b[p].block or b[p].tile):
         p += 1
-    if p == 0 or a[0].extent < 2:
+    if p == 0 or not at_least(a[0].extent, 2):
         return 0
     written = _written(group)
     loads, indirect = _reads(sk.nests[0])

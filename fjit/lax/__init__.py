@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import dtypes
 from ..array import Array, aval_of as _aval_of
-from ..core import ShapedArray, Tracer
+from ..core import ShapedArray, Tracer, as_int
 from ..errors import FjitTypeError
 from ..interpreters import ad as _ad, array_ops as _array_ops
 from ..tree_util import tree_map as _tree_map
@@ -152,7 +152,7 @@ def bitcast_convert_type(x, new_dtype):
 # --- structural -------------------------------------------------------------------------------
 
 def broadcast_in_dim(x, shape, broadcast_dimensions):
-    shape, dims = tuple(int(d) for d in shape), tuple(int(d) for d in broadcast_dimensions)
+    shape, dims = tuple(as_int(d) for d in shape), tuple(int(d) for d in broadcast_dimensions)
     aval = getattr(x, "aval", None)
     if aval is not None and aval.shape == shape and dims == tuple(range(len(shape))):
         return x
@@ -170,7 +170,7 @@ def reshape(x, new_sizes, dimensions=None):
     """Row-major reshape; `dimensions` (a permutation) transposes first, like lax.reshape."""
     if dimensions is not None:
         x = transpose(x, dimensions)
-    new_sizes = tuple(int(d) for d in new_sizes)
+    new_sizes = tuple(as_int(d) for d in new_sizes)
     if getattr(x, "aval", None) is not None and x.aval.shape == new_sizes:
         return x
     return reshape_p.bind(x, new_sizes=new_sizes)
@@ -181,13 +181,13 @@ def iota(dtype, size: int):
 
 
 def broadcasted_iota(dtype, shape, dimension: int):
-    return iota_p.bind(dtype=dtypes.to_dtype(dtype), shape=tuple(int(d) for d in shape),
+    return iota_p.bind(dtype=dtypes.to_dtype(dtype), shape=tuple(as_int(d) for d in shape),
                        dimension=int(dimension))
 
 
 def full(shape, fill_value, dtype=None):
     """An array of `shape` filled with `fill_value` (a broadcast of one rank-0 value)."""
-    shape = tuple(int(d) for d in shape)
+    shape = tuple(as_int(d) for d in shape)
     if dtype is not None:
         fill_value = convert_element_type(fill_value, dtype)
     elif _is_python_scalar(fill_value):
@@ -256,7 +256,7 @@ def fill_value_for(dtype, value):
 
 def reindex(x, shape, index, fill=0, fill_if=(), index_arrays=()):
     """Gather: `y[i] = x[index(i)]`, or `fill` out of bounds / where a `fill_if` holds."""
-    return reindex_p.bind(x, *index_arrays, shape=tuple(int(d) for d in shape),
+    return reindex_p.bind(x, *index_arrays, shape=tuple(as_int(d) for d in shape),
                           index=tuple(indexexpr.as_expr(e) for e in index),
                           fill=fill_value_for(_dtype_of(x), fill),
                           fill_if=tuple(indexexpr.as_expr(e) for e in fill_if))
@@ -264,7 +264,7 @@ def reindex(x, shape, index, fill=0, fill_if=(), index_arrays=()):
 
 def reindex_reduce(x, op, shape, index, drop_if=(), index_arrays=()):
     """Scatter-reduce: `y[index(i)] op= x[i]` into an identity-filled `shape`."""
-    return reindex_reduce_p.bind(x, *index_arrays, op=op, shape=tuple(int(d) for d in shape),
+    return reindex_reduce_p.bind(x, *index_arrays, op=op, shape=tuple(as_int(d) for d in shape),
                                  index=tuple(indexexpr.as_expr(e) for e in index),
                                  drop_if=tuple(indexexpr.as_expr(e) for e in drop_if))
 

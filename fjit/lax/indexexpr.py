@@ -151,8 +151,10 @@ class Const(Expr):
     __slots__ = ("value",)
 
     def __init__(self, value: int):
-        self.value = int(value)
-        self._init_key(("const", self.value))
+        # an int subclass stays as it is: the compiler tags sizes that vary between calls
+        self.value = value if isinstance(value, int) and not isinstance(value, bool) \
+            else int(value)
+        self._init_key(("const", self.value, getattr(self.value, "twin", None)))
 
     def format(self, parent_prec):
         text = str(self.value)
@@ -270,7 +272,7 @@ def as_expr(x) -> Expr:
     if isinstance(x, (bool, np.bool_)):
         return Const(int(x))
     if isinstance(x, (int, np.integer)):
-        return Const(int(x))
+        return Const(x)
     raise TypeError(f"cannot use {type(x).__name__} {x!r} in an index expression")
 
 

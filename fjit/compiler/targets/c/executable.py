@@ -288,18 +288,22 @@ class CExecutable:
         self.stats = {"kernels": len(compiled.scheduled),
                       "functions": len(compiled.functions), "units": len(compiled.units)}
         name, hit = program.name or "program", how.endswith(("memory", "disk"))
+        generic = f"; shape-generic over {compiled.flat.varying}" if compiled.flat.varying \
+            else ""
         compile_log().info("compile %s: %d kernels (%d functions, %d new to this process, in "
-                           "%d units), %s, cache %s (lower %.3fs, render %.3fs, %s %.3fs)",
+                           "%d units%s), %s, cache %s (lower %.3fs, render %.3fs, %s %.3fs)",
                            name, len(compiled.scheduled), len(compiled.functions), len(new),
-                           len(compiled.units), compiled.key,
+                           len(compiled.units), generic, compiled.key,
                            "hit" if hit else f"miss, {how}", self.timings["lower"],
                            self.timings["render"], "load" if hit else "build and load",
                            self.timings["load"])
         if not hit and config.explain_recompiles:
             recompiles.logger().info(
                 "%s: native build of library %s (no library with this code in memory or on "
-                "disk): %d of its %d kernel functions are new to this process", name,
-                compiled.key, len(new), len(compiled.functions))
+                "disk): %d of its %d kernel functions are new to this process%s", name,
+                compiled.key, len(new), len(compiled.functions),
+                f"; its code is shape-generic over the sizes that varied between calls: "
+                f"{compiled.flat.varying}" if compiled.flat.varying else "")
         self.cache_state = how
         # Only the plan is kept, not `compiled` (its source, or the Program, whose cache holds
         # this executable: a cycle would keep an evicted executable alive until a full GC).

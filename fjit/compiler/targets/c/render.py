@@ -19,6 +19,7 @@ from .... import dtypes
 from ....lax import indexexpr as ix
 from ....lax.reduce import MONOIDS
 from ... import ranges, scalar
+from ...dynamic import is_dynamic, twin
 from ...schedule import (Accumulate, Fill, Let, PackStore, ReduceStmt, Store, SubNest,
                         walk_statements)
 from .ops import C_OPS
@@ -90,6 +91,12 @@ def kind_of(dtype) -> str:
     return dtypes.kind_name(np.dtype(dtype))
 
 
+def _literal(expr) -> bool:
+    """Is `expr` a constant that may be written as a literal (one that does not vary with the
+    sizes of the call)?"""
+    return isinstance(expr, ix.Const) and not is_dynamic(expr.value)
+
+
 def literal(value, dtype) -> dict:
     """A constant for the template's literal macro."""
     dtype = np.dtype(dtype)
@@ -141,8 +148,7 @@ class _Renderer:
         bound) as a parameter, so that one function serves every call that differs only in
         sizes.  0 and 1 stay literals: they shape the code (a term that vanishes, a
         multiplication that is not there, a loop of one iteration)."""
-        value = int(value)
-        if value in (0, 1):
+        if value in (0, 1) and not is_dynamic(value):
             return f"{value}LL"
         return self._int_parameter(value, scope)
 
@@ -153,10 +159,9 @@ class _Renderer:
         return self._own_parameter(value)
 
     def _own_parameter(self, value) -> str:
-        value = int(value)
-        if value in (0, 1):
+        if value in (0, 1) and not is_dynamic(value):
             return f"{value}LL"
-        self.ints.append(value)
+        self.ints.append(int(value))
         return f"n{len(self.ints) - 1}"
 
     def _int_parameter(self, value, scope) -> str:
@@ -167,10 +172,11 @@ class _Renderer:
         Which values are equal is part of the kernel's code, so calls share a function
         only where they agree on it; scopes keep that to values of one role (a batch size
         equal to a width by chance changed the code), and loop extents share nothing."""
-        name = self.int_names.get((scope, value))
+        key = (scope, int(value), twin(value))   # a size that varies between calls shares
+        name = self.int_names.get(key)          # only with one that varies alike
         if name is None:
-            self.ints.append(value)
-            name = self.int_names[(scope, value)] = f"n{len(self.ints) - 1}"
+            self.ints.append(int(value))
+            name = self.int_names[key] = f"n{len(self.ints) - 1}"
         return name
 
     def _extent_parameter(self, value) -> str:
@@ -182,17 +188,23 @@ class _Renderer:
 
     def flag(self, value: bool) -> str:
         """A yes/no decision taken per call (whether a loop runs on threads) as a parameter."""
-        return self._int_parameter(int(value), "flag")
+        self.ints.append(int(bool(value)))  # a parameter of its own: which loops happen to
+        return f"n{len(self.ints) - 1}"     # agree on it is no part of the code
 
     def constant(self, value, dtype) -> dict:
         """A constant of the computation: a finite float other than 0 and 1 is a parameter
         (a learning rate, a mean's divisor), anything else a literal."""
+        dynamic = is_dynamic(value)   # a literal that varies with the sizes: a parameter
+        if dynamic and not dtypes.is_float(dtype):
+            return {"kind": "param", "text": self._own_parameter(value),
+                    "ctype": compute_type(dtype)}
         c = literal(value, dtype)
-        if c["kind"] == "float" and float(value) not in (0.0, 1.0):
-            text = self.float_names.get(float(value))
+        if c["kind"] == "float" and (dynamic or float(value) not in (0.0, 1.0)):
+            key = (float(value), twin(value))
+            text = self.float_names.get(key)
             if text is None:
                 self.floats.append(float(value))
-                text = self.float_names[float(value)] = f"F[{len(self.floats) - 1}]"
+                text = self.float_names[key] = f"F[{len(self.floats) - 1}]"
             return {"kind": "param", "text": text, "ctype": compute_type(dtype)}
         return c
 
@@ -218,7 +230,7 @@ class _Renderer:
         if isinstance(expr, ix.Idx):
             return {"k": "var", "name": f"i{expr.axis}"}
         if isinstance(expr, ix.Const):
-            if self.literal_depth:
+            if self.literal_depth and not is_dynamic(expr.value):
                 return {"k": "const", "v": f"{expr.value}LL"}
             return {"k": "const", "v": self.size(expr.value, scope)}
         if isinstance(expr, ix.Where):
@@ -238,7 +250,7 @@ class _Renderer:
             return {"k": "load", "buf": self.buffer_name(expr.operand),
                     "at": self.index(at, extents, expr.operand)}
         op = expr.op
-        if op == "mul" and isinstance(expr.a, ix.Const) and _mentions(expr.b, self.simd_axes):
+        if op == "mul" and _literal(expr.a) and _mentions(expr.b, self.simd_axes):
             a = {"k": "const", "v": f"{expr.a.value}LL"}   # a vector loop's stride: literal
         elif op in ("floordiv", "mod") and isinstance(expr.b, ix.Const):
             # what is divided keeps its constants (a stride-2 window's offsets): the
@@ -249,10 +261,10 @@ class _Renderer:
             self.literal_depth -= 1
         else:
             a = self.index(expr.a, extents, scope)
-        if op in ("floordiv", "mod") and isinstance(expr.b, ix.Const):
+        if op in ("floordiv", "mod") and _literal(expr.b):
             # a constant divisor stays a literal: the compiler divides by it with a multiply
             b = {"k": "const", "v": f"{expr.b.value}LL"}
-        elif op == "mul" and isinstance(expr.b, ix.Const) and _mentions(expr.a, self.simd_axes):
+        elif op == "mul" and _literal(expr.b) and _mentions(expr.a, self.simd_axes):
             # so does the stride of a vectorized loop's index: with it known the compiler
             # loads contiguous or strided vectors; unknown, it gathers element by element
             b = {"k": "const", "v": f"{expr.b.value}LL"}
@@ -375,7 +387,8 @@ class _Renderer:
         # width divides it, and those cost compile time and speed) and a short one (a 4x4
         # window: the compiler unrolls it and folds its index arithmetic; with a runtime
         # extent LSGAN's transposed-convolution gradients took 1.3x as long)
-        literal = loop.unroll or loop.simd or loop.extent <= SHORT_LOOP
+        literal = (loop.unroll or loop.simd or loop.extent <= SHORT_LOOP) \
+            and not is_dynamic(loop.extent)
         extent = f"{loop.extent}LL" if literal else self._extent_parameter(loop.extent)
         var = f"i{loop.axis}"
         start, stop, step = "0", extent, 1
@@ -383,7 +396,7 @@ class _Renderer:
             var, step = f"i{loop.axis}b", loop.block
         elif loop.tile:
             start, stop = f"i{loop.axis}b", f"i{loop.axis}b + {loop.tile}"
-            if loop.extent % loop.tile:
+            if loop.extent % loop.tile or is_dynamic(loop.extent):
                 stop = f"({stop} < {extent} ? {stop} : {extent})"
         return {"var": var, "extent": extent, "start": start, "stop": stop, "step": step,
                 "parallel": loop.parallel, "simd": loop.simd,
