@@ -9,8 +9,9 @@ process, as a user meets them (issue 15).
 - then: one more step (with tiered compilation, on the quick -O1 code while the -O3 build
   runs in the background), fjit.block_until_compiled(), and `--steps` more steps: their
   median is the step time.
-- with --batches, the batch sizes run one after the other in one process on one cache
-  (the later ones show what a new size costs when the kernels already exist).
+- with --batches, the batch sizes run one after the other in one process on one cache, through
+  one jitted step (fjit): the later ones show what a new batch size costs (the second size
+  builds the shape-generic library, later sizes find it).
 - JAX's numbers come from bench/models_jax.py where it exists (the same models in JAX),
   first call = trace + XLA compile + one run, no persistent cache.
 
@@ -44,9 +45,12 @@ def child(framework, model, batches, steps):
         import fjit
         import models
         sync = fjit.block_until_ready
+    first_step = None
     for batch in batches:
         step, state = models.MODELS[model](batch) if hasattr(models, "MODELS") else \
             getattr(models, f"{model}_step")(batch)
+        if framework == "fjit":   # one jitted step, called at each batch size in turn, as a
+            step = first_step = first_step or step   # user's training loop would
         row = {"batch": batch}
         start = time.perf_counter()
         if framework == "fjit":
@@ -69,7 +73,7 @@ def child(framework, model, batches, steps):
             times.append(time.perf_counter() - t)
         row["step"] = statistics.median(times) if times else None
         if framework == "fjit":
-            executable = next(iter(step._cache.values())).executable
+            executable = step._lookup((state,), {})[0].executable
             row.update({k: getattr(executable, "timings", {}).get(k)
                         for k in ("lower", "render", "load")})
             row.update(getattr(executable, "stats", {}))
