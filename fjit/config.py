@@ -100,6 +100,9 @@ _OPTIONS = {
         _Option("cc", os.environ.get("CC", ""), "FJIT_CC", str,
                 "The C compiler the C backend builds with (default: $CC, else the first of "
                 "cc, gcc, clang on the PATH).", False),
+        _Option("cxx", os.environ.get("CXX", ""), "FJIT_CXX", str,
+                "The C++ compiler the CUDA emulator builds kernels with (default: $CXX, else "
+                "g++ on the PATH).", False),
         _Option("blas", "", "FJIT_BLAS", str,
                 "The BLAS library GEMM kernels may call: a path, 'none', or empty for NumPy's "
                 "bundled OpenBLAS.", False),

@@ -1,0 +1,155 @@
+"""CUDA on the CPU: the very CUDA source fjit generates, built by the system C++ compiler
+against fjit's emulator header (`emu/cuda_emu.h`: fibers per CUDA thread, counting barriers,
+warp shuffles, shared memory, atomics) and launched with the same `void **` argument block
+as `cuLaunchKernel`.  So the cuda target is tested on every machine, with or without a GPU
+(`FJIT_CUDA_EMULATION=1`).  Libraries go through the compile cache like the C target's:
+named by a hash of the source and the compiler, checked before they are loaded.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+
+import cffi
+import numpy as np
+
+from ... import cache
+from ....config import config
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+HEADER = os.path.join(HERE, "emu", "cuda_emu.h")
+STUBS = os.path.join(HERE, "emu", "include")   # cuda_fp16.h & co., standing for the real ones
+
+_lock = threading.Lock()
+_modules: dict = {}   # key -> EmulatedModule, loaded once per process
+
+
+class EmulationError(RuntimeError):
+    """A kernel launch the emulator could not complete (a deadlock at barriers: threads of a
+    block waiting at different ones), naming the kernel."""
+
+
+class CxxUnavailable(RuntimeError):
+    """No C++ compiler to build the emulated kernels with."""
+
+
+def cxx() -> str:
+    """The C++ compiler: the `cxx` option ($FJIT_CXX, else $CXX), else g++."""
+    for candidate in (config.cxx, "g++"):
+        if candidate and shutil.which(candidate):
+            return candidate
+    raise CxxUnavailable("the CUDA emulator needs a C++ compiler (g++, or set FJIT_CXX)")
+
+
+class _EmulatorToolchain:
+    """What `cache.build_into_cache` needs to build an emulated module: its compile step and
+    a key naming the compiler, the header and the flags (all part of an entry's name)."""
+
+    def __init__(self, sanitize: bool):
+        self.cxx = cxx()
+        self.flags = ["-std=c++17", "-O1", "-fPIC", "-shared", "-w", "-include", HEADER,
+                      "-I", STUBS, "-x", "c++"]
+        if sanitize:
+            self.flags[1:2] = ["-O1", "-g", "-fsanitize=address,undefined",
+                               "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
+        with open(HEADER, "rb") as f:
+            header = f.read()
+        version = subprocess.run([self.cxx, "--version"], capture_output=True,
+                                 text=True).stdout.splitlines()[:1]
+        self.key = cache.entry_key(header.decode() + " ".join(self.flags), " ".join(version))
+
+    def compile(self, source_paths, output_path, unit_flags=None):
+        if isinstance(source_paths, str):
+            source_paths = [source_paths]
+        done = subprocess.run([self.cxx, *self.flags, *source_paths, "-o", output_path],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            raise cache.BuildError("the C++ compiler failed on emulated CUDA source:\n"
+                                   + done.stderr[-4000:])
+
+
+def exports(kernels, key: str) -> str:
+    """What the emulator build appends to a CUDA source: a C entry per kernel
+    (`fj_emu_launch_<name>`), the error text and the key the loaded library answers."""
+    lines = [f"FJ_EMU_EXPORT({k})" for k in kernels]
+    lines += ["FJ_EMU_ERROR_ENTRY", f'extern "C" const char *fj_key(void) {{ return "{key}"; }}']
+    return "\n" + "\n".join(lines) + "\n"
+
+
+def build(source: str, kernels, sanitize: bool = False) -> "EmulatedModule":
+    """The emulated module of CUDA `source` with `__global__` functions `kernels` (their
+    `extern "C"` names), built once (memory, then the disk cache, then the compiler)."""
+    toolchain = _EmulatorToolchain(sanitize)
+    kernels = list(kernels)
+    key = cache.entry_key(source + "\n".join(kernels), toolchain.key)
+    with _lock:
+        module = _modules.get(key)
+        if module is not None:
+            return module
+        path = cache.verified_entry(key)
+        module = EmulatedModule.open(path, key, kernels) if path else None
+        if module is None:
+            path = cache.build_into_cache(key, source + exports(kernels, key), toolchain)
+            module = EmulatedModule.open(path, key, kernels)
+            if module is None:
+                raise RuntimeError(f"fjit built {path} but cannot load it")
+        _modules[key] = module
+        return module
+
+
+class EmulatedModule:
+    """The kernels of one emulated CUDA source, launched like `cuLaunchKernel`."""
+
+    def __init__(self, ffi, lib, kernels, key):
+        self._ffi, self.lib, self.key = ffi, lib, key
+        self._functions = {k: getattr(lib, f"fj_emu_launch_{k}") for k in kernels}
+
+    @classmethod
+    def open(cls, path, key, kernels):
+        """The module at `path` if it loads and answers `key`, else None."""
+        ffi = cffi.FFI()
+        ffi.cdef("const char *fj_key(void); const char *fj_emu_error(void);\n" + "\n".join(
+            f"int fj_emu_launch_{k}(unsigned, unsigned, unsigned, unsigned, unsigned, "
+            "unsigned, size_t, void **);" for k in kernels))
+        try:
+            lib = ffi.dlopen(path)
+            if ffi.string(lib.fj_key()).decode() != key:
+                return None
+            return cls(ffi, lib, kernels, key)
+        except (OSError, AttributeError, cffi.FFIError):
+            return None
+
+    def launch(self, kernel: str, grid, block, args, shared_bytes: int = 0):
+        """Run `kernel` on a `grid` of `block`s (3-tuples or ints); `args` in the kernel's
+        parameter order: NumPy arrays (passed as device pointers: under emulation, host
+        memory) and NumPy scalars (passed by value, with their own type)."""
+        function = self._functions.get(kernel)
+        if function is None:
+            raise KeyError(f"no kernel {kernel!r} in this module: {sorted(self._functions)}")
+        grid, block = _dim3(grid), _dim3(block)
+        ffi = self._ffi
+        holders, params = [], ffi.new("void *[]", max(len(args), 1))
+        for k, a in enumerate(args):
+            if isinstance(a, np.ndarray):
+                holder = ffi.new("void **", ffi.from_buffer(a))   # a pointer, by value
+                holders.append(a)
+            else:
+                scalar = np.asarray(a)
+                if scalar.ndim or scalar.dtype.kind not in "biuf":
+                    raise TypeError(f"launch {kernel}: argument {k} must be a NumPy array or "
+                                    f"scalar, not {type(a).__name__}")
+                scalar = scalar.reshape(1).copy()
+                holders.append(scalar)
+                holder = ffi.from_buffer(scalar)
+            holders.append(holder)
+            params[k] = ffi.cast("void *", holder)
+        if function(*grid, *block, shared_bytes, params):
+            raise EmulationError(f"CUDA kernel {kernel} (grid {grid}, block {block}): "
+                                 f"{ffi.string(self.lib.fj_emu_error()).decode()}")
+
+
+def _dim3(d):
+    d = (d,) if isinstance(d, (int, np.integer)) else tuple(d)
+    return tuple(int(x) for x in d) + (1,) * (3 - len(d))

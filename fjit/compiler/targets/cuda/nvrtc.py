@@ -1,0 +1,116 @@
+"""NVRTC through cuda-python (`cuda.bindings.nvrtc`): CUDA C++ to a cubin for one GPU
+architecture (PTX only as a fallback), with or without a GPU in the machine.
+
+On a GPU the cubin is built for the device's own compute capability: the lent machines'
+driver (CUDA 13.0) refuses PTX from a newer NVRTC but loads its cubins (../shared/
+TOOLCHAIN.md).  Without one, every source the cuda target generates is still compiled for
+`CHECK_ARCHS`, so CUDA that does not compile fails the tests on any machine.  NVRTC reports
+errors as return codes, not exceptions; they become a `CudaBuildError` with NVRTC's log.
+"""
+from __future__ import annotations
+
+import functools
+
+from ...cache import BuildError
+
+CHECK_ARCHS = ("sm_80", "sm_90")   # A100 and H100: what the checks compile for
+
+
+class CudaUnavailable(RuntimeError):
+    """cuda-python or NVRTC is missing (the message says which, and how to install it)."""
+
+
+class CudaBuildError(BuildError):
+    """NVRTC could not compile a CUDA source; the message holds its log."""
+
+
+@functools.lru_cache(maxsize=None)
+def _nvrtc():
+    try:
+        from cuda.bindings import nvrtc
+    except ImportError as e:
+        raise CudaUnavailable("the cuda target needs cuda-python and NVRTC: pip install "
+                              f"'fjit[cuda]' ({e})") from None
+    try:
+        _check(nvrtc, nvrtc.nvrtcVersion(), "nvrtcVersion")
+    except (RuntimeError, OSError) as e:   # the wheel is there, libnvrtc is not
+        raise CudaUnavailable(f"NVRTC cannot be loaded: {e} (pip install "
+                              "nvidia-cuda-nvrtc)") from None
+    return nvrtc
+
+
+def available() -> str | None:
+    """None when NVRTC can compile here, else why not."""
+    try:
+        _nvrtc()
+    except CudaUnavailable as e:
+        return str(e)
+    return None
+
+
+def version() -> tuple[int, int]:
+    nvrtc = _nvrtc()
+    return tuple(_check(nvrtc, nvrtc.nvrtcVersion(), "nvrtcVersion"))
+
+
+@functools.lru_cache(maxsize=None)
+def include_dirs() -> tuple:
+    """Where cuda_fp16.h, cuda_bf16.h and the like are (the nvidia-cuda-runtime wheel)."""
+    try:
+        import cuda.pathfinder as pathfinder
+        found = pathfinder.find_nvidia_header_directory("cudart")
+    except (ImportError, RuntimeError, AttributeError):
+        found = None
+    return (found,) if found else ()
+
+
+def _check(nvrtc, result, what):
+    error, *rest = result
+    if error != nvrtc.nvrtcResult.NVRTC_SUCCESS:
+        raise RuntimeError(f"{what}: {error.name}")
+    return rest[0] if len(rest) == 1 else rest
+
+
+def options(arch: str) -> list[bytes]:
+    """The compile options for `arch` (sm_XY for a cubin, compute_XY for PTX)."""
+    flags = ["--std=c++17", "-default-device", f"--gpu-architecture={arch}", "-lineinfo"]
+    flags += [f"-I{d}" for d in include_dirs()]
+    return [f.encode() for f in flags]
+
+
+def compile(source: str, name: str = "program.cu", arch: str = "sm_90") -> bytes:
+    """`source` compiled for `arch`: a cubin for sm_XY, PTX (NUL-terminated, as
+    cuModuleLoadData takes it) for compute_XY.  Raises CudaBuildError with NVRTC's log."""
+    nvrtc = _nvrtc()
+    program = _check(nvrtc, nvrtc.nvrtcCreateProgram(source.encode(), name.encode(), 0, [],
+                                                     []), "nvrtcCreateProgram")
+    try:
+        flags = options(arch)
+        (error,) = nvrtc.nvrtcCompileProgram(program, len(flags), flags)
+        if error != nvrtc.nvrtcResult.NVRTC_SUCCESS:
+            raise CudaBuildError(f"NVRTC could not compile {name} for {arch} "
+                                 f"({error.name}):\n{_log(nvrtc, program)}")
+        if arch.startswith("sm_"):
+            size = _check(nvrtc, nvrtc.nvrtcGetCUBINSize(program), "nvrtcGetCUBINSize")
+            out = b" " * size
+            _check(nvrtc, nvrtc.nvrtcGetCUBIN(program, out), "nvrtcGetCUBIN")
+        else:
+            size = _check(nvrtc, nvrtc.nvrtcGetPTXSize(program), "nvrtcGetPTXSize")
+            out = b" " * size
+            _check(nvrtc, nvrtc.nvrtcGetPTX(program, out), "nvrtcGetPTX")
+        return out
+    finally:
+        nvrtc.nvrtcDestroyProgram(program)
+
+
+def _log(nvrtc, program) -> str:
+    size = _check(nvrtc, nvrtc.nvrtcGetProgramLogSize(program), "nvrtcGetProgramLogSize")
+    log = b" " * size
+    _check(nvrtc, nvrtc.nvrtcGetProgramLog(program, log), "nvrtcGetProgramLog")
+    return log.rstrip(b"\0 ").decode(errors="replace")
+
+
+def check(source: str, name: str = "program.cu", archs=CHECK_ARCHS) -> dict:
+    """Compile `source` for each of `archs` (raising CudaBuildError on the first failure);
+    the cubins' sizes by arch."""
+    return {arch: len(compile(source, name, arch)) for arch in archs}
