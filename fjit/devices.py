@@ -143,6 +143,15 @@ def register_platform(platform: Platform):
     _platforms[platform.name] = platform
 
 
+_unavailable: dict = {}   # platform name -> a function saying why it cannot be used here
+
+
+def register_unavailable(name: str, reason):
+    """A platform fjit knows of but cannot use in this process: `fjit.devices(name)` raises
+    an error holding `reason()` (called then: probing a driver can take a while)."""
+    _unavailable[name] = reason
+
+
 def unregister_platform(name: str):
     if name == "cpu":
         raise ValueError("the CPU platform cannot be removed")
@@ -154,6 +163,9 @@ def devices(backend: str | None = None) -> list[Device]:
     if backend is None:
         return [d for platform in _platforms.values() for d in platform.devices()]
     platform = _platforms.get(backend)
+    if platform is None and backend in _unavailable:
+        raise RuntimeError(f"fjit.devices: no {backend} devices: {_unavailable[backend]()}; "
+                           f"available: {sorted(_platforms)}")
     if platform is None:
         raise RuntimeError(f"fjit.devices: unknown or unavailable platform {backend!r}; "
                            f"available: {sorted(_platforms)}")

@@ -10,7 +10,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from fjit.compiler.targets.cuda import emulator, nvrtc
+from fjit.compiler.targets.cuda import driver, emulator, nvrtc
 
 pytestmark = pytest.mark.c_backend
 
@@ -139,3 +139,65 @@ def test_an_out_of_bounds_read_is_caught_by_the_sanitizer_build(tmp_path):
                           env=env, timeout=300)
     assert done.returncode != 0 and "not caught" not in done.stdout
     assert "heap-buffer-overflow" in done.stderr and "READ of size 4" in done.stderr
+
+
+def test_fjit_devices_cuda_says_why_there_is_no_cuda_device():
+    import fjit
+    gpus, why = driver.probe()
+    with pytest.raises(RuntimeError, match=r"fjit.devices: no cuda devices: ") as error:
+        fjit.devices("cuda")
+    if why is None:   # a GPU machine: the backend is what is missing
+        assert "cuda backend is not built yet" in str(error.value) and gpus[0].name in str(
+            error.value)
+    else:
+        assert why in str(error.value)
+        assert "driver" in why or "cuda-python" in why or "device" in why
+    assert fjit.devices("cpu") == [fjit.devices()[0]]
+
+
+class _FakeDriver:
+    """The few driver API calls `inspect` makes, answering like one H100 would."""
+    class CUresult:
+        CUDA_SUCCESS = "ok"
+
+    class CUdevice_attribute:
+        CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = "major"
+        CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = "minor"
+
+    def __init__(self, init="ok", count=1):
+        self.init, self.count = init, count
+
+    def cuInit(self, flags):
+        if self.init == "raise":
+            raise RuntimeError('"cuda" is an NVIDIA driver library')
+        return (self.init,)
+
+    def cuDeviceGetCount(self):
+        return ("ok", self.count)
+
+    def cuDeviceGet(self, index):
+        return ("ok", index)
+
+    def cuDeviceGetName(self, size, device):
+        return ("ok", b"NVIDIA H100 80GB HBM3\0\0\0")
+
+    def cuDeviceGetAttribute(self, attribute, device):
+        return ("ok", {"major": 9, "minor": 0}[attribute])
+
+    def cuDeviceTotalMem(self, device):
+        return ("ok", 85 * 2**30)
+
+
+def test_the_driver_probe_lists_gpus_and_names_each_reason_for_none():
+    gpus, why = driver.inspect(_FakeDriver())
+    assert why is None and gpus[0].name == "NVIDIA H100 80GB HBM3" and gpus[0].arch == "sm_90"
+    assert gpus[0].memory_bytes == 85 * 2**30
+    assert driver.inspect(_FakeDriver(init="raise"))[1].startswith("no NVIDIA driver")
+    assert "cuInit returned" in driver.inspect(_FakeDriver(init=_Named("CUDA_ERROR_NO_DEVICE")))[1]
+    assert driver.inspect(_FakeDriver(count=0)) == ((), "the NVIDIA driver reports no CUDA device")
+
+
+class _Named(str):
+    @property
+    def name(self):
+        return str(self)
