@@ -178,8 +178,8 @@ def _same_ranks(cache, key, most=4):
     but sizes (same structure, ranks, dtypes, static values and options)."""
     in_tree, avals, rest = key[0], key[1], key[2:]
     found = []
-    for other, entry in reversed(cache.items()):
-        if len(found) == most:
+    for other, entry in reversed(list(cache.items())):   # a snapshot: other threads move
+        if len(found) == most:                              # and evict entries meanwhile
             break
         if other[0] == in_tree and other[2:] == rest and len(other[1]) == len(avals) and all(
                 type(a) is type(b) and a.ndim == b.ndim

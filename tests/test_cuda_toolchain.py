@@ -96,7 +96,7 @@ def test_a_deadlock_is_an_error_naming_the_kernel_and_the_module_still_works(mod
 def test_bad_launches_are_typed_errors(module):
     with pytest.raises(KeyError, match="no kernel 'nope'"):
         module.launch("nope", 1, 1, [])
-    with pytest.raises(TypeError, match="argument 0 must be a NumPy array or scalar"):
+    with pytest.raises(TypeError, match="argument 0 must be a NumPy array or a NumPy scalar"):
         module.launch("stuck", 1, 32, ["text"])
 
 
@@ -201,3 +201,60 @@ class _Named(str):
     @property
     def name(self):
         return str(self)
+
+
+def test_scalars_must_be_numpy_scalars_and_the_argument_count_is_checked(module):
+    x, y = np.ones(8, np.float16), np.zeros(8, np.float32)
+    with pytest.raises(TypeError, match="NumPy scalar of the parameter's type"):
+        module.launch("half_tanh", 1, 8, [x, y, 8, np.float32(1)])   # a Python int
+    with pytest.raises(TypeError, match="it takes 4 arguments, 2 given"):
+        module.launch("half_tanh", 1, 8, [x, y])
+
+
+def test_launches_a_gpu_would_refuse_are_refused(module):
+    args = [np.ones(4, np.float32), np.zeros(1, np.float32), np.int64(4)]
+    for grid, block, shared, why in [(1, 2048, 0, "more than 1024 threads"),
+                                     (0, 32, 0, "a dimension of 0"),
+                                     (1, 32, 1 << 20, "bytes of dynamic shared memory")]:
+        with pytest.raises(ValueError, match=why):
+            module.launch("block_sum", grid, block, args, shared_bytes=shared)
+
+
+@needs_nvrtc
+def test_reading_nvrtcs_output_leaves_pythons_shared_bytes_alone():
+    nvrtc.compile(SOURCE, arch="sm_80")
+    with pytest.raises(nvrtc.CudaBuildError):
+        nvrtc.compile("this is not CUDA", "x.cu", "sm_80")
+    assert b" " == bytes([32]) and " ".encode() == b"\x20"
+
+
+def test_two_modules_launched_from_two_threads_keep_their_own_errors(tmp_path, set_option):
+    """cffi releases the GIL: a deadlock in one module must not be reported by, or hide
+    behind, launches of another module on another thread."""
+    import threading
+    set_option("cache_dir", str(tmp_path / "cache"))
+    other = emulator.build(SOURCE + "\n/* another module */\n", KERNELS)
+    mine = emulator.build(SOURCE, KERNELS)
+    errors = {"healthy": 0, "stuck_unreported": 0}
+
+    def healthy():
+        for _ in range(200):
+            out = np.zeros(1, np.float32)
+            try:
+                other.launch("block_sum", 2, 64, [np.ones(100, np.float32), out, np.int64(100)])
+            except emulator.EmulationError:
+                errors["healthy"] += 1
+
+    def stuck():
+        for _ in range(200):
+            try:
+                mine.launch("stuck", 1, 64, [np.zeros(1, np.float32)])
+                errors["stuck_unreported"] += 1
+            except emulator.EmulationError:
+                pass
+    threads = [threading.Thread(target=healthy), threading.Thread(target=stuck)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == {"healthy": 0, "stuck_unreported": 0}

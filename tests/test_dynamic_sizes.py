@@ -10,7 +10,6 @@ import fjit
 import fjit.numpy as jnp
 from fjit import nn
 from fjit.compiler import dynamic
-from fjit.core import Literal
 from fjit.compiler.flatten import flatten
 
 pytestmark = pytest.mark.c_backend
@@ -141,9 +140,9 @@ def test_generalise_tags_exactly_the_sizes_that_differ():
     shapes = [v.aval.shape for v in g.invars]
     assert shapes == [(16, 5)] and dynamic.is_dynamic(shapes[0][0])
     assert shapes[0][0].twin == 8 and not dynamic.is_dynamic(shapes[0][1])
-    literals = [a.value for e in g.eqns for a in e.invars
-                if isinstance(a, Literal) and dynamic.is_dynamic(a.value)]
-    assert [(float(v), v.twin) for v in literals] == [(16.0, 8.0)]   # the mean's divisor
+    literals = [a for e in g.eqns for a in e.invars if isinstance(a, dynamic.TaggedLiteral)]
+    assert [(float(a.tagged), a.tagged.twin) for a in literals] == [(16.0, 8.0)]  # the divisor
+    assert literals[0].value.dtype == np.float32    # its NumPy value keeps the dtype
 
 
 def test_generalise_gives_up_on_programs_that_differ_in_more_than_sizes():
@@ -164,3 +163,50 @@ def test_a_varying_size_keeps_its_tag_through_arithmetic():
     # a decision that flips between the two sizes is taken as it goes for large sizes
     assert dynamic.for_large(lambda m: m - 12, n) > 0
     assert dynamic.for_large(lambda m: 12 - m, n) < 0
+
+
+def test_a_varying_literal_output_keeps_its_dtype():
+    f = _jitted_plain(lambda x: (x * 2, x.shape[0] * 0.5))
+    for n in (8, 16, 24):
+        _, s = f(np.ones((n, 2), np.float32))
+        assert np.asarray(s).dtype == np.float32 and float(s + s) == n
+
+
+def test_check_mode_sees_no_mismatch_in_shape_generic_code(set_option):
+    set_option("check_mode", True)
+    f = _jitted_plain(lambda x: (x * (x.shape[0] - 3)).astype(jnp.int8).sum(0))
+    for n in (8, 16):
+        x = np.arange(n * 3, dtype=np.int8).reshape(n, 3)
+        want = (x.astype(np.int32) * (n - 3)).astype(np.int8).sum(0, dtype=np.int32)
+        np.testing.assert_array_equal(np.asarray(f(x)), want)
+
+
+def test_minus_zero_and_zero_literals_stay_apart():
+    f = _jitted_plain(lambda x: (1 / (x * -((x.shape[0] - 8) * 0.5)),
+                                 1 / (x * ((8 - x.shape[0]) * 0.5))))
+    for n in (16, 8):
+        a, b = f(np.ones(n, np.float32))
+        with np.errstate(divide="ignore"):   # at n = 8: 1 / -0.0 and 1 / 0.0
+            want_a = np.float32(1) / (np.float32(1) * np.float32(-((n - 8) * 0.5)))
+            want_b = np.float32(1) / (np.float32(1) * np.float32((8 - n) * 0.5))
+        assert (np.asarray(a)[0], np.asarray(b)[0]) == (want_a, want_b)
+
+
+def test_lining_up_checks_dataflow_not_just_primitives():
+    def f(x):
+        a, b = x * 2, x + 1
+        return a - b if x.shape[0] > 8 else b - a
+    assert dynamic.generalise(_flat(f, rand(16, 3)), _flat(f, rand(4, 3))) is None
+
+
+def test_tagged_sizes_copy_pickle_and_print_as_numbers():
+    import copy
+    import pickle
+    n = dynamic.Dyn(16, 8)
+    assert str(n) == "16" and f"{n}" == "16" and repr(n) == "16~8"
+    for clone in (copy.copy(n), copy.deepcopy(n), pickle.loads(pickle.dumps(n))):
+        assert clone == 16 and clone.twin == 8 and type(clone) is dynamic.Dyn
+
+
+def _jitted_plain(fn):
+    return fjit.jit(lambda *a: fn(*a))

@@ -36,10 +36,18 @@ class _Varying:
     """What a varying int and a varying float share: the value at the other size seen
     (`twin`), arithmetic that keeps it (defined below), and NumPy-scalar looks."""
 
+    _base = int
+
     def __new__(cls, value, twin):
-        self = cls.__bases__[1].__new__(cls, value)
-        self.twin = cls.__bases__[1](twin)
+        self = cls._base.__new__(cls, value)
+        self.twin = cls._base(twin)
         return self
+
+    def __reduce__(self):   # copy, deepcopy and pickle keep the twin
+        return type(self), (self._base(self), self.twin)
+
+    def __str__(self):      # printed (an aval in a message) as the number it is
+        return str(self._base(self))
 
     def item(self):
         """The value, as a NumPy scalar's `item()` would give it (a literal may hold one)."""
@@ -69,6 +77,7 @@ class Dyn(_Varying, int):
 class DynFloat(_Varying, float):
     """A floating-point literal of this call that was `twin` at the other size seen (a mean's
     divisor, 1/N): never folded or written into the code, never merged with an equal one."""
+    _base = float
 
 
 def twin(value):
@@ -95,9 +104,10 @@ def at_least(value, bound) -> bool:
 
 def for_large(difference, *values):
     """`difference(*values)` (a number compared with 0 by the caller, such as work minus a
-    threshold) as it is for large sizes where some of `values` vary: its trend from the
-    other size seen to this one, where it has one.  So a decision that one size would take
-    one way and another size the other way is taken the same way at every size."""
+    threshold) decided the same way at every size where some of `values` vary: by its
+    trend between the two sizes seen, in the direction the first varying value grows (for
+    the sizes and products of sizes the passes ask about, the direction the batch grows),
+    or by its value where it has no trend."""
     now = difference(*values)
     varying = next((v for v in values if is_dynamic(v)), None)
     if varying is None:
@@ -124,8 +134,8 @@ def _method(op):
             return NotImplemented
         try:
             return _tagged(op(_plain(a), _plain(b)), op(twin(a), twin(b)))
-        except ZeroDivisionError:   # at the other size only: this call's value is all
-            return op(_plain(a), _plain(b))
+        except ZeroDivisionError:   # at the other size only (at this one it raises again):
+            return op(_plain(a), _plain(b))   # the value stands without its tag
     return method
 
 
@@ -142,6 +152,24 @@ def _describe(invars, most=3) -> str:
              for d, n in enumerate(v.aval.shape) if is_dynamic(n)]
     more = f" and {len(found) - most} more" if len(found) > most else ""
     return ", ".join(found[:most]) + more
+
+
+class TaggedLiteral(Literal):
+    """A literal whose value varies between calls: `value` is its NumPy scalar, of its dtype,
+    as for any literal (outputs, the reference interpreter and constants read it); `tagged`
+    is the same number as a `Dyn`/`DynFloat`, which code generation reads."""
+
+    __slots__ = ("tagged",)
+
+    def __init__(self, value, aval, tagged):
+        super().__init__(value, aval)
+        self.tagged = tagged
+
+
+def literal_value(atom):
+    """What code generation makes of literal `atom`: its tagged value where it varies."""
+    tagged = getattr(atom, "tagged", None)
+    return tagged if tagged is not None else atom.value.item()
 
 
 class _Mismatch(Exception):
@@ -162,6 +190,7 @@ def generalise(flat: FlatProgram, other: FlatProgram) -> FlatProgram | None:
 class _Generaliser:
     def __init__(self):
         self.vars = {}   # var of `flat` -> the var standing for it (retagged where it varies)
+        self.other = {}  # var of `flat` -> the var of the other Program at the same place
 
     def program(self, flat, other):
         if (len(flat.eqns), len(flat.invars), len(flat.constvars), len(flat.outvars)) != \
@@ -180,6 +209,7 @@ class _Generaliser:
     def var(self, v, o):
         if v.aval.ndim != o.aval.ndim or v.aval.dtype != o.aval.dtype:
             raise _Mismatch
+        self.other[v] = o
         shape = tuple(_tagged(n, m) for n, m in zip(v.aval.shape, o.aval.shape))
         if shape == v.aval.shape and not any(map(is_dynamic, shape)):
             self.vars[v] = v
@@ -197,15 +227,14 @@ class _Generaliser:
             kind = a.aval.dtype.kind
             if kind not in "iuf":
                 raise _Mismatch
-            tagged = Literal(a.value, a.aval)
-            tagged.value = Dyn(int(a.value), int(o.value)) if kind in "iu" else \
+            value = Dyn(int(a.value), int(o.value)) if kind in "iu" else \
                 DynFloat(float(a.value), float(o.value))
             self.changed = True
-            return tagged
+            return TaggedLiteral(a.value, a.aval, value)
         if isinstance(o, Literal):
             raise _Mismatch
         known = self.vars.get(a)
-        if known is None:
+        if known is None or self.other.get(a) is not o:   # not the same dataflow
             raise _Mismatch
         return known
 

@@ -65,7 +65,8 @@ def flatten(program: Program, merge: bool = True) -> FlatProgram:
 def _key(eqn, rename):
     def atom(a):
         if isinstance(a, Literal):
-            return ("lit", a.aval, np.asarray(a.value).tobytes(), getattr(a.value, "twin", None))
+            return ("lit", a.aval, np.asarray(a.value).tobytes(),   # a varying one with its
+                    getattr(getattr(a, "tagged", None), "twin", None))   # twin (dynamic.py)
         return rename.get(a, a)
     try:
         params = tuple((name, _exact(value)) for name, value in sorted(eqn.params.items()))

@@ -28,7 +28,7 @@ import numpy as np
 
 from .. import dtypes
 from ..core import Literal, Var
-from .dynamic import at_least, for_large
+from .dynamic import at_least, for_large, literal_value
 from ..lax import indexexpr as ix
 from ..lax.reduce import MONOIDS
 from ..lax.reindex import MONOID_OF_OP
@@ -617,7 +617,7 @@ class _GeneratorBuilder:
 
     def operand(self, atom):
         if isinstance(atom, Literal):
-            return lambda idx, ctx, a=atom: scalar.const(a.value.item(), a.aval.dtype)
+            return lambda idx, ctx, a=atom: scalar.const(literal_value(a), a.aval.dtype)
         return self.gens[atom]
 
     def define(self, eqn):

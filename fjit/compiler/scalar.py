@@ -63,7 +63,9 @@ def _identity(data):
     if type(data) is tuple:   # a reduction's loops, a load's index
         return tuple(map(_identity, data))
     if is_dynamic(data):   # a size or literal that varies between calls is not an equal one
-        return ("dynamic", type(data).__name__, data, data.twin)
+        if isinstance(data, float):
+            return ("dynamic", struct.pack("<dd", data, data.twin))
+        return ("dynamic", int(data), data.twin)
     return data
 
 

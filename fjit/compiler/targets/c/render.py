@@ -11,6 +11,7 @@ import functools
 import hashlib
 import math
 import os
+import struct
 
 import jinja2
 import numpy as np
@@ -195,12 +196,13 @@ class _Renderer:
         """A constant of the computation: a finite float other than 0 and 1 is a parameter
         (a learning rate, a mean's divisor), anything else a literal."""
         dynamic = is_dynamic(value)   # a literal that varies with the sizes: a parameter
-        if dynamic and not dtypes.is_float(dtype):
+        if dynamic and not dtypes.is_float(dtype) and -2**63 <= value < 2**63:
             return {"kind": "param", "text": self._own_parameter(value),
                     "ctype": compute_type(dtype)}
         c = literal(value, dtype)
         if c["kind"] == "float" and (dynamic or float(value) not in (0.0, 1.0)):
-            key = (float(value), twin(value))
+            key = struct.pack("<dd", float(value), float(twin(value)))   # by bits: -0.0 is
+            # not 0.0
             text = self.float_names.get(key)
             if text is None:
                 self.floats.append(float(value))
@@ -689,7 +691,7 @@ def render_program(name, plan, scheduled, toolchain, target, units=None) -> Rend
     template = environment().get_template("c/program.c.j2")
     groups = split_units(kernels, units or MAX_UNITS)
     units = [template.render(
-        name=name, kernels=group, top=top, main=(u == 0), prototypes=prototypes,
+        name=name, kernels=group, top=top, main=(u == 0), prototypes=prototypes, openmp=True,
         floats=[f for f in FLOATS if f[0] in used],
         ints=[i for i in INTS if i[0] in used], int_min=INT_MIN, int_max=INT_MAX,
         vector_math=toolchain.vector_math and any(f[0] in used for f in FLOATS),

@@ -1,4 +1,14 @@
-"""The CUDA target (issue 16), built from the bottom up.  What exists so far is its toolchain:
-`nvrtc` compiles CUDA C++ to cubins with or without a GPU, `emulator` runs the same source on
-the CPU, and `driver` finds the GPUs (or says why there are none).  The renderer, the launch runtime and the backend registration are not written
-yet: nothing registers a "cuda" backend."""
+"""The CUDA target (issue 16), built from the bottom up.
+
+- `nvrtc`: CUDA C++ to cubins (sm_80, sm_90, or the device's own) with or without a GPU.
+- `emulator`: the same source built with g++ against fjit's emulator header and run on the
+  CPU, launch by launch, with cuLaunchKernel's argument block.
+- `driver`: the GPUs this machine has, or why there are none (`fjit.devices("cuda")`).
+- `render`: a Program's CUDA source from the C target's kernel data (templates/cuda/), for
+  loop kernels (maps, reductions, contractions as loops, fills), each nest a launch.
+- `program`: `EmulatedCudaProgram`, a Program rendered, checked by NVRTC and run on the
+  emulator.
+
+Not yet: GEMM, scatter-under-threads, control-flow and float16 kernels in the renderer, the
+device runtime (device memory, streams, CUDA graphs), and the registered "cuda" backend.
+"""

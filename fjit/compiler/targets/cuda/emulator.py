@@ -7,6 +7,7 @@ named by a hash of the source and the compiler, checked before they are loaded.
 """
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -37,9 +38,13 @@ class CxxUnavailable(RuntimeError):
 
 def cxx() -> str:
     """The C++ compiler: the `cxx` option ($FJIT_CXX, else $CXX), else g++."""
-    for candidate in (config.cxx, "g++"):
-        if candidate and shutil.which(candidate):
-            return candidate
+    if config.cxx:
+        if shutil.which(config.cxx):
+            return config.cxx
+        raise CxxUnavailable(f"the C++ compiler {config.cxx!r} (option cxx, FJIT_CXX or CXX) "
+                             "is not on the PATH")
+    if shutil.which("g++"):
+        return "g++"
     raise CxxUnavailable("the CUDA emulator needs a C++ compiler (g++, or set FJIT_CXX)")
 
 
@@ -47,18 +52,20 @@ class _EmulatorToolchain:
     """What `cache.build_into_cache` needs to build an emulated module: its compile step and
     a key naming the compiler, the header and the flags (all part of an entry's name)."""
 
-    def __init__(self, sanitize: bool):
-        self.cxx = cxx()
-        self.flags = ["-std=c++17", "-O1", "-fPIC", "-shared", "-w", "-include", HEADER,
-                      "-I", STUBS, "-x", "c++"]
+    def __init__(self, compiler: str, sanitize: bool):
+        self.cxx = compiler
+        # -fno-gnu-unique: each module keeps its own emulator state (the thread-local block,
+        # the error text); as STB_GNU_UNIQUE symbols every module loaded shared one copy
+        self.flags = ["-std=c++17", "-O1", "-fPIC", "-shared", "-w", "-fno-gnu-unique",
+                      "-include", HEADER, "-I", STUBS, "-x", "c++"]
         if sanitize:
             self.flags[1:2] = ["-O1", "-g", "-fsanitize=address,undefined",
                                "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
-        with open(HEADER, "rb") as f:
-            header = f.read()
+        headers = [HEADER] + sorted(os.path.join(STUBS, n) for n in os.listdir(STUBS))
+        text = "".join(open(h, encoding="utf-8").read() for h in headers)
         version = subprocess.run([self.cxx, "--version"], capture_output=True,
                                  text=True).stdout.splitlines()[:1]
-        self.key = cache.entry_key(header.decode() + " ".join(self.flags), " ".join(version))
+        self.key = cache.entry_key(text + "\0" + " ".join(self.flags), " ".join(version))
 
     def compile(self, source_paths, output_path, unit_flags=None):
         if isinstance(source_paths, str):
@@ -68,6 +75,11 @@ class _EmulatorToolchain:
         if done.returncode != 0:
             raise cache.BuildError("the C++ compiler failed on emulated CUDA source:\n"
                                    + done.stderr[-4000:])
+
+
+@functools.lru_cache(maxsize=None)
+def _toolchain(compiler: str, sanitize: bool) -> _EmulatorToolchain:
+    return _EmulatorToolchain(compiler, sanitize)
 
 
 def exports(kernels, key: str) -> str:
@@ -81,9 +93,9 @@ def exports(kernels, key: str) -> str:
 def build(source: str, kernels, sanitize: bool = False) -> "EmulatedModule":
     """The emulated module of CUDA `source` with `__global__` functions `kernels` (their
     `extern "C"` names), built once (memory, then the disk cache, then the compiler)."""
-    toolchain = _EmulatorToolchain(sanitize)
+    toolchain = _toolchain(cxx(), sanitize)
     kernels = list(kernels)
-    key = cache.entry_key(source + "\n".join(kernels), toolchain.key)
+    key = cache.entry_key(source + "\0" + "\n".join(kernels), toolchain.key)
     with _lock:
         module = _modules.get(key)
         if module is not None:
@@ -105,6 +117,7 @@ class EmulatedModule:
     def __init__(self, ffi, lib, kernels, key):
         self._ffi, self.lib, self.key = ffi, lib, key
         self._functions = {k: getattr(lib, f"fj_emu_launch_{k}") for k in kernels}
+        self._arity = {k: getattr(lib, f"fj_emu_arity_{k}")() for k in kernels}
 
     @classmethod
     def open(cls, path, key, kernels):
@@ -112,7 +125,7 @@ class EmulatedModule:
         ffi = cffi.FFI()
         ffi.cdef("const char *fj_key(void); const char *fj_emu_error(void);\n" + "\n".join(
             f"int fj_emu_launch_{k}(unsigned, unsigned, unsigned, unsigned, unsigned, "
-            "unsigned, size_t, void **);" for k in kernels))
+            f"unsigned, size_t, void **); int fj_emu_arity_{k}(void);" for k in kernels))
         try:
             lib = ffi.dlopen(path)
             if ffi.string(lib.fj_key()).decode() != key:
@@ -124,11 +137,16 @@ class EmulatedModule:
     def launch(self, kernel: str, grid, block, args, shared_bytes: int = 0):
         """Run `kernel` on a `grid` of `block`s (3-tuples or ints); `args` in the kernel's
         parameter order: NumPy arrays (passed as device pointers: under emulation, host
-        memory) and NumPy scalars (passed by value, with their own type)."""
+        memory) and NumPy scalars (passed by value, with their own type, which must be the
+        parameter's: np.float32 for a float, np.int64 for a long long)."""
         function = self._functions.get(kernel)
         if function is None:
             raise KeyError(f"no kernel {kernel!r} in this module: {sorted(self._functions)}")
+        if len(args) != self._arity[kernel]:
+            raise TypeError(f"launch {kernel}: it takes {self._arity[kernel]} arguments, "
+                            f"{len(args)} given")
         grid, block = _dim3(grid), _dim3(block)
+        _check_configuration(kernel, grid, block, shared_bytes)
         ffi = self._ffi
         holders, params = [], ffi.new("void *[]", max(len(args), 1))
         for k, a in enumerate(args):
@@ -136,10 +154,11 @@ class EmulatedModule:
                 holder = ffi.new("void **", ffi.from_buffer(a))   # a pointer, by value
                 holders.append(a)
             else:
-                scalar = np.asarray(a)
-                if scalar.ndim or scalar.dtype.kind not in "biuf":
+                if not isinstance(a, np.generic) or a.dtype.kind not in "biuf":
                     raise TypeError(f"launch {kernel}: argument {k} must be a NumPy array or "
-                                    f"scalar, not {type(a).__name__}")
+                                    f"a NumPy scalar of the parameter's type (np.float32, "
+                                    f"np.int64, ...), not {type(a).__name__}")
+                scalar = np.asarray(a)
                 scalar = scalar.reshape(1).copy()
                 holders.append(scalar)
                 holder = ffi.from_buffer(scalar)
@@ -148,6 +167,31 @@ class EmulatedModule:
         if function(*grid, *block, shared_bytes, params):
             raise EmulationError(f"CUDA kernel {kernel} (grid {grid}, block {block}): "
                                  f"{ffi.string(self.lib.fj_emu_error()).decode()}")
+
+
+# What every CUDA device since compute capability 7.0 accepts (a GPU rejects more).
+MAX_THREADS_PER_BLOCK = 1024
+MAX_BLOCK_DIMS = (1024, 1024, 64)
+MAX_GRID_DIMS = (2**31 - 1, 65535, 65535)
+MAX_SHARED_BYTES = 48 * 1024   # without opting in to more
+
+
+def _check_configuration(kernel, grid, block, shared_bytes):
+    """Refuse what a GPU would refuse, so emulated tests cannot pass launches a device fails."""
+    problems = []
+    if any(n < 1 for n in grid + block):
+        problems.append("a dimension of 0")
+    if block[0] * block[1] * block[2] > MAX_THREADS_PER_BLOCK:
+        problems.append(f"more than {MAX_THREADS_PER_BLOCK} threads per block")
+    if any(n > m for n, m in zip(block, MAX_BLOCK_DIMS)) or \
+            any(n > m for n, m in zip(grid, MAX_GRID_DIMS)):
+        problems.append("a dimension beyond CUDA's limits")
+    if shared_bytes > MAX_SHARED_BYTES:
+        problems.append(f"{shared_bytes} bytes of dynamic shared memory (at most "
+                        f"{MAX_SHARED_BYTES})")
+    if problems:
+        raise ValueError(f"launch {kernel}: grid {grid}, block {block}: "
+                         + "; ".join(problems))
 
 
 def _dim3(d):

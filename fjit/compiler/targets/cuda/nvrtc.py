@@ -92,22 +92,22 @@ def compile(source: str, name: str = "program.cu", arch: str = "sm_90") -> bytes
                                  f"({error.name}):\n{_log(nvrtc, program)}")
         if arch.startswith("sm_"):
             size = _check(nvrtc, nvrtc.nvrtcGetCUBINSize(program), "nvrtcGetCUBINSize")
-            out = b" " * size
+            out = bytearray(size)   # not b" " * size: a 1-byte bytes is CPython's shared one
             _check(nvrtc, nvrtc.nvrtcGetCUBIN(program, out), "nvrtcGetCUBIN")
         else:
             size = _check(nvrtc, nvrtc.nvrtcGetPTXSize(program), "nvrtcGetPTXSize")
-            out = b" " * size
+            out = bytearray(size)
             _check(nvrtc, nvrtc.nvrtcGetPTX(program, out), "nvrtcGetPTX")
-        return out
+        return bytes(out)
     finally:
         nvrtc.nvrtcDestroyProgram(program)
 
 
 def _log(nvrtc, program) -> str:
     size = _check(nvrtc, nvrtc.nvrtcGetProgramLogSize(program), "nvrtcGetProgramLogSize")
-    log = b" " * size
+    log = bytearray(size)
     _check(nvrtc, nvrtc.nvrtcGetProgramLog(program, log), "nvrtcGetProgramLog")
-    return log.rstrip(b"\0 ").decode(errors="replace")
+    return bytes(log).rstrip(b"\0 ").decode(errors="replace")
 
 
 def check(source: str, name: str = "program.cu", archs=CHECK_ARCHS) -> dict:

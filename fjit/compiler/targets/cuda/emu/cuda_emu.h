@@ -84,6 +84,7 @@ inline float __fdividef(float a, float b) { return a / b; }
 inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
 inline float __saturatef(float x) { return fminf(fmaxf(x, 0.0f), 1.0f); }
 using std::max; using std::min;
+using std::isfinite; using std::isinf; using std::isnan; using std::signbit;   // C99 macros in CUDA
 
 // ---- atomics (real atomics: blocks may run on several OS threads) ----------------------------
 namespace fj_emu {
@@ -122,8 +123,10 @@ fj_emu_switch:
 namespace fj_emu {
 struct Fiber { char* stack = nullptr; dim3 tid; bool done = false; fj_emu_ctx ctx{}; };
 struct Warp { int live = 0, arrived = 0; unsigned gen = 0, present[2] = {0, 0}; uint64_t slot[2][32] = {}; };
-inline char error_text[256];   // the first error of the current launch ("" while none)
-inline int failed = 0;
+// The first error of the launch running on this OS thread ("" while none): per thread, since
+// Python may launch from several threads at once (cffi releases the GIL).
+inline thread_local char error_text[256];
+inline thread_local int failed = 0;
 inline void fail(const char* what) {
   if (__atomic_exchange_n(&failed, 1, __ATOMIC_SEQ_CST) == 0)
     snprintf(error_text, sizeof error_text, "%s in block (%u,%u,%u)", what, blockIdx.x, blockIdx.y, blockIdx.z);
@@ -227,6 +230,8 @@ inline void launch(dim3 grid, dim3 block, size_t shmem, const std::function<void
 }
 }  // namespace fj_emu
 // ---- block barrier and warp collectives ------------------------------------------------------
+// The mask argument is ignored: a collective waits for every live lane of the warp, so code that
+// lets only some lanes take part (a partial mask) is not emulated faithfully.
 inline void __syncthreads() { fj_emu::syncthreads(); }
 inline void __syncwarp(unsigned = 0xffffffffu) { fj_emu::warp_exchange(0); }
 template <class T> T __shfl_sync(unsigned, T v, int src, int width = 32) {
@@ -259,7 +264,8 @@ template <class... P, size_t... I> void launch_params(void (*k)(P...), dim3 g, d
 }  // namespace fj_emu
 // One C entry point per kernel, callable from cffi with the same void** params as cuLaunchKernel;
 // it returns 0, or 1 when the launch failed (fj_emu_error() says why).
-#define FJ_EMU_EXPORT(k) extern "C" int fj_emu_launch_##k(unsigned gx, unsigned gy, unsigned gz, unsigned bx, \
+#define FJ_EMU_EXPORT(k) extern "C" int fj_emu_arity_##k(void) { return int(fj_emu::arity(k)); } \
+    extern "C" int fj_emu_launch_##k(unsigned gx, unsigned gy, unsigned gz, unsigned bx, \
     unsigned by, unsigned bz, size_t shmem, void** params) { fj_emu::failed = 0; fj_emu::error_text[0] = 0; \
     fj_emu::launch_params(k, dim3(gx, gy, gz), dim3(bx, by, bz), shmem, params, \
     std::make_index_sequence<fj_emu::arity(k)>{}); return fj_emu::failed; }
