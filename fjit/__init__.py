@@ -28,7 +28,9 @@ from .interpreters.partial_eval import dce
 from .runtime import reference as _reference_backend  # registers the "reference" backend
 from .compiler.targets.c import executable as _c_target
 from .compiler.targets.cuda import driver as _cuda_driver
+from .compiler.targets.cuda import program as _cuda_target
 _c_target.register()
+_cuda_target.register()   # so far only on the CPU emulator (FJIT_CUDA_EMULATION=1)
 from .runtime.backend import block_until_compiled
 from . import devices as _devices
 from .devices import default_backend, default_device, device_count, devices, local_devices

@@ -93,8 +93,11 @@ _OPTIONS = {
                 "Use 64-bit ints and floats by default (JAX's jax_enable_x64).", True),
         _Option("backend", "c", "FJIT_BACKEND", str,
                 "Execution engine jit hands Programs to: 'c' (compiled; falls back to "
-                "'reference' with a warning when there is no C compiler) or 'reference' "
-                "(the NumPy interpreter).", True),
+                "'reference' with a warning when there is no C compiler), 'reference' "
+                "(the NumPy interpreter) or 'cuda' (so far only with cuda_emulation).", True),
+        _Option("cuda_emulation", False, "FJIT_CUDA_EMULATION", bool,
+                "Run the 'cuda' backend's kernels on the CPU emulator (no GPU needed; "
+                "fjit/compiler/targets/cuda/emulator.py).", True),
         _Option("cflags", "", "FJIT_CFLAGS", str,
                 "Extra flags for the C compiler (appended to fjit's defaults).", False),
         _Option("cc", os.environ.get("CC", ""), "FJIT_CC", str,

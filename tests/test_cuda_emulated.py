@@ -97,3 +97,25 @@ def test_what_the_cuda_target_does_not_render_yet_is_a_typed_error_naming_the_ke
         return fjit.lax.fori_loop(0, 3, lambda i, c: c * 2.0 + 1.0, x)
     with pytest.raises(CudaUnsupported, match=r"kernel_\d+ .*: scan kernels are not rendered"):
         EmulatedCudaProgram(_program(loop, rand(4)))
+
+
+def test_the_cuda_backend_runs_jit_on_the_emulator_and_counts_what_it_cannot(set_option,
+                                                                             tmp_path):
+    from fjit.compiler.targets.cuda import program
+    set_option("cache_dir", str(tmp_path / "cache"))
+    set_option("cuda_emulation", True)
+    set_option("backend", "cuda")
+    x = rand(8, 5)
+    got = fjit.jit(lambda x: jnp.tanh(x @ x.T).sum(0))(x)
+    np.testing.assert_allclose(np.asarray(got), np.tanh(x @ x.T).sum(0), rtol=1e-5, atol=1e-5)
+    before = program.fallbacks.get("scan kernels are not rendered for CUDA yet", 0)
+    looped = fjit.jit(lambda x: fjit.lax.fori_loop(0, 3, lambda i, c: c * 2.0, x))(x)
+    np.testing.assert_allclose(np.asarray(looped), x * 8)
+    assert program.fallbacks["scan kernels are not rendered for CUDA yet"] == before + 1
+
+
+def test_without_emulation_the_cuda_backend_says_what_is_missing(set_option):
+    set_option("cuda_emulation", False)
+    set_option("backend", "cuda")
+    with pytest.raises(RuntimeError, match="no GPU runtime yet.*FJIT_CUDA_EMULATION=1"):
+        fjit.jit(lambda x: x + 1.0)(np.ones(3, np.float32))

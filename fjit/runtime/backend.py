@@ -13,15 +13,20 @@ from ..config import config
 
 _factories: dict = {}
 _lowerings: dict = {}
+_usable: dict = {}   # name -> whether it can run Programs here now (default: yes)
 
 
-def register_backend(name: str, compile_program, lower=None):
+def register_backend(name: str, compile_program, lower=None, usable=None):
     """`compile_program(program) -> executable`; executables are cached on the Program.
     A compiled backend also gives `lower(program) -> compiled form` (plan, kernels, source)
-    for `jit(f).lower(...)`."""
+    for `jit(f).lower(...)`, and one that can run only under some condition gives
+    `usable() -> bool` (the cuda backend: only with its emulator, until it has a GPU
+    runtime); selected when not usable, it raises saying why."""
     _factories[name] = compile_program
     if lower is not None:
         _lowerings[name] = lower
+    if usable is not None:
+        _usable[name] = usable
 
 
 def unregister_backend(name: str):
@@ -29,6 +34,7 @@ def unregister_backend(name: str):
     executables they already built for it."""
     _factories.pop(name, None)
     _lowerings.pop(name, None)
+    _usable.pop(name, None)
 
 
 def lowering_for(name: str):
@@ -43,7 +49,8 @@ def lowering_for(name: str):
 
 
 def available_backends() -> list[str]:
-    return sorted(_factories)
+    """The backends that can run Programs here now."""
+    return sorted(name for name in _factories if _usable.get(name, lambda: True)())
 
 
 def executable_for(program, backend: str | None = None):

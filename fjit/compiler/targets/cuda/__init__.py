@@ -7,8 +7,9 @@
 - `render`: a Program's CUDA source from the C target's kernel data (templates/cuda/), for
   loop kernels (maps, reductions, contractions as loops, fills), each nest a launch.
 - `program`: `EmulatedCudaProgram`, a Program rendered, checked by NVRTC and run on the
-  emulator.
+  emulator; the "cuda" backend runs jit this way under the `cuda_emulation` option.
 
-Not yet: GEMM, scatter-under-threads, control-flow and float16 kernels in the renderer, the
-device runtime (device memory, streams, CUDA graphs), and the registered "cuda" backend.
+Not yet: GEMM, scatter-under-threads, control-flow and float16 kernels in the renderer
+(Programs with them run on the reference interpreter, counted in `program.fallbacks`), and
+the device runtime (device memory, streams, CUDA graphs) a GPU needs.
 """

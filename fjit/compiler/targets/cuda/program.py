@@ -1,18 +1,26 @@
 """A Program compiled by the cuda target and run on the CPU emulator: lowered by the neutral
 pipeline for `CUDA_TARGET`, rendered to CUDA (render.py), compiled by NVRTC for sm_80 and
 sm_90 where NVRTC is installed (so source that a GPU would reject fails here too), built for
-the emulator and run launch by launch.  Not a registered backend yet: there is no device
-runtime (device memory, streams, graphs) and `render` does not cover every kernel kind."""
+the emulator and run launch by launch.
+
+The "cuda" backend (`register`) runs Programs this way when the `cuda_emulation` option is
+on, with buffers in host memory.  A Program holding kernels `render` does not cover yet
+runs on the reference interpreter instead, logged and counted (`fallbacks`), so a suite run
+on this backend says how much of it the CUDA code really ran.  There is no device runtime
+yet (device memory, streams, graphs): without emulation the backend refuses, saying why."""
 from __future__ import annotations
 
 import hashlib
 
 import numpy as np
 
-from ...pipeline import lower_program
+from ....config import config
+from ....runtime.backend import register_backend
+from ....runtime.reference import ReferenceExecutable
+from ...pipeline import NotNative, compile_log, lower_program
 from ...target import Target
-from . import emulator, nvrtc
-from .render import grid, render_program
+from . import driver, emulator, nvrtc
+from .render import CudaUnsupported, grid, render_program
 
 # Contractions as loop kernels until the target has a GEMM (cuBLAS or its own).
 CUDA_TARGET = Target(name="cuda", gemm=False)
@@ -62,3 +70,26 @@ class EmulatedCudaProgram:
             self.module.launch(launch.function, blocks, threads, [table, sizes, constants])
         return [np.asarray(value) if kind == "literal" else values[value]
                 for kind, value in plan.outputs]
+
+
+fallbacks: dict = {}   # why a Program ran on the reference interpreter -> how many times
+
+
+def _make_executable(program):
+    if not config.cuda_emulation:
+        why = driver.unavailable_reason().rstrip(".")
+        raise RuntimeError(f"fjit's cuda backend has no GPU runtime yet (issue 16); {why}. "
+                           "Set FJIT_CUDA_EMULATION=1 to run its kernels on the CPU emulator")
+    try:
+        return EmulatedCudaProgram(program)
+    except (NotNative, CudaUnsupported) as why:
+        reason = str(why).split(":", 1)[-1].strip() if isinstance(why, CudaUnsupported) \
+            else str(why)
+        fallbacks[reason] = fallbacks.get(reason, 0) + 1
+        compile_log().info("compile %s for cuda: on the reference interpreter (%s)",
+                           program.name or "program", why)
+        return ReferenceExecutable(program)   # its loops too: a scan is what failed
+
+
+def register():
+    register_backend("cuda", _make_executable, usable=lambda: config.cuda_emulation)

@@ -13,6 +13,23 @@ from dataclasses import dataclass, field
 
 from ..c import render as c_render
 
+# Ops whose C the C target writes in a form CUDA C++ lacks (GCC statement expressions).
+_CUDA_OPS = {
+    "bitcast": (
+        "{% if st == 'bf16' %}fj_bf16_to_f32({% elif st == 'f16' %}(float)({% else %}({% endif %}"
+        "fj_bitcast<{{ tt }}, {{ tf }}>({% if sf == 'bf16' %}fj_f32_to_bf16({{ x }})"
+        "{% elif sf == 'f16' %}(FJ_F16){{ x }}{% else %}{{ x }}{% endif %}))"),
+}
+
+
+def _render_op(name, args, types):
+    """An element-wise op's expression: the C target's, but for the ops in _CUDA_OPS."""
+    text = _CUDA_OPS.get(name)
+    if text is None:
+        return c_render._render_op(name, args, types)
+    return c_render.environment().from_string(text).render(**dict(zip("xyz", args)), **types)
+
+
 THREADS_PER_BLOCK = 128
 MAX_BLOCKS = 1024   # a grid-stride loop covers the rest
 
@@ -93,7 +110,7 @@ def render_program(name, plan, scheduled) -> RenderedCuda:
     used = c_render._types_used(plan, scheduled)
     template = c_render.environment().get_template("cuda/program.cu.j2")
     source = template.render(
-        name=name, kernels=kernels, openmp=False,
+        name=name, kernels=kernels, openmp=False, op=_render_op,
         floats=[f for f in c_render.FLOATS if f[0] in used],
         ints=[i for i in c_render.INTS if i[0] in used],
         int_min=c_render.INT_MIN, int_max=c_render.INT_MAX)
