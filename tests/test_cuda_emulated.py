@@ -119,3 +119,13 @@ def test_without_emulation_the_cuda_backend_says_what_is_missing(set_option):
     set_option("backend", "cuda")
     with pytest.raises(RuntimeError, match="no GPU runtime yet.*FJIT_CUDA_EMULATION=1"):
         fjit.jit(lambda x: x + 1.0)(np.ones(3, np.float32))
+
+
+def test_inputs_returned_as_they_are_keep_their_rank(set_option, tmp_path):
+    set_option("cache_dir", str(tmp_path / "cache"))
+    set_option("cuda_emulation", True)
+    set_option("backend", "cuda")
+    out = fjit.jit(lambda p, x: (p["w"] * x, p["n"]))({"w": jnp.full(2, 3.0), "n":
+                                                       jnp.asarray(7)}, jnp.ones(2))
+    assert out[1].shape == () and int(out[1]) == 7
+    np.testing.assert_allclose(np.asarray(out[0]), [3.0, 3.0])

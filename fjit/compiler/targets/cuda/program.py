@@ -55,7 +55,7 @@ class EmulatedCudaProgram:
             raise TypeError(f"expected {len(plan.inputs)} arguments, got {len(args)}")
         values = {}
         for b, a in zip(plan.inputs, args):
-            values[b] = np.ascontiguousarray(a, dtype=plan.buffers[b].dtype)
+            values[b] = np.asarray(a, dtype=plan.buffers[b].dtype, order="C")   # keeps rank 0
         for b, value in plan.consts:
             values[b] = np.asarray(value, dtype=plan.buffers[b].dtype).copy()
         for buf in plan.buffers:
