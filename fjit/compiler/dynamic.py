@@ -191,6 +191,7 @@ class _Generaliser:
     def __init__(self):
         self.vars = {}   # var of `flat` -> the var standing for it (retagged where it varies)
         self.other = {}  # var of `flat` -> the var of the other Program at the same place
+        self.changed = False   # has any number been tagged?
 
     def program(self, flat, other):
         if (len(flat.eqns), len(flat.invars), len(flat.constvars), len(flat.outvars)) != \
@@ -203,8 +204,6 @@ class _Generaliser:
         if not self.changed:
             return flat
         return FlatProgram(invars, constvars, flat.consts, eqns, outvars, _describe(invars))
-
-    changed = False
 
     def var(self, v, o):
         if v.aval.ndim != o.aval.ndim or v.aval.dtype != o.aval.dtype:

@@ -8,6 +8,7 @@ another platform names its own.  The C and CUDA compilers register themselves he
 from __future__ import annotations
 
 import threading
+import time
 
 from ..config import config
 
@@ -105,7 +106,6 @@ def block_until_compiled(timeout: float | None = None) -> bool:
     """Wait until every optimised build started so far has finished (the executables
     running the quick tier have switched); True unless `timeout` seconds passed first.
     Benchmarks call it before timing steady-state steps."""
-    import time
     deadline = None if timeout is None else time.monotonic() + timeout
     with _background_lock:
         threads = list(_background)

@@ -9,6 +9,7 @@ under threads, control flow (scan, while, cond) and float16 buffers are not rend
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from ..c import render as c_render
@@ -22,12 +23,16 @@ _CUDA_OPS = {
 }
 
 
+@functools.lru_cache(maxsize=None)
+def _cuda_op_template(name):
+    return c_render.environment().from_string(_CUDA_OPS[name])
+
+
 def _render_op(name, args, types):
     """An element-wise op's expression: the C target's, but for the ops in _CUDA_OPS."""
-    text = _CUDA_OPS.get(name)
-    if text is None:
+    if name not in _CUDA_OPS:
         return c_render._render_op(name, args, types)
-    return c_render.environment().from_string(text).render(**dict(zip("xyz", args)), **types)
+    return _cuda_op_template(name).render(**dict(zip("xyz", args)), **types)
 
 
 THREADS_PER_BLOCK = 128
