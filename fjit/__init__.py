@@ -27,14 +27,12 @@ from .errors import (ConcretizationTypeError, NonConcreteBooleanIndexError,
 from .interpreters.partial_eval import dce
 from .runtime import reference as _reference_backend  # registers the "reference" backend
 from .compiler.targets.c import executable as _c_target
-from .compiler.targets.cuda import driver as _cuda_driver
-from .compiler.targets.cuda import program as _cuda_target
+from .compiler.targets.cuda import platform as _cuda_target
 _c_target.register()
-_cuda_target.register()   # so far only on the CPU emulator (FJIT_CUDA_EMULATION=1)
+_cuda_target.register()   # GPUs, or one emulated (FJIT_CUDA_EMULATION=1)
 from .runtime.backend import block_until_compiled
 from . import devices as _devices
 from .devices import default_backend, default_device, device_count, devices, local_devices
-_devices.register_unavailable("cuda", _cuda_driver.unavailable_reason)   # until its backend
 from .typecheck import typecheck
 
 __version__ = "0.1.0"

@@ -137,7 +137,7 @@ class _Entry:
         self.program, consts = traced.closure_convert()
         self.consts = consts
         self.cacheable = not any(isinstance(c, Tracer) for c in consts)
-        self.on_host = self.cacheable and runs_on_host(consts)   # the constants: all on the CPU
+        self.on_host = self.cacheable and runs_on_host(consts) and config.platform == "cpu"
         self.const_values = [c._value for c in consts] if self.on_host else None
         self._device_consts = {}
         self.out_tree = out_tree
@@ -360,6 +360,8 @@ def _call_on_host(entry, leaves, jitted=None):
     """A jitted call on the configured backend, if every operand is on the CPU.  The first
     call builds the executable; later ones take the same path inlined in `__call__`."""
     executable = entry.executable
+    if executable is None and not runs_on_host(leaves):   # build nothing for the host
+        return _call_on_device(entry, leaves)
     if executable is None:  # the entry belongs to one backend (it is in the key)
         executable = entry.executable = executable_for(entry.program)
         entry.asynchronous = getattr(executable, "asynchronous", False)

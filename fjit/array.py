@@ -219,8 +219,8 @@ def aval_of(x) -> ShapedArray:
 
 
 def device_put(x, device: Device | None = None):
-    """Put a pytree of arrays on `device`: returns fjit Arrays.  Without a device, Arrays
-    stay where they are and other data goes to the default device."""
+    """Put a pytree of arrays on `device`: returns fjit Arrays.  Without a device, arrays on
+    a device stay there and host data goes to the default device."""
     if device is not None and (not isinstance(device, Device) or device not in devices()):
         raise FjitValueError(f"fjit.device_put: device {device!r} is not available; "
                              f"available: {devices()}")
@@ -236,9 +236,14 @@ def device_put(x, device: Device | None = None):
         if type(leaf) is not Array:
             leaf = (from_numpy(leaf) if not isinstance(leaf, (bool, int, float))
                     else _from_scalar(leaf))
-        if device is None or leaf._device == device:
+        target = device
+        if target is None:   # data on the host goes to the default device (a GPU under
+            if leaf._device is not CPU:   # FJIT_PLATFORM=cuda); a device's arrays stay
+                return leaf
+            target = default_device()
+        if leaf._device == target:
             return leaf
-        return Array(device.from_host(leaf._value), leaf.aval, device)
+        return Array(target.from_host(leaf._value), leaf.aval, target)
 
     return tree_map(put, x)
 

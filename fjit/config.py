@@ -72,6 +72,13 @@ def _passes(value) -> str:
     return str(value or "")
 
 
+def _platform(value) -> str:
+    value = str(value or "cpu").split(",")[0].strip().lower()   # JAX's "cuda,cpu": the first
+    if value not in ("cpu", "cuda", "gpu"):
+        raise ValueError(f"fjit.config: platform must be 'cpu' or 'cuda', not {value!r}")
+    return "cuda" if value == "gpu" else value
+
+
 def _env_bool(name: str, default: bool) -> bool:
     """Unset: the default; empty, 0, false, no or off: False; anything else: True."""
     value = os.environ.get(name)
@@ -94,10 +101,18 @@ _OPTIONS = {
         _Option("backend", "c", "FJIT_BACKEND", str,
                 "Execution engine jit hands Programs to: 'c' (compiled; falls back to "
                 "'reference' with a warning when there is no C compiler), 'reference' "
-                "(the NumPy interpreter) or 'cuda' (so far only with cuda_emulation).", True),
+                "(the NumPy interpreter) or 'cuda' (host arrays copied to the default GPU and "
+                "back for each call).", True),
+        _Option("platform", "cpu", "FJIT_PLATFORM", _platform,
+                "The default device's platform: 'cpu', or 'cuda' (jit runs on the first GPU "
+                "and its results stay there; JAX's jax_platforms).", True),
         _Option("cuda_emulation", False, "FJIT_CUDA_EMULATION", bool,
-                "Run the 'cuda' backend's kernels on the CPU emulator (no GPU needed; "
-                "fjit/compiler/targets/cuda/emulator.py).", True),
+                "Make the cuda platform one emulated GPU on the CPU (no GPU needed; the same "
+                "CUDA source, built by the C++ compiler: fjit/compiler/targets/cuda/"
+                "emulated_gpu.py).", True),
+        _Option("cuda_graphs", True, "FJIT_CUDA_GRAPHS", bool,
+                "Replay a jitted Program's kernel launches as a CUDA graph from its second "
+                "call on (one launch per call instead of one per kernel).", False),
         _Option("cflags", "", "FJIT_CFLAGS", str,
                 "Extra flags for the C compiler (appended to fjit's defaults).", False),
         _Option("cc", os.environ.get("CC", ""), "FJIT_CC", str,
@@ -168,6 +183,8 @@ class Config:
     def update(self, name: str, value) -> None:
         if name.startswith("jax_"):
             name = name[4:]
+        if name in ("platforms", "platform_name"):   # JAX's names for it
+            name = "platform"
         if name not in _OPTIONS:
             raise ValueError(f"fjit.config.update: unknown option {name!r}; "
                              f"known options: {sorted(_OPTIONS)}")

@@ -26,9 +26,24 @@ class Platform:
     def devices(self) -> list:
         raise NotImplementedError
 
-    def backend(self) -> str:
-        """The registered backend (fjit/runtime/backend.py) that runs Programs here."""
+    def why_none(self) -> str:
+        """Why `devices()` is empty here (a platform that can be without devices says)."""
+        return "the platform has no devices"
+
+    def backend(self, device=None) -> str:
+        """The registered backend (fjit/runtime/backend.py) that runs Programs on `device`."""
         raise NotImplementedError
+
+    def device_kind(self, id: int) -> str:
+        """What the device is (a GPU's name), as JAX's `Device.device_kind`."""
+        return self.name
+
+    def describe(self, id: int) -> dict:
+        """More about the device (a GPU's compute capability and memory), for its repr."""
+        return {}
+
+    def memory_stats(self, id: int) -> dict | None:
+        return None
 
     def to_host(self, buffer) -> np.ndarray:
         """A new host array holding the buffer's value (waiting for it if need be)."""
@@ -58,14 +73,24 @@ class Device:
 
     @property
     def device_kind(self) -> str:
-        return self._platform.name
+        return self._platform.device_kind(self.id)
+
+    @property
+    def compute_capability(self) -> str | None:
+        """A GPU's compute capability as "9.0" (as JAX's CUDA devices give it); None on
+        other platforms."""
+        return self._platform.describe(self.id).get("compute_capability")
+
+    def memory_stats(self) -> dict | None:
+        """The device's memory in use and cached (a GPU's allocator), or None."""
+        return self._platform.memory_stats(self.id)
 
     @property
     def is_host(self) -> bool:
         return self._platform is _CPU_PLATFORM
 
     def backend(self) -> str:
-        return self._platform.backend()
+        return self._platform.backend(self)
 
     def to_host(self, buffer) -> np.ndarray:
         """A host copy of one of this device's buffers (the buffer itself on the CPU)."""
@@ -98,7 +123,8 @@ class Device:
         return self
 
     def __repr__(self):
-        return f"{self._platform.name.capitalize()}Device(id={self.id})"
+        more = "".join(f", {k}={v!r}" for k, v in self._platform.describe(self.id).items())
+        return f"{self._platform.name.capitalize()}Device(id={self.id}{more})"
 
     def __eq__(self, other):
         return isinstance(other, Device) and self._platform is other._platform and \
@@ -114,7 +140,7 @@ class _CpuPlatform(Platform):
     def devices(self):
         return [CPU]
 
-    def backend(self):
+    def backend(self, device=None):
         return config.backend   # the C compiler or the NumPy reference
 
     def to_host(self, buffer):
@@ -143,15 +169,6 @@ def register_platform(platform: Platform):
     _platforms[platform.name] = platform
 
 
-_unavailable: dict = {}   # platform name -> a function saying why it cannot be used here
-
-
-def register_unavailable(name: str, reason):
-    """A platform fjit knows of but cannot use in this process: `fjit.devices(name)` raises
-    an error holding `reason()` (called then: probing a driver can take a while)."""
-    _unavailable[name] = reason
-
-
 def unregister_platform(name: str):
     if name == "cpu":
         raise ValueError("the CPU platform cannot be removed")
@@ -162,18 +179,22 @@ def devices(backend: str | None = None) -> list[Device]:
     """The devices fjit can use (`fjit.devices()`), optionally of one platform."""
     if backend is None:
         return [d for platform in _platforms.values() for d in platform.devices()]
-    platform = _platforms.get(backend)
-    if platform is None and backend in _unavailable:
-        raise RuntimeError(f"fjit.devices: no {backend} devices: {_unavailable[backend]()}; "
-                           f"available: {sorted(_platforms)}")
+    platform = _platforms.get("cuda" if backend == "gpu" else backend)
     if platform is None:
-        raise RuntimeError(f"fjit.devices: unknown or unavailable platform {backend!r}; "
-                           f"available: {sorted(_platforms)}")
-    return platform.devices()
+        raise RuntimeError(f"fjit.devices: unknown platform {backend!r}; known: "
+                           f"{sorted(_platforms)}")
+    found = platform.devices()
+    if not found:
+        raise RuntimeError(f"fjit.devices: no {platform.name} devices: {platform.why_none()}")
+    return found
 
 
 def default_device() -> Device:
-    return CPU
+    """The first device of the `platform` option's platform (FJIT_PLATFORM): the CPU unless
+    it names another."""
+    if config.platform == "cpu":
+        return CPU
+    return devices(config.platform)[0]
 
 
 def local_devices(backend: str | None = None) -> list[Device]:

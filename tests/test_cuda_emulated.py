@@ -1,7 +1,7 @@
-"""Programs on the cuda target, run by the CPU emulator (issue 16, step 2): the source is
-rendered from the same kernels as the C target's, compiled by NVRTC for sm_80 and sm_90
-(where NVRTC is installed) and run launch by launch; values against the reference
-interpreter.  The cuda target is not a backend yet: these tests drive it directly."""
+"""Programs on the cuda target, run on the emulated GPU: the source is rendered from the same
+kernels as the C target's, compiled by NVRTC for sm_80 and sm_90 (where NVRTC is installed)
+and run through the device runtime (allocator, pointer tables, stream, graphs); values
+against the reference interpreter."""
 import numpy as np
 import pytest
 
@@ -9,7 +9,9 @@ import fjit
 import fjit.numpy as jnp
 from fjit import nn
 from fjit.compiler.targets.cuda import nvrtc
-from fjit.compiler.targets.cuda.program import EmulatedCudaProgram
+from fjit.compiler.targets.cuda import executable as cuda_executable
+from fjit.compiler.targets.cuda.platform import context_of
+from fjit.compiler.targets.cuda.program import CompiledCuda
 from fjit.compiler.targets.cuda.render import CudaUnsupported
 
 pytestmark = pytest.mark.c_backend
@@ -21,6 +23,11 @@ def rand(*shape, seed=0, dtype=np.float32):
 
 def _program(fn, *args):
     return fjit.jit(fn)._lookup(args, {})[0].program
+
+
+def _on_gpu(program, device):
+    """`program` on the (emulated) GPU, called with host arrays (FJIT_BACKEND=cuda's path)."""
+    return cuda_executable.HostCudaExecutable(program, context_of(device))
 
 
 def _reference(fn, args, set_option):
@@ -73,11 +80,11 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_programs_run_on_the_emulated_cuda_target(case, tmp_path, set_option):
+def test_programs_run_on_the_emulated_cuda_target(case, tmp_path, set_option, cuda_device):
     set_option("cache_dir", str(tmp_path / "cache"))
     fn, make_args = CASES[case]
     args = make_args()
-    exe = EmulatedCudaProgram(_program(fn, *args))
+    exe = _on_gpu(_program(fn, *args), cuda_device)
     got = exe(args)
     want = _reference(fn, args, set_option)
     assert len(got) == len(want)
@@ -88,20 +95,21 @@ def test_programs_run_on_the_emulated_cuda_target(case, tmp_path, set_option):
             np.testing.assert_allclose(g, w, rtol=tol * 10, atol=tol)
         else:
             np.testing.assert_array_equal(g, w)
-    assert exe.nvrtc_checked == (nvrtc.available() is None)
-    assert "__global__" in exe.source and "#pragma omp" not in exe.source
+    compiled = exe.inner.compiled
+    assert compiled.nvrtc_checked == (nvrtc.available() is None)
+    assert "__global__" in compiled.source and "#pragma omp" not in compiled.source
 
 
 def test_what_the_cuda_target_does_not_render_yet_is_a_typed_error_naming_the_kernel():
     def loop(x):
         return fjit.lax.fori_loop(0, 3, lambda i, c: c * 2.0 + 1.0, x)
     with pytest.raises(CudaUnsupported, match=r"kernel_\d+ .*: scan kernels are not rendered"):
-        EmulatedCudaProgram(_program(loop, rand(4)))
+        CompiledCuda(_program(loop, rand(4)))
 
 
 def test_the_cuda_backend_runs_jit_on_the_emulator_and_counts_what_it_cannot(set_option,
                                                                              tmp_path):
-    from fjit.compiler.targets.cuda import program
+    program = cuda_executable
     set_option("cache_dir", str(tmp_path / "cache"))
     set_option("cuda_emulation", True)
     set_option("backend", "cuda")
@@ -114,10 +122,13 @@ def test_the_cuda_backend_runs_jit_on_the_emulator_and_counts_what_it_cannot(set
     assert program.fallbacks["scan kernels are not rendered for CUDA yet"] == before + 1
 
 
-def test_without_emulation_the_cuda_backend_says_what_is_missing(set_option):
+def test_without_a_gpu_or_emulation_the_cuda_backend_says_what_is_missing(set_option):
+    from fjit.compiler.targets.cuda import driver
+    if driver.probe()[1] is None:
+        pytest.skip("this machine has a GPU")
     set_option("cuda_emulation", False)
     set_option("backend", "cuda")
-    with pytest.raises(RuntimeError, match="no GPU runtime yet.*FJIT_CUDA_EMULATION=1"):
+    with pytest.raises(RuntimeError, match="cuda backend has no device: .*FJIT_CUDA_EMULATION=1"):
         fjit.jit(lambda x: x + 1.0)(np.ones(3, np.float32))
 
 
@@ -129,3 +140,14 @@ def test_inputs_returned_as_they_are_keep_their_rank(set_option, tmp_path):
                                                        jnp.asarray(7)}, jnp.ones(2))
     assert out[1].shape == () and int(out[1]) == 7
     np.testing.assert_allclose(np.asarray(out[0]), [3.0, 3.0])
+
+
+def test_lower_shows_the_cuda_source_and_each_launch(set_option):
+    set_option("cuda_emulation", True)
+    set_option("backend", "cuda")
+    x = np.ones((64, 300), np.float32)
+    text = fjit.jit(lambda x: (jnp.exp(x).sum(1), x * 2)).lower(x).as_text()
+    launches = text[text.index("# Launches"):text.index("# Generated source")]
+    assert launches.count("<<<") == 2   # a launch per kernel: one thread per row, or a grid
+    assert "kernel_0_n0<<<1, 64>>>" in launches or "kernel_1_n0<<<1, 64>>>" in launches
+    assert 'extern "C" __global__ void kernel_0_n0' in text

@@ -141,18 +141,24 @@ def test_an_out_of_bounds_read_is_caught_by_the_sanitizer_build(tmp_path):
     assert "heap-buffer-overflow" in done.stderr and "READ of size 4" in done.stderr
 
 
-def test_fjit_devices_cuda_says_why_there_is_no_cuda_device():
+def test_fjit_devices_cuda_lists_gpus_or_says_why_there_are_none(set_option):
     import fjit
+    set_option("cuda_emulation", False)
     gpus, why = driver.probe()
-    with pytest.raises(RuntimeError, match=r"fjit.devices: no cuda devices: ") as error:
-        fjit.devices("cuda")
-    if why is None:   # a GPU machine: the backend is what is missing
-        assert "no GPU runtime yet" in str(error.value) and gpus[0].name in str(
-            error.value)
+    if why is None:   # a GPU machine
+        found = fjit.devices("cuda")
+        assert [d.device_kind for d in found] == [g.name for g in gpus]
+        assert found[0].compute_capability == "%d.%d" % gpus[0].compute_capability
     else:
-        assert why in str(error.value)
+        with pytest.raises(RuntimeError, match=r"fjit.devices: no cuda devices: ") as error:
+            fjit.devices("cuda")
+        assert why in str(error.value) and "FJIT_CUDA_EMULATION=1" in str(error.value)
         assert "driver" in why or "cuda-python" in why or "device" in why
+        assert [d.platform for d in fjit.devices()] == ["cpu"]
     assert fjit.devices("cpu") == [fjit.devices()[0]]
+    set_option("cuda_emulation", True)
+    (emulated,) = fjit.devices("cuda")
+    assert emulated.device_kind == "fjit CUDA emulator" and emulated in fjit.devices()
 
 
 class _FakeDriver:

@@ -209,6 +209,16 @@ def verified_entry(key: str) -> str | None:
     return path
 
 
+def verified_payload(key: str) -> bytes | None:
+    """The bytes an intact entry for `key` holds (a cubin, loaded from memory rather than
+    from the path), else None."""
+    path = verified_entry(key)
+    data = _read_private(path) if path else None
+    if data is None or not intact(data, key, _secret(os.path.dirname(path))):
+        return None
+    return data[:len(data) - _TRAILER.size]
+
+
 # -- building ------------------------------------------------------------------------------
 
 _NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}

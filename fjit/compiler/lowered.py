@@ -87,6 +87,9 @@ class Lowered:
             covered = sorted({position[id(e)] for e in info.eqns if id(e) in position})
             parts.append(f"{info!r}  equations {_ranges(covered)}")
             parts.extend("    " + format_eqn(e, names, 4) for e in info.eqns)
+        launches = getattr(self.compiled, "launch_text", None)   # a GPU target's launches
+        if launches is not None:
+            parts += ["", "# Launches (kernel<<<blocks, threads per block>>>)", launches()]
         parts += ["", "# Generated source", self.compiled.source]
         return "\n".join(parts)
 

@@ -1,9 +1,11 @@
 """Where a computation runs, and getting its operands there.
 
-JAX's rule, with the default device standing for "uncommitted": arrays on the default device
+JAX's rule, with the default device and the host standing for "uncommitted": arrays there
 follow the others.  A computation whose operands live on one other device runs there, and
-its default-device operands are copied over (a counted host-to-device transfer); operands
-on two different non-default devices are an error, as in JAX.
+its other operands are copied over (a counted host-to-device transfer); operands on two
+different devices of that kind are an error, as in JAX.  One whose operands are all
+uncommitted runs on the default device (a GPU under FJIT_PLATFORM=cuda).  Unlike JAX, an
+array put on the CPU with device_put is not committed there when the default is a GPU.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ def common_device(arrays, what: str):
     chosen = None
     for x in arrays:
         device = x._device
-        if device == default or device == chosen:
+        if device == default or device == chosen or device is CPU:
             continue
         if chosen is not None:
             raise FjitValueError(

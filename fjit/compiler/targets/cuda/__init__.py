@@ -1,15 +1,23 @@
-"""The CUDA target (issue 16), built from the bottom up.
+"""The CUDA target (issue 16).
 
-- `nvrtc`: CUDA C++ to cubins (sm_80, sm_90, or the device's own) with or without a GPU.
-- `emulator`: the same source built with g++ against fjit's emulator header and run on the
-  CPU, launch by launch, with cuLaunchKernel's argument block.
-- `driver`: the GPUs this machine has, or why there are none (`fjit.devices("cuda")`).
-- `render`: a Program's CUDA source from the C target's kernel data (templates/cuda/), for
-  loop kernels (maps, reductions, contractions as loops, fills), each nest a launch.
-- `program`: `EmulatedCudaProgram`, a Program rendered, checked by NVRTC and run on the
-  emulator; the "cuda" backend runs jit this way under the `cuda_emulation` option.
+Build:
+- `render`: a Program's CUDA source and launch list from the C target's kernel data
+  (templates/cuda/), for loop kernels (maps, reductions, contractions as loops, fills).
+- `program`: `CompiledCuda`, a Program lowered and rendered for the target (what
+  `jit(f).lower()` shows), checked by NVRTC for sm_80 and sm_90 where it is installed.
+- `nvrtc`: CUDA C++ to cubins with or without a GPU, cached on disk.
+
+Run:
+- `gpu`: what the backend asks of a GPU (memory, an ordered stream, modules, launches,
+  graphs) and its errors; `driver_gpu` (a GPU through cuda-python's driver API) and
+  `emulated_gpu` (host memory, a worker thread as the stream, kernels built by `emulator`:
+  g++ against fjit's CUDA header) give it.
+- `memory`: the caching allocator and the DeviceBuffers arrays on a GPU hold.
+- `executable`: a Program on a GPU (pointer table, launches, a CUDA graph from the second
+  call); the "cuda" backend for host arrays.
+- `platform`: the cuda platform (fjit.devices("cuda"), FJIT_PLATFORM=cuda); `driver` probes
+  the machine's GPUs.
 
 Not yet: GEMM, scatter-under-threads, control-flow and float16 kernels in the renderer
-(Programs with them run on the reference interpreter, counted in `program.fallbacks`), and
-the device runtime (device memory, streams, CUDA graphs) a GPU needs.
+(Programs with them run on the reference interpreter, counted in `executable.fallbacks`).
 """

@@ -68,13 +68,3 @@ def inspect(driver) -> tuple:
         return (), "the NVIDIA driver reports no CUDA device"
     return tuple(gpus), None
 
-
-def unavailable_reason() -> str:
-    """Why `fjit.devices("cuda")` has nothing to give: no GPU (and why), or GPUs that fjit's
-    cuda backend cannot run on yet (it has no GPU runtime)."""
-    gpus, why = probe()
-    if why is not None:
-        return why
-    found = ", ".join(f"{g.name} ({g.arch}, {g.memory_bytes / 2**30:.0f} GiB)" for g in gpus)
-    return (f"found {found}, but fjit's cuda backend has no GPU runtime yet (issue 16: it "
-            "runs only on the CPU emulator, FJIT_CUDA_EMULATION=1)")

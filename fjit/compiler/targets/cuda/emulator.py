@@ -111,6 +111,19 @@ def build(source: str, kernels, sanitize: bool = False) -> "EmulatedModule":
         return module
 
 
+class Pointer:
+    """A device address passed to a kernel as a pointer argument (the emulated device's
+    memory is host memory, so it is a host address)."""
+
+    __slots__ = ("address",)
+
+    def __init__(self, address: int):
+        self.address = int(address)
+
+    def __repr__(self):
+        return f"Pointer(0x{self.address:x})"
+
+
 class EmulatedModule:
     """The kernels of one emulated CUDA source, launched like `cuLaunchKernel`."""
 
@@ -136,16 +149,16 @@ class EmulatedModule:
 
     def launch(self, kernel: str, grid, block, args, shared_bytes: int = 0):
         """Run `kernel` on a `grid` of `block`s (3-tuples or ints); `args` in the kernel's
-        parameter order: NumPy arrays (passed as device pointers: under emulation, host
-        memory) and NumPy scalars (passed by value, with their own type, which must be the
-        parameter's: np.float32 for a float, np.int64 for a long long)."""
+        parameter order: NumPy arrays or `Pointer`s (passed as device pointers: under
+        emulation, host memory) and NumPy scalars (passed by value, with their own type,
+        which must be the parameter's: np.float32 for a float, np.int64 for a long long)."""
         function = self._functions.get(kernel)
         if function is None:
             raise KeyError(f"no kernel {kernel!r} in this module: {sorted(self._functions)}")
         if len(args) != self._arity[kernel]:
             raise TypeError(f"launch {kernel}: it takes {self._arity[kernel]} arguments, "
                             f"{len(args)} given")
-        grid, block = _dim3(grid), _dim3(block)
+        grid, block = dim3(grid), dim3(block)
         _check_configuration(kernel, grid, block, shared_bytes)
         ffi = self._ffi
         holders, params = [], ffi.new("void *[]", max(len(args), 1))
@@ -153,6 +166,8 @@ class EmulatedModule:
             if isinstance(a, np.ndarray):
                 holder = ffi.new("void **", ffi.from_buffer(a))   # a pointer, by value
                 holders.append(a)
+            elif isinstance(a, Pointer):
+                holder = ffi.new("void **", ffi.cast("void *", a.address))
             else:
                 if not isinstance(a, np.generic) or a.dtype.kind not in "biuf":
                     raise TypeError(f"launch {kernel}: argument {k} must be a NumPy array or "
@@ -194,6 +209,6 @@ def _check_configuration(kernel, grid, block, shared_bytes):
                          + "; ".join(problems))
 
 
-def _dim3(d):
+def dim3(d):
     d = (d,) if isinstance(d, (int, np.integer)) else tuple(d)
     return tuple(int(x) for x in d) + (1,) * (3 - len(d))

@@ -10,7 +10,9 @@ errors as return codes, not exceptions; they become a `CudaBuildError` with NVRT
 from __future__ import annotations
 
 import functools
+import os
 
+from ... import cache
 from ...cache import BuildError
 
 CHECK_ARCHS = ("sm_80", "sm_90")   # A100 and H100: what the checks compile for
@@ -114,3 +116,32 @@ def check(source: str, name: str = "program.cu", archs=CHECK_ARCHS) -> dict:
     """Compile `source` for each of `archs` (raising CudaBuildError on the first failure);
     the cubins' sizes by arch."""
     return {arch: len(compile(source, name, arch)) for arch in archs}
+
+
+class _NvrtcToolchain:
+    """What `cache.build_into_cache` needs to keep cubins for `arch` on disk: a compile step
+    and a key naming NVRTC's version, the options and the architecture."""
+
+    def __init__(self, arch: str):
+        self.arch = arch
+        self.key = "nvrtc %d.%d %s" % (*version(), b" ".join(options(arch)).decode())
+
+    def compile(self, source_paths, output_path, unit_flags=None):
+        with open(source_paths[0], encoding="utf-8") as f:
+            image = compile(f.read(), os.path.basename(output_path) + ".cu", self.arch)
+        with open(output_path, "wb") as f:
+            f.write(image)
+
+
+def cached_image(source: str, arch: str) -> bytes:
+    """`source` compiled for `arch` through the disk cache (the C target's guarantees: named
+    by content, checked before use, written atomically)."""
+    toolchain = _NvrtcToolchain(arch)
+    key = cache.entry_key(source, toolchain.key)
+    image = cache.verified_payload(key)
+    if image is None:
+        cache.build_into_cache(key, source, toolchain)
+        image = cache.verified_payload(key)
+        if image is None:
+            raise CudaBuildError(f"fjit cached a {arch} image under {key} but cannot read it")
+    return image

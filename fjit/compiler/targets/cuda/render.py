@@ -53,6 +53,7 @@ class Launch:
     n: int | None
     f: int | None
     work: object = None   # an int, or ("param", k): the k-th of the call's sizes
+    comment: str = ""     # what the kernel computes (its ops), for error messages
 
     def threads(self, sizes) -> int:
         if self.work is None:
@@ -104,14 +105,15 @@ def render_program(name, plan, scheduled) -> RenderedCuda:
         for j, nest in enumerate(kernel["nests"]):
             for i, fill in enumerate(nest["fills"]):
                 launches.append(Launch(f"{kernel['name']}_n{j}_fill{i}", call["args"],
-                                       call["n"], call["f"], _work(fill["size"])))
+                                       call["n"], call["f"], _work(fill["size"]),
+                                       kernel["comment"]))
             loops = nest["loops"]
             parallel = bool(loops) and loops[0]["parallel"]
             work = None
             if parallel:
                 work = _work(loops[0]["extent"])
             launches.append(Launch(f"{kernel['name']}_n{j}", call["args"], call["n"],
-                                   call["f"], work))
+                                   call["f"], work, kernel["comment"]))
     used = c_render._types_used(plan, scheduled)
     template = c_render.environment().get_template("cuda/program.cu.j2")
     source = template.render(

@@ -1,0 +1,132 @@
+"""A GPU on the CPU (the operations gpu.py lists): device memory is host memory, a module is
+the emulator's build of the CUDA source, and the stream is a worker thread running the
+enqueued operations in order, so jitted calls return before their kernels have run, as on
+a GPU.  A graph is the recorded list of launches, replayed as one operation."""
+from __future__ import annotations
+
+import queue
+import threading
+
+import numpy as np
+
+from . import emulator
+from .gpu import CudaError, CudaKernelError, CudaOutOfMemory
+
+ALIGN = 256   # cudaMalloc's alignment
+
+
+class EmulatedGraph:
+    def __init__(self, launches):
+        self.launches = launches
+
+
+class EmulatedGpu:
+    """One emulated device with `memory_bytes` of memory (a limit the allocator meets as a
+    GPU's: `CudaOutOfMemory`)."""
+
+    name = "fjit CUDA emulator"
+    arch = "sm_90"   # what its sources are checked for (NVRTC), as the lent H100s are
+
+    def __init__(self, memory_bytes: int = 16 << 30):
+        self.memory_bytes = memory_bytes
+        self.compute_capability = (9, 0)
+        self._blocks: dict = {}   # address -> the host array holding it
+        self._used = 0
+        self._queue = queue.SimpleQueue()
+        self._error = None        # the first failure since the last synchronize
+        self._capturing = None    # the launches being recorded, while capture() runs
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="fjit-emulated-gpu",
+                                        daemon=True)
+        self._thread.start()
+
+    # memory
+    def alloc(self, nbytes: int) -> int:
+        with self._lock:
+            if self._used + nbytes > self.memory_bytes:
+                raise CudaOutOfMemory(
+                    f"cuMemAlloc of {nbytes} bytes: CUDA_ERROR_OUT_OF_MEMORY (the emulated "
+                    f"device has {self.memory_bytes} bytes, {self._used} in use)")
+            block = np.empty(max(nbytes, 1) + ALIGN, np.uint8)
+            address = block.ctypes.data + (-block.ctypes.data) % ALIGN
+            self._blocks[address] = (block, nbytes)
+            self._used += nbytes
+        return address
+
+    def free(self, address: int):
+        with self._lock:
+            _, nbytes = self._blocks.pop(address)
+            self._used -= nbytes
+
+    def view(self, address: int, nbytes: int) -> np.ndarray:
+        """The bytes at `address` as a host array (the emulated memory is host memory)."""
+        block, size = self._blocks[address]
+        start = address - block.ctypes.data
+        return block[start:start + nbytes]
+
+    # the stream
+    def _run(self):
+        while True:
+            op, label, done = self._queue.get()
+            if op is not None and self._error is None:
+                try:
+                    op()
+                except BaseException as e:   # noqa: BLE001 -- raised by the next synchronize
+                    self._error = (label, e)
+            if done is not None:
+                done.set()
+
+    def _enqueue(self, op, label):
+        self._queue.put((op, label, None))
+
+    def copy_to_device(self, address: int, host: np.ndarray):
+        data = np.array(host, copy=True, order="C").reshape(-1).view(np.uint8)
+        target = self.view(address, data.nbytes)
+        self._enqueue(lambda: target.__setitem__(slice(None), data), "a host-to-device copy")
+
+    def copy_to_host(self, host: np.ndarray, address: int):
+        source = self.view(address, host.nbytes)
+        self._enqueue(lambda: host.reshape(-1).view(np.uint8).__setitem__(slice(None), source),
+                      "a device-to-host copy")
+        self.synchronize()
+
+    def synchronize(self):
+        done = threading.Event()
+        self._queue.put((None, None, done))
+        done.wait()
+        if self._error is not None:
+            (label, error), self._error = self._error, None
+            if isinstance(error, CudaError):
+                raise error
+            raise CudaKernelError(f"{label}: {type(error).__name__}: {error}") from error
+
+    # modules and launches
+    def load(self, source: str, kernels, name: str):
+        return emulator.build(source, kernels)
+
+    def launch(self, module, kernel: str, grid, block, args, label: str):
+        args = list(args)
+        if self._capturing is not None:
+            self._capturing.append((module, kernel, grid, block, args, label))
+            return
+        self._enqueue(lambda: module.launch(kernel, grid, block, args), label)
+
+    def capture(self, enqueue) -> EmulatedGraph:
+        self._capturing = []
+        try:
+            enqueue()
+            return EmulatedGraph(self._capturing)
+        finally:
+            self._capturing = None
+
+    def launch_graph(self, graph: EmulatedGraph):
+        def replay():
+            for module, kernel, grid, block, args, label in graph.launches:
+                try:
+                    module.launch(kernel, grid, block, args)
+                except BaseException as e:
+                    raise CudaKernelError(f"{label}: {type(e).__name__}: {e}") from e
+        self._enqueue(replay, "a CUDA graph")
+
+    def memory_in_use(self) -> int:
+        return self._used

@@ -1,0 +1,182 @@
+"""Programs running on a GPU (or the emulated one): the "cuda" backends.
+
+`CudaExecutable` takes and returns `DeviceBuffer`s.  A call allocates its outputs and
+temporaries from the caching allocator, writes the buffers' addresses into the Program's
+pointer table on the device and enqueues its launches, then returns: the kernels run after
+it, in stream order.  Its second call captures the launches as a CUDA graph; later calls
+replay the graph, so a jitted call costs one table copy and one graph launch.  The graph's
+kernels read their buffers through the table (kernel arguments A, N and F, as in the C
+target), so the graph stays valid whatever buffers a call passes.
+
+platform.py registers two kinds of backend from these:
+- "cuda:0", ...: what the cuda platform's devices run; arrays stay there.
+- "cuda": what `FJIT_BACKEND=cuda` selects for arrays on the host: each call copies its
+  inputs to the device and its outputs back (counted transfers, as on a GPU) and waits.
+A Program the cuda target cannot compile yet runs on the reference interpreter, logged and
+counted in `fallbacks`; on the device that means copying its operands to the host and back.
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from ....config import config
+from ....runtime.reference import ReferenceExecutable
+from ...pipeline import NotNative, compile_log
+from .emulator import Pointer
+from .memory import DeviceBuffer
+from .program import CompiledCuda
+from .render import CudaUnsupported, grid
+
+fallbacks: dict = {}   # why a Program ran on the reference interpreter -> how many times
+
+
+class CudaExecutable:
+    """`program` on the GPU of `context` (platform.GpuContext)."""
+
+    def __init__(self, program, context, compiled: CompiledCuda | None = None):
+        self.context = context
+        self.compiled = compiled or CompiledCuda(program, check_with_nvrtc=context.emulated)
+        self.name = self.compiled.name
+        rendered, plan = self.compiled.rendered, self.compiled.plan
+        gpu = context.gpu
+        self.module = gpu.load(rendered.source, rendered.kernels, self.name)
+        self._resident = []   # what the executable keeps on the device for its whole life
+        sizes = self._upload(np.array(rendered.sizes or [0], np.int64))
+        constants = self._upload(np.array(rendered.constants or [0.0], np.float64))
+        self._fixed = {b: self._upload(np.asarray(value, plan.buffers[b].dtype))
+                       for b, value in plan.consts}
+        self._literals = {k: self._upload(np.asarray(value))
+                          for k, (kind, value) in enumerate(plan.outputs) if kind == "literal"}
+        self._inputs = list(plan.inputs)
+        self._input_types = [(tuple(int(n) for n in plan.buffers[b].shape),
+                              np.dtype(plan.buffers[b].dtype)) for b in self._inputs]
+        given = set(self._inputs) | set(self._fixed)
+        self._allocated = [(b.id, tuple(int(n) for n in b.shape), np.dtype(b.dtype))
+                           for b in plan.buffers if b.id not in given]
+        self._slots, self._launches = [], []
+        for launch in rendered.launches:
+            offset = len(self._slots)
+            self._slots += launch.buffers
+            n = sizes.address + 8 * (launch.n or 0)
+            f = constants.address + 8 * (launch.f or 0)
+            label = f"CUDA kernel {launch.function} of Program {self.name} ({launch.comment})"
+            self._launches.append((launch.function, grid(launch.threads(rendered.sizes or [0])),
+                                   offset, n, f, label))
+        self._table = self._new(((max(len(self._slots), 1),)), np.uint64)
+        self._lock = threading.Lock()
+        self.graph = None
+        self.calls = 0
+        self.graph_launches = 0
+
+    def _new(self, shape, dtype) -> DeviceBuffer:
+        buffer = DeviceBuffer(self.context.allocator, shape, dtype, self.context.device)
+        self._resident.append(buffer)
+        return buffer
+
+    def _upload(self, value: np.ndarray) -> DeviceBuffer:
+        value = np.asarray(value, order="C")   # not ascontiguousarray: that makes rank 0 rank 1
+        buffer = self._new(value.shape, value.dtype)
+        if value.nbytes:
+            self.context.gpu.copy_to_device(buffer.address, value)
+        return buffer
+
+    def _enqueue_launches(self):
+        gpu, table = self.context.gpu, self._table.address
+        for function, (blocks, threads), offset, n, f, label in self._launches:
+            gpu.launch(self.module, function, blocks, threads,
+                       [Pointer(table + 8 * offset), Pointer(n), Pointer(f)], label)
+
+    def __call__(self, buffers):
+        if len(buffers) != len(self._inputs):
+            raise TypeError(f"{self.name}: expected {len(self._inputs)} arguments, got "
+                            f"{len(buffers)}")
+        addresses = {b: buf.address for b, buf in self._fixed.items()}
+        for b, buf, (shape, dtype) in zip(self._inputs, buffers, self._input_types):
+            if type(buf) is not DeviceBuffer or buf.allocator is not self.context.allocator:
+                raise TypeError(f"{self.name}: an argument is not a buffer on "
+                                f"{self.context.device}: {buf!r}")
+            if buf.shape != shape or buf.dtype.itemsize != dtype.itemsize:
+                raise TypeError(f"{self.name}: argument {buf!r} is not {dtype.name}{list(shape)}")
+            addresses[b] = buf.address
+        fresh = {b: DeviceBuffer(self.context.allocator, shape, dtype, self.context.device)
+                 for b, shape, dtype in self._allocated}
+        for b, buf in fresh.items():
+            addresses[b] = buf.address
+        table = np.fromiter((addresses[b] for b in self._slots), np.uint64, len(self._slots))
+        gpu = self.context.gpu
+        with self._lock:
+            if table.size:
+                gpu.copy_to_device(self._table.address, table)
+            if self.graph is not None:
+                gpu.launch_graph(self.graph)
+                self.graph_launches += 1
+            elif self.calls >= 1 and config.cuda_graphs:   # the first call ran as it is
+                self.graph = gpu.capture(self._enqueue_launches)
+                gpu.launch_graph(self.graph)
+                self.graph_launches += 1
+            else:
+                self._enqueue_launches()
+            self.calls += 1
+        given = dict(zip(self._inputs, buffers))
+        outputs = []
+        for k, (kind, value) in enumerate(self.compiled.plan.outputs):
+            if kind == "literal":
+                outputs.append(self._literals[k])
+            else:
+                outputs.append(fresh.get(value) or given.get(value) or self._fixed[value])
+        return outputs
+
+
+class HostCudaExecutable:
+    """A Program on the default cuda device called with host arrays (`FJIT_BACKEND=cuda`):
+    inputs copied there, outputs copied back once the kernels have run."""
+
+    def __init__(self, program, context):
+        self.device = context.device
+        self.inner = device_executable(program, context)
+        self.program = program
+
+    def __call__(self, values):
+        inputs = getattr(self.inner, "_input_types", None)
+        buffers = []
+        for k, value in enumerate(values):
+            value = np.asarray(value)
+            if inputs is not None and value.dtype != inputs[k][1]:
+                value = value.astype(inputs[k][1])
+            buffers.append(self.device.from_host(value))
+        outs = self.inner(buffers)
+        return [self.device.to_host(o) for o in outs]
+
+
+class HostFallback:
+    """A Program the cuda target cannot compile yet, on a device: its operands copied to the
+    host, run by the reference interpreter, its results copied back (all counted)."""
+
+    def __init__(self, program, device):
+        self.device = device
+        self.reference = ReferenceExecutable(program)
+
+    def __call__(self, buffers):
+        outs = self.reference([self.device.to_host(b) for b in buffers])
+        return [self.device.from_host(np.asarray(o, order="C")) for o in outs]   # keeps rank 0
+
+
+def _compile(program, context):
+    """A CudaExecutable, or None (logged and counted) where the target cannot compile it."""
+    try:
+        return CudaExecutable(program, context)
+    except (NotNative, CudaUnsupported) as why:
+        reason = str(why).split(":", 1)[-1].strip() if isinstance(why, CudaUnsupported) \
+            else str(why)
+        fallbacks[reason] = fallbacks.get(reason, 0) + 1
+        compile_log().info("compile %s for cuda: on the reference interpreter (%s)",
+                           program.name or "program", why)
+        return None
+
+
+def device_executable(program, context):
+    """The executable of `program` on the GPU of `context`: compiled, or HostFallback."""
+    executable = _compile(program, context)
+    return HostFallback(program, context.device) if executable is None else executable
