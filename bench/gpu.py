@@ -444,6 +444,10 @@ def bytes_moved(workload, size):
 # ------------------------------------------------------------------------------------------
 # The worker: one framework, one workload, one JSON line on stdout; progress on stderr.
 
+class OutOfTime(Exception):
+    """The worker's time is too short for even one timed call (reported as a timeout)."""
+
+
 def log(message):
     print(message, file=sys.stderr, flush=True)
 
@@ -468,6 +472,10 @@ def measure(fw, run, deadline):
             fw.after_first_call()
             log(f"first call {seconds:.3f} s")
         outs.append(out)
+    left = deadline - time.monotonic()
+    if left < first:   # the first call bounds a call's time from above (it compiles too)
+        raise OutOfTime(f"the first call (compiling) took {first:.1f} s and only {left:.1f} s "
+                        "are left for timed calls")
     out, single = timed(fw, run)            # the calibration call
     outs.append(out)
     outs = outs[:2]
@@ -508,6 +516,8 @@ def worker(framework, workload, small, budget):
         result, outs = measure(fw, run, deadline)
         record.update(result)
         record["check"] = check(outs)
+    except OutOfTime as e:
+        record.update(status="timeout", error=str(e))
     except Exception as e:   # noqa: BLE001  (any failure is a result to report)
         traceback.print_exc()
         record["error"] = f"{type(e).__name__}: {e}"[:2000]
@@ -562,7 +572,7 @@ def run_worker(framework, workload, small, timeout):
     if lines:
         record.update(json.loads(lines[-1]))
     if status is None:
-        status = "ok" if proc.returncode == 0 and record["seconds"] is not None else "failed"
+        status = record.get("status") or "ok" if proc.returncode == 0 and record["seconds"] is not None else "failed"
     if status == "failed" and record["error"] is None:
         record["error"] = f"exit status {proc.returncode}, no result"
     if status == "timeout":

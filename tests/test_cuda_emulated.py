@@ -102,8 +102,8 @@ def test_programs_run_on_the_emulated_cuda_target(case, tmp_path, set_option, cu
 
 def test_what_the_cuda_target_does_not_render_yet_is_a_typed_error_naming_the_kernel():
     def loop(x):
-        return fjit.lax.fori_loop(0, 3, lambda i, c: c * 2.0 + 1.0, x)
-    with pytest.raises(CudaUnsupported, match=r"kernel_\d+ .*: scan kernels are not rendered"):
+        return fjit.lax.while_loop(lambda c: c[0] < 5.0, lambda c: c * 2.0 + 1.0, x)
+    with pytest.raises(CudaUnsupported, match=r"kernel_\d+ .*: while kernels are not rendered"):
         CompiledCuda(_program(loop, rand(4)))
 
 
@@ -116,10 +116,12 @@ def test_the_cuda_backend_runs_jit_on_the_emulator_and_counts_what_it_cannot(set
     x = rand(8, 5)
     got = fjit.jit(lambda x: jnp.tanh(x @ x.T).sum(0))(x)
     np.testing.assert_allclose(np.asarray(got), np.tanh(x @ x.T).sum(0), rtol=1e-5, atol=1e-5)
-    before = program.fallbacks.get("scan kernels are not rendered for CUDA yet", 0)
-    looped = fjit.jit(lambda x: fjit.lax.fori_loop(0, 3, lambda i, c: c * 2.0, x))(x)
-    np.testing.assert_allclose(np.asarray(looped), x * 8)
-    assert program.fallbacks["scan kernels are not rendered for CUDA yet"] == before + 1
+    why = "while kernels are not rendered for CUDA yet"
+    before = program.fallbacks.get(why, 0)
+    looped = fjit.jit(lambda x: fjit.lax.while_loop(lambda c: c.sum() < 100.0,
+                                                    lambda c: c * 2.0, x))(np.abs(x) + 1)
+    assert np.asarray(looped).sum() >= 100.0
+    assert program.fallbacks[why] == before + 1
 
 
 def test_without_a_gpu_or_emulation_the_cuda_backend_says_what_is_missing(set_option):

@@ -178,14 +178,46 @@ def test_fjit_platform_cuda_runs_jit_on_the_gpu(gpu, set_option):
     assert fjit.default_device().platform == "cpu"
 
 
+def _step(c, xs):
+    c = jnp.tanh(c * 0.5 + xs.sum())
+    return c, (c * 2, xs[::-1])
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_scans_run_on_the_device_as_launches_per_iteration(gpu, reverse):
+    def nested(c, xs):
+        c, ys = fjit.lax.scan(_step, c, xs, reverse=reverse)
+        inner = fjit.lax.fori_loop(0, 3, lambda i, v: fjit.lax.scan(
+            lambda a, _: (a * 0.9 + i, None), v, None, length=2)[0], c)
+        return inner, ys
+    xs = rand(6, 3)
+    c0 = np.float32(0.3)
+    f = fjit.jit(nested)
+    want = fjit.jit(nested)(c0, xs)   # the C backend, on the host
+    before = sum(cuda_executable.fallbacks.values())
+    args = fjit.device_put((c0, xs), gpu)
+    reset_transfer_stats()
+    for _ in range(3):   # the third call replays a graph
+        got = f(*args)
+    assert transfer_stats()["host_to_device_copies"] == 0
+    for g, w in zip(fjit.tree_util.tree_leaves(got), fjit.tree_util.tree_leaves(want)):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-5, atol=1e-6)
+    assert sum(cuda_executable.fallbacks.values()) == before
+    assert _executable(f, *args).graph_launches == 2
+
+
 def test_a_program_the_target_cannot_compile_runs_on_the_host_with_counted_transfers(gpu):
     x = fjit.device_put(rand(4), gpu)
-    loop = fjit.jit(lambda x: fjit.lax.fori_loop(0, 3, lambda i, c: c * 2.0, x))
-    before = dict(cuda_executable.fallbacks)
+    loop = fjit.jit(lambda x: fjit.lax.while_loop(lambda c: c[0] < 10.0, lambda c: c * 2.0,
+                                                  x))
+    before = sum(cuda_executable.fallbacks.values())
     reset_transfer_stats()
     y = loop(x)
     assert y.device == gpu
     assert transfer_stats()["device_to_host_copies"] == 1
     assert transfer_stats()["host_to_device_copies"] == 1
-    np.testing.assert_allclose(np.asarray(y), np.asarray(x) * 8)
-    assert sum(cuda_executable.fallbacks.values()) >= sum(before.values())
+    want = np.asarray(x).copy()
+    while want[0] < 10.0:
+        want = want * 2
+    np.testing.assert_allclose(np.asarray(y), want)
+    assert sum(cuda_executable.fallbacks.values()) == before + 1

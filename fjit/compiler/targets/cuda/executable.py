@@ -54,17 +54,22 @@ class CudaExecutable:
                               np.dtype(plan.buffers[b].dtype)) for b in self._inputs]
         given = set(self._inputs) | set(self._fixed)
         self._allocated = [(b.id, tuple(int(n) for n in b.shape), np.dtype(b.dtype))
-                           for b in plan.buffers if b.id not in given]
-        self._slots, self._launches = [], []
+                           for b in plan.buffers
+                           if b.id not in given and getattr(b, "role", None) != "view"]
+        # the pointer table: per launch, its arguments as (buffer id, byte offset)
+        slots, self._launches = [], []
         for launch in rendered.launches:
-            offset = len(self._slots)
-            self._slots += launch.buffers
+            offset = len(slots)
+            slots += launch.slots
             n = sizes.address + 8 * (launch.n or 0)
             f = constants.address + 8 * (launch.f or 0)
             label = f"CUDA kernel {launch.function} of Program {self.name} ({launch.comment})"
             self._launches.append((launch.function, grid(launch.threads(rendered.sizes or [0])),
                                    offset, n, f, label))
-        self._table = self._new(((max(len(self._slots), 1),)), np.uint64)
+        self._slot_buffers = np.array([b for b, _ in slots], np.int64)
+        self._slot_offsets = np.array([at for _, at in slots], np.uint64)
+        self._table = self._new(((max(len(slots), 1),)), np.uint64)
+        self._buffer_count = len(plan.buffers)
         self._lock = threading.Lock()
         self.graph = None
         self.calls = 0
@@ -92,7 +97,9 @@ class CudaExecutable:
         if len(buffers) != len(self._inputs):
             raise TypeError(f"{self.name}: expected {len(self._inputs)} arguments, got "
                             f"{len(buffers)}")
-        addresses = {b: buf.address for b, buf in self._fixed.items()}
+        addresses = np.zeros(self._buffer_count, np.uint64)   # by buffer id (views: 0)
+        for b, buf in self._fixed.items():
+            addresses[b] = buf.address
         for b, buf, (shape, dtype) in zip(self._inputs, buffers, self._input_types):
             if type(buf) is not DeviceBuffer or buf.allocator is not self.context.allocator:
                 raise TypeError(f"{self.name}: an argument is not a buffer on "
@@ -104,7 +111,7 @@ class CudaExecutable:
                  for b, shape, dtype in self._allocated}
         for b, buf in fresh.items():
             addresses[b] = buf.address
-        table = np.fromiter((addresses[b] for b in self._slots), np.uint64, len(self._slots))
+        table = addresses[self._slot_buffers] + self._slot_offsets
         gpu = self.context.gpu
         with self._lock:
             if table.size:

@@ -3,9 +3,9 @@ as the C target (`c.render._Renderer`: names, index arithmetic, parameters), ren
 templates/cuda/program.cu.j2.
 
 What it covers so far: loop kernels (element-wise maps, reductions, contractions as loops,
-row-fused kernels, fills), each nest a launch.  GEMM kernels, scatters into shared outputs
-under threads, control flow (scan, while, cond) and float16 buffers are not rendered yet:
-`CudaUnsupported` names the kernel.
+row-fused kernels, fills), each nest a launch, and scans, unrolled into their body's
+launches (`_LaunchList`).  GEMM kernels, while and cond, and float16 buffers are not
+rendered yet: `CudaUnsupported` names the kernel.
 """
 from __future__ import annotations
 
@@ -45,11 +45,13 @@ class CudaUnsupported(NotImplementedError):
 
 @dataclass
 class Launch:
-    """One kernel launch of a Program: the function, the buffers it gets (in its argument
-    order), where its parameters start in the Program's sizes and constants, and how many
-    threads its grid-stride loop covers (None: one thread)."""
+    """One kernel launch of a Program: the function, the memory it gets (in its argument
+    order) as (buffer id, byte offset) pairs -- inside a scan, slice i of a buffer is the
+    buffer at i times the slice's size --, where its parameters start in the Program's
+    sizes and constants, and how many threads its grid-stride loop covers (None: one
+    thread)."""
     function: str
-    buffers: list
+    slots: list
     n: int | None
     f: int | None
     work: object = None   # an int, or ("param", k): the k-th of the call's sizes
@@ -82,46 +84,112 @@ def _work(text: str):
     raise CudaUnsupported(f"a parallel loop bounded by {text!r}")
 
 
+# A scan becomes its body's launches once per iteration (see _LaunchList); beyond this many
+# launches in one Program it runs on the reference interpreter instead.
+MAX_LAUNCHES = 100_000
+COPY = "fj_copy"   # the kernel copying a carry or a slice (templates/cuda/program.cu.j2)
+
+
 def render_program(name, plan, scheduled) -> RenderedCuda:
     sizes, constants = [], []
     kernels, calls, _ = c_render.unique_kernels(c_render._Renderer(plan), scheduled, sizes,
                                                 constants)
+    loops = [k for k in kernels if k["kind"] == "loops"]
     for k in kernels:
-        if k["kind"] != "loops":
+        if k["kind"] not in ("loops", "scan"):
             raise CudaUnsupported(f"{k['name']} ({k['comment']}): {k['kind']} kernels are "
                                   "not rendered for CUDA yet")
-        if any(b["ctype"] == "_Float16" for b in k["buffers"]):
+        if any(b["ctype"] == "_Float16" for b in k.get("buffers", ())):
             raise CudaUnsupported(f"{k['name']} ({k['comment']}): float16 buffers are not "
                                   "rendered for CUDA yet")
-    by_name = {k["name"]: k for k in kernels}
-    launches, functions = [], []
-    for k in kernels:
+    functions = [COPY]
+    for k in loops:
         for j, nest in enumerate(k["nests"]):
             functions += [f"{k['name']}_n{j}_fill{i}" for i in range(len(nest["fills"]))]
             functions.append(f"{k['name']}_n{j}")
+    launches = _LaunchList(plan, scheduled, calls, {k["name"]: k for k in loops}, sizes)
     for sk in scheduled:
-        call = calls[sk.name]
-        kernel = by_name[call["fn"]]
-        for j, nest in enumerate(kernel["nests"]):
-            for i, fill in enumerate(nest["fills"]):
-                launches.append(Launch(f"{kernel['name']}_n{j}_fill{i}", call["args"],
-                                       call["n"], call["f"], _work(fill["size"]),
-                                       kernel["comment"]))
-            loops = nest["loops"]
-            parallel = bool(loops) and loops[0]["parallel"]
-            work = None
-            if parallel:
-                work = _work(loops[0]["extent"])
-            launches.append(Launch(f"{kernel['name']}_n{j}", call["args"], call["n"],
-                                   call["f"], work, kernel["comment"]))
+        launches.run(sk.name)
     used = c_render._types_used(plan, scheduled)
     template = c_render.environment().get_template("cuda/program.cu.j2")
     source = template.render(
-        name=name, kernels=kernels, openmp=False, op=_render_op,
+        name=name, kernels=loops, openmp=False, op=_render_op,
         floats=[f for f in c_render.FLOATS if f[0] in used],
         ints=[i for i in c_render.INTS if i[0] in used],
         int_min=c_render.INT_MIN, int_max=c_render.INT_MAX)
-    return RenderedCuda(source, functions, launches, sizes, constants)
+    return RenderedCuda(source, functions, launches.launches, sizes, constants)
+
+
+class _LaunchList:
+    """The launches of a Program in order.  A scan's trip count is known, so it runs as its
+    body's launches once per iteration with the pointers the C target's loop would set
+    (control.py: carries double-buffered, views at slice i of xs and ys, copies into place),
+    all of them fixed offsets into the call's buffers: the whole list is one CUDA graph and
+    no iteration waits for the host.  `binding` maps a view to the (buffer, offset) it
+    points at now."""
+
+    def __init__(self, plan, scheduled, calls, loop_kernels, sizes):
+        self.plan, self.calls, self.loop_kernels, self.sizes = plan, calls, loop_kernels, sizes
+        self.control = {sk.name: sk for sk in c_render.all_kernels(scheduled)
+                        if sk.control is not None}
+        self.binding, self.launches = {}, []
+
+    def where(self, b, offset=0):
+        base, at = self.binding.get(b, (b, 0))
+        return base, at + offset
+
+    def _add(self, launch):
+        if len(self.launches) >= MAX_LAUNCHES:
+            raise CudaUnsupported(f"{launch.comment}: more than {MAX_LAUNCHES} launches (a "
+                                  "long scan) are not rendered for CUDA yet")
+        self.launches.append(launch)
+
+    def copy(self, dst, src, nbytes):
+        n = len(self.sizes)
+        self.sizes.append(int(nbytes))
+        self._add(Launch(COPY, [dst, src], n, None, int(nbytes), "copy"))
+
+    def run(self, name):
+        call = self.calls[name]
+        if call["args"] is None:
+            sk = self.control[name]
+            if sk.kind != "scan":
+                raise CudaUnsupported(f"{name} ({sk.comment}): {sk.kind} kernels are not "
+                                      "rendered for CUDA yet")
+            return self.scan(sk)
+        kernel = self.loop_kernels[call["fn"]]
+        slots = [self.where(b) for b in call["args"]]
+        for j, nest in enumerate(kernel["nests"]):
+            for i, fill in enumerate(nest["fills"]):
+                self._add(Launch(f"{kernel['name']}_n{j}_fill{i}", slots, call["n"],
+                                 call["f"], _work(fill["size"]), kernel["comment"]))
+            loops = nest["loops"]
+            work = _work(loops[0]["extent"]) if loops and loops[0]["parallel"] else None
+            self._add(Launch(f"{kernel['name']}_n{j}", slots, call["n"], call["f"], work,
+                             kernel["comment"]))
+
+    def scan(self, sk):
+        loop, body = sk.control, [k.name for k in sk.parts[0]]
+        nbytes = [self.plan.buffers[first].size * self.plan.buffers[first].dtype.itemsize
+                  for _, _, _, first, _ in loop.carries]
+        for (_, _, init, first, _), n in zip(loop.carries, nbytes):
+            self.copy(self.where(first), self.where(init), n)
+        cur = [self.where(first) for _, _, _, first, _ in loop.carries]
+        nxt = [self.where(second) for *_, second in loop.carries]
+        for it in range(loop.length):
+            i = loop.length - 1 - it if loop.reverse else it
+            for k, (view_in, view_out, *_) in enumerate(loop.carries):
+                self.binding[view_in] = cur[k]
+                if view_out is not None:
+                    self.binding[view_out] = nxt[k]
+            for view, b, n in list(loop.xs_binds) + list(loop.ys_binds):
+                self.binding[view] = self.where(b, i * n)
+            for name in body:
+                self.run(name)
+            for (kind, where), source, n in loop.copies:
+                dst = nxt[where] if kind == "carry" else self.where(where, i * n)
+                self.copy(dst, self.where(source), n)
+            cur, nxt = nxt, cur
 
 
 def grid(threads: int) -> tuple:
