@@ -69,7 +69,7 @@ SIZES = {   # full size, then --small
                batch=32, lenet_batch=8, steps=10),
 }
 LABELS = {"G1": "gelu(x*a+b)", "G2": "row softmax", "G3": "matmul", "G4": "MLP Adam step",
-          "G5": "LeNet-5 SGD step", "G6": "MLP 100 SGD steps (scan)"}
+          "G5": "LeNet-5 SGD step", "G6": "MLP SGD steps in one scan"}
 
 
 # ------------------------------------------------------------------------------------------
@@ -260,7 +260,8 @@ class Functional:
 
 
 class JaxSgd:
-    """optax.sgd(lr) without momentum (optax is not installed alongside JAX here)."""
+    """optax.sgd(lr) without momentum (optax is not installed alongside JAX here); built
+    as JaxAdam is."""
 
     def __init__(self, lr, jnp, tree_map):
         self.lr, self.tree_map = lr, tree_map
@@ -448,6 +449,9 @@ class OutOfTime(Exception):
     """The worker's time is too short for even one timed call (reported as a timeout)."""
 
 
+PROGRESS = ("first call", "batch")   # how the worker's progress lines on stderr start
+
+
 def log(message):
     print(message, file=sys.stderr, flush=True)
 
@@ -571,12 +575,15 @@ def run_worker(framework, workload, small, timeout):
     lines = [line for line in stdout.splitlines() if line.startswith("{")]
     if lines:
         record.update(json.loads(lines[-1]))
-    if status is None:
-        status = record.get("status") or "ok" if proc.returncode == 0 and record["seconds"] is not None else "failed"
+    if status is None:   # the worker's own verdict, else whether it measured anything
+        status = record.get("status") or (
+            "ok" if proc.returncode == 0 and record["seconds"] is not None else "failed")
     if status == "failed" and record["error"] is None:
         record["error"] = f"exit status {proc.returncode}, no result"
-    if status == "timeout":
-        record["error"] = f"no result within --timeout {timeout} s"
+    if status == "timeout" and record["error"] is None:
+        progress = [line for line in stderr.splitlines() if line.startswith(PROGRESS)]
+        record["error"] = f"killed after --timeout {timeout} s" + \
+            (f" (last progress: {progress[-1]})" if progress else " (before its first call)")
     record.update(status=status, wall_s=round(time.monotonic() - start, 2))
     if status != "ok":
         record["stderr_tail"] = tail(stderr)
@@ -600,7 +607,7 @@ def summarise(records):
     for key, runs in cells.items():
         good = [r["seconds"] for r in runs if r["status"] == "ok"]
         if good:
-            mark = "" if len(good) == len(runs) else f" ({len(runs) - len(good)} failed)"
+            mark = "" if len(good) == len(runs) else f" ({len(good)} of {len(runs)} rounds)"
             out[key] = (statistics.median(good), format_time(statistics.median(good)) + mark)
         else:
             out[key] = (None, runs[-1]["status"])
@@ -703,17 +710,16 @@ def runner(args):
     print("\nMedian time per call over rounds; `X/fjit` = X's time / fjit's (> 1: fjit faster).")
     devices = {r["framework"]: r["device"] for r in records if r.get("device")}
     notes += [f"- {f} ran on {d}" for f, d in devices.items()]
-    for r in records:
-        if r["status"] in ("failed", "timeout") and r["round"] == 0 or \
-                r["status"] == "skipped" and r["error"] == "--budget used up":
-            notes.append(f"- {r['workload']} {r['framework']} {r['status']}: {r['error']}")
+    notes += [f"- {r['workload']} {r['framework']} {r['status']}: {r['error']}" for r in records
+              if r["status"] != "ok" and r["error"] != "timed out in an earlier round"]
     notes += disagreements(records, args.rtol)
+    notes = list(dict.fromkeys(notes))   # each note once, in order
     print("\n".join(notes))
     if args.out:
         with open(args.out, "w") as f:
             json.dump(dict(date=time.strftime("%Y-%m-%d %H:%M:%S"), gpus=gpus,
                            host=platform.node(), argv=sys.argv[1:], sizes=SIZES[args.small],
-                           results=records), f, indent=1)
+                           notes=notes, results=records), f, indent=1)
         print(f"\nRaw results: {args.out}")
     print(f"# done in {time.monotonic() - started:.0f} s")
     return 0

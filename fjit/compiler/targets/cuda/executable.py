@@ -37,11 +37,15 @@ class CudaExecutable:
 
     def __init__(self, program, context, compiled: CompiledCuda | None = None):
         self.context = context
-        self.compiled = compiled or CompiledCuda(program, check_with_nvrtc=context.emulated)
+        self.compiled = compiled or CompiledCuda(program, check_with_nvrtc=False)
         self.name = self.compiled.name
         rendered, plan = self.compiled.rendered, self.compiled.plan
         gpu = context.gpu
-        self.module = gpu.load(rendered.source, rendered.kernels, self.name)
+        if context.emulated:   # NVRTC checks the source while g++ builds it for the emulator
+            self.module = _overlapped(self.compiled.check, lambda: gpu.load(
+                rendered.source, rendered.kernels, self.name))
+        else:                  # the GPU's own build is NVRTC's
+            self.module = gpu.load(rendered.source, rendered.kernels, self.name)
         self._resident = []   # what the executable keeps on the device for its whole life
         sizes = self._upload(np.array(rendered.sizes or [0], np.int64))
         constants = self._upload(np.array(rendered.constants or [0.0], np.float64))
@@ -134,6 +138,26 @@ class CudaExecutable:
             else:
                 outputs.append(fresh.get(value) or given.get(value) or self._fixed[value])
         return outputs
+
+
+def _overlapped(side, main):
+    """main()'s result, with side() run on another thread meanwhile; side's error wins."""
+    errors = []
+
+    def run():
+        try:
+            side()
+        except BaseException as e:   # noqa: BLE001 -- raised below, in the caller's thread
+            errors.append(e)
+    thread = threading.Thread(target=run, name="fjit-nvrtc-check")
+    thread.start()
+    try:
+        result = main()
+    finally:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return result
 
 
 class HostCudaExecutable:

@@ -27,11 +27,22 @@ class CompiledCuda:
         self.name = program.name or "program"
         self.flat, self.plan, self.scheduled = lower_program(program, CUDA_TARGET)
         self.rendered = render_program(self.name, self.plan, self.scheduled)
+        if check_with_nvrtc:
+            self.check()
+
+    @property
+    def nvrtc_checked(self) -> bool:
+        return hashlib.sha256(self.source.encode()).digest() in _checked
+
+    def check(self):
+        """Compile the source with NVRTC for the checked architectures (raising
+        CudaBuildError with its log), through the disk cache; nothing where NVRTC is not
+        installed."""
         digest = hashlib.sha256(self.source.encode()).digest()
-        if check_with_nvrtc and nvrtc.available() is None and digest not in _checked:
-            nvrtc.check(self.source, f"{self.name}.cu")
+        if nvrtc.available() is None and digest not in _checked:
+            for arch in nvrtc.CHECK_ARCHS:
+                nvrtc.cached_image(self.source, arch)
             _checked.add(digest)
-        self.nvrtc_checked = digest in _checked
 
     @property
     def source(self) -> str:
