@@ -65,6 +65,9 @@ CASES = {
     "reductions": (lambda x: (x.sum(0), x.max(1), jnp.argmax(x, axis=1), x.prod(), x.min()),
                    lambda: [rand(12, 9) * 0.5]),
     "matmul": (lambda a, b: a @ b, lambda: [rand(17, 31), rand(31, 12, seed=1)]),
+    "gemm_tiles_transposed_batched": (   # edges of 64x64 tiles, op(A), op(B), a batch
+        lambda a, b, c: (a.T @ b, jnp.einsum("bji,bjk->bik", c, c)),
+        lambda: [rand(40, 70), rand(40, 130, seed=1), rand(3, 24, 20, seed=2)]),
     "mlp_grad_step": (_mlp_step, lambda: [rand(16, 32), rand(32, 4, seed=1),
                                           rand(8, 16, seed=2), rand(8, 4, seed=3)]),
     "layer_norm": (_layer_norm, lambda: [rand(6, 40), rand(40, seed=1), rand(40, seed=2)]),

@@ -27,7 +27,7 @@ from ...pipeline import NotNative, compile_log
 from .emulator import Pointer
 from .memory import DeviceBuffer
 from .program import CompiledCuda
-from .render import CudaUnsupported, grid
+from .render import CudaUnsupported
 
 fallbacks: dict = {}   # why a Program ran on the reference interpreter -> how many times
 
@@ -68,7 +68,7 @@ class CudaExecutable:
             n = sizes.address + 8 * (launch.n or 0)
             f = constants.address + 8 * (launch.f or 0)
             label = f"CUDA kernel {launch.function} of Program {self.name} ({launch.comment})"
-            self._launches.append((launch.function, grid(launch.threads(rendered.sizes or [0])),
+            self._launches.append((launch.function, launch.configuration(rendered.sizes or [0]),
                                    offset, n, f, label))
         self._slot_buffers = np.array([b for b, _ in slots], np.int64)
         self._slot_offsets = np.array([at for _, at in slots], np.uint64)

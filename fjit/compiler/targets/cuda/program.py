@@ -9,10 +9,11 @@ import hashlib
 from ...pipeline import lower_program
 from ...target import Target
 from . import nvrtc
-from .render import grid, render_program
+from .render import render_program
 
-# Contractions as loop kernels until the target has a GEMM (cuBLAS or its own).
-CUDA_TARGET = Target(name="cuda", gemm=False)
+# Contractions large enough are GEMM kernels (render.py); a GEMM never computes its B
+# operand while it loads it (the C target's packing fusion: producer_max_cost below 0).
+CUDA_TARGET = Target(name="cuda", producer_max_cost=-1)
 
 _checked: set = set()   # sources NVRTC compiled in this process
 
@@ -54,7 +55,7 @@ class CompiledCuda:
 
     def configurations(self) -> list:
         """(kernel function, (blocks, threads per block)) per launch, in order."""
-        return [(l.function, grid(l.threads(self.rendered.sizes or [0])))
+        return [(l.function, l.configuration(self.rendered.sizes or [0]))
                 for l in self.rendered.launches]
 
     def launch_text(self) -> str:

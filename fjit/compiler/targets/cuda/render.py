@@ -4,8 +4,8 @@ templates/cuda/program.cu.j2.
 
 What it covers so far: loop kernels (element-wise maps, reductions, contractions as loops,
 row-fused kernels, fills), each nest a launch, and scans, unrolled into their body's
-launches (`_LaunchList`).  GEMM kernels, while and cond, and float16 buffers are not
-rendered yet: `CudaUnsupported` names the kernel.
+launches (`_LaunchList`), and GEMMs (templates/cuda/gemm.cuh.j2: a tiled kernel of fjit's
+own).  while and cond, and float16 buffers are not rendered yet: `CudaUnsupported` names the kernel.
 """
 from __future__ import annotations
 
@@ -37,6 +37,8 @@ def _render_op(name, args, types):
 
 THREADS_PER_BLOCK = 128
 MAX_BLOCKS = 1024   # a grid-stride loop covers the rest
+GEMM_TILE, GEMM_THREADS = 64, 256   # templates/cuda/gemm.cuh.j2
+MAX_GRID_Z = 65535  # a GEMM's batch beyond this is looped over
 
 
 class CudaUnsupported(NotImplementedError):
@@ -56,13 +58,24 @@ class Launch:
     f: int | None
     work: object = None   # an int, or ("param", k): the k-th of the call's sizes
     comment: str = ""     # what the kernel computes (its ops), for error messages
+    gemm: tuple | None = None   # a GEMM's (m, n, batch), each as `work` is
+
+    def _value(self, work, sizes) -> int:
+        if isinstance(work, tuple):
+            return int(sizes[self.n + work[1]])
+        return int(work)
 
     def threads(self, sizes) -> int:
-        if self.work is None:
-            return 1
-        if isinstance(self.work, tuple):
-            return int(sizes[self.n + self.work[1]])
-        return int(self.work)
+        return 1 if self.work is None else self._value(self.work, sizes)
+
+    def configuration(self, sizes) -> tuple:
+        """(blocks, threads per block): a GEMM's grid of 64x64 tiles of C (batch along z),
+        else a grid-stride loop's."""
+        if self.gemm is None:
+            return grid(self.threads(sizes))
+        m, n, batch = (self._value(w, sizes) for w in self.gemm)
+        tiles = lambda extent: max(1, -(-extent // GEMM_TILE))
+        return (tiles(n), tiles(m), max(1, min(batch, MAX_GRID_Z))), GEMM_THREADS
 
 
 @dataclass
@@ -95,25 +108,30 @@ def render_program(name, plan, scheduled) -> RenderedCuda:
     kernels, calls, _ = c_render.unique_kernels(c_render._Renderer(plan), scheduled, sizes,
                                                 constants)
     loops = [k for k in kernels if k["kind"] == "loops"]
+    gemms = [k for k in kernels if k["kind"] == "gemm"]
     for k in kernels:
-        if k["kind"] not in ("loops", "scan"):
+        if k["kind"] == "gemm" and k["producer"] is not None:
+            raise CudaUnsupported(f"{k['name']} ({k['comment']}): a GEMM computing its B "
+                                  "operand is not rendered for CUDA")
+        if k["kind"] not in ("loops", "scan", "gemm"):
             raise CudaUnsupported(f"{k['name']} ({k['comment']}): {k['kind']} kernels are "
                                   "not rendered for CUDA yet")
         if any(b["ctype"] == "_Float16" for b in k.get("buffers", ())):
             raise CudaUnsupported(f"{k['name']} ({k['comment']}): float16 buffers are not "
                                   "rendered for CUDA yet")
-    functions = [COPY]
+    functions = [COPY] + [f"{k['name']}_gemm" for k in gemms]
     for k in loops:
         for j, nest in enumerate(k["nests"]):
             functions += [f"{k['name']}_n{j}_fill{i}" for i in range(len(nest["fills"]))]
             functions.append(f"{k['name']}_n{j}")
-    launches = _LaunchList(plan, scheduled, calls, {k["name"]: k for k in loops}, sizes)
+    launches = _LaunchList(plan, scheduled, calls, {k["name"]: k for k in loops + gemms},
+                           sizes)
     for sk in scheduled:
         launches.run(sk.name)
     used = c_render._types_used(plan, scheduled)
     template = c_render.environment().get_template("cuda/program.cu.j2")
     source = template.render(
-        name=name, kernels=loops, openmp=False, op=_render_op,
+        name=name, kernels=loops, gemms=gemms, openmp=False, op=_render_op,
         floats=[f for f in c_render.FLOATS if f[0] in used],
         ints=[i for i in c_render.INTS if i[0] in used],
         int_min=c_render.INT_MIN, int_max=c_render.INT_MAX)
@@ -159,6 +177,10 @@ class _LaunchList:
             return self.scan(sk)
         kernel = self.loop_kernels[call["fn"]]
         slots = [self.where(b) for b in call["args"]]
+        if kernel["kind"] == "gemm":
+            return self._add(Launch(f"{kernel['name']}_gemm", slots, call["n"], call["f"],
+                                    None, kernel["comment"], gemm=tuple(
+                                        _work(kernel[d]) for d in ("m", "n", "batch"))))
         for j, nest in enumerate(kernel["nests"]):
             for i, fill in enumerate(nest["fills"]):
                 self._add(Launch(f"{kernel['name']}_n{j}_fill{i}", slots, call["n"],
