@@ -79,6 +79,8 @@ CASES = {
     "broadcast_concat_slice": (lambda x, y: jnp.concatenate([x[:, ::2], y.T[:, 1:]], axis=1)
                                + x[:, :1], lambda: [rand(7, 10), rand(5, 7, seed=1)]),
     "float64": (lambda x: jnp.log1p(jnp.abs(x)).sum(1), lambda: [rand(9, 13, dtype=np.float64)]),
+    "float16": (lambda x: (jnp.exp(x) * 2, x.max(0), x.astype(jnp.float32).sum(), x > 0),
+                lambda: [rand(9, 13, dtype=np.float16)]),
 }
 
 
@@ -94,7 +96,7 @@ def test_programs_run_on_the_emulated_cuda_target(case, tmp_path, set_option, cu
     for g, w in zip(got, want):
         assert g.shape == w.shape and g.dtype == w.dtype
         if np.issubdtype(w.dtype, np.floating):
-            tol = 1e-12 if w.dtype == np.float64 else 2e-5
+            tol = {np.dtype(np.float64): 1e-12, np.dtype(np.float16): 1e-3}.get(w.dtype, 2e-5)
             np.testing.assert_allclose(g, w, rtol=tol * 10, atol=tol)
         else:
             np.testing.assert_array_equal(g, w)

@@ -18,6 +18,6 @@ Run:
 - `platform`: the cuda platform (fjit.devices("cuda"), FJIT_PLATFORM=cuda); `driver` probes
   the machine's GPUs.
 
-Not yet: GEMM, scatter-under-threads, control-flow and float16 kernels in the renderer
-(Programs with them run on the reference interpreter, counted in `executable.fallbacks`).
+Not yet: while and cond kernels in the renderer (Programs with them run on the reference
+interpreter, counted in `executable.fallbacks`).
 """

@@ -5,7 +5,8 @@ templates/cuda/program.cu.j2.
 What it covers so far: loop kernels (element-wise maps, reductions, contractions as loops,
 row-fused kernels, fills), each nest a launch, and scans, unrolled into their body's
 launches (`_LaunchList`), and GEMMs (templates/cuda/gemm.cuh.j2: a tiled kernel of fjit's
-own).  while and cond, and float16 buffers are not rendered yet: `CudaUnsupported` names the kernel.
+own); float16 buffers are `__half` (the prelude names it as the C target's `_Float16`).
+while and cond are not rendered yet: `CudaUnsupported` names the kernel.
 """
 from __future__ import annotations
 
@@ -116,9 +117,6 @@ def render_program(name, plan, scheduled) -> RenderedCuda:
         if k["kind"] not in ("loops", "scan", "gemm"):
             raise CudaUnsupported(f"{k['name']} ({k['comment']}): {k['kind']} kernels are "
                                   "not rendered for CUDA yet")
-        if any(b["ctype"] == "_Float16" for b in k.get("buffers", ())):
-            raise CudaUnsupported(f"{k['name']} ({k['comment']}): float16 buffers are not "
-                                  "rendered for CUDA yet")
     functions = [COPY] + [f"{k['name']}_gemm" for k in gemms]
     for k in loops:
         for j, nest in enumerate(k["nests"]):
