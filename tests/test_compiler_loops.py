@@ -34,7 +34,12 @@ rng = np.random.default_rng(0)
 xs = rng.standard_normal((7, 3)).astype(np.float32)
 
 
-def test_a_scan_is_one_native_loop():
+def _c_source_only(backend):
+    if backend == "cuda":   # lower() shows CUDA there, and while/cond are not rendered yet
+        pytest.skip("about the C target's generated loops")
+
+
+def test_a_scan_is_one_native_loop(backend):
     def rnn(w, h, xs):
         return lax.scan(lambda h, x: (jnp.tanh(h @ w + x),) * 2, h, xs)
     w = rng.standard_normal((3, 3)).astype(np.float32)
@@ -42,7 +47,10 @@ def test_a_scan_is_one_native_loop():
     assert loop.body and all(b.kind in ("map", "gemm") for b in loop.body)
     _check(rnn, w, np.zeros(3, np.float32), xs)
     source = fjit.jit(rnn).lower(w, np.zeros(3, np.float32), xs).source()
-    assert "for (; it < 7LL; it++)" in source
+    if backend == "cuda":   # the scan's iterations are launches in the one graph, not a loop
+        assert "for (; it < 7LL; it++)" not in source and "fj_copy" in source
+    else:
+        assert "for (; it < 7LL; it++)" in source
 
 
 @pytest.mark.parametrize("length", [0, 1, 2, 5])
@@ -88,7 +96,8 @@ def test_gradients_and_vmap_of_scans_run_natively():
     _check(batched, w, np.stack([xs, xs * 2]), tol=1e-4)
 
 
-def test_while_and_cond_are_native_too():
+def test_while_and_cond_are_native_too(backend):
+    _c_source_only(backend)
     def f(x, n):
         def body(c):
             i, v = c
@@ -105,7 +114,8 @@ def test_while_and_cond_are_native_too():
         _check(f, x, np.int32(n))
 
 
-def test_switch_clamps_its_index_and_fori_with_traced_bounds_loops_natively():
+def test_switch_clamps_its_index_and_fori_with_traced_bounds_loops_natively(backend):
+    _c_source_only(backend)
     branches = [lambda v: v - 1.0, lambda v: v * 2.0, lambda v: jnp.sin(v)]
     g = lambda i, v: lax.switch(i, branches, v)  # noqa: E731
     for i in (-3, 0, 1, 2, 9):
@@ -157,7 +167,7 @@ def test_an_eager_scan_is_one_native_loop(backend, monkeypatch):
         python_loop = python_loop * 0.5 + x
     np.testing.assert_allclose(np.asarray(carry), python_loop, rtol=1e-6)
     compiled = [k for k in seen[0].cache if isinstance(k, tuple) and k[0] == "as_program"]
-    assert bool(compiled) == (backend == "c")
+    assert bool(compiled) == (backend != "reference")
 
 
 def test_control_flow_impls_are_the_numpy_reference():
@@ -199,7 +209,8 @@ def test_swapped_and_repeated_carries_empty_arrays_and_literal_branches():
 
 
 @pytest.mark.parametrize("unroll", [3, True])
-def test_unrolled_scans_run_several_iterations_per_trip(unroll):
+def test_unrolled_scans_run_several_iterations_per_trip(unroll, backend):
+    _c_source_only(backend)
     f = lambda c, xs: lax.scan(lambda c, x: (c * 0.5 + x, c.sum()), c,  # noqa: E731
                                xs, reverse=True, unroll=unroll)
     source = fjit.jit(f).lower(np.zeros(3, np.float32), xs).source()

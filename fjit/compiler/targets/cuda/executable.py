@@ -74,7 +74,6 @@ class CudaExecutable:
         self._slot_offsets = np.array([at for _, at in slots], np.uint64)
         self._table = self._new(((max(len(slots), 1),)), np.uint64)
         self._buffer_count = len(plan.buffers)
-        self._lock = threading.Lock()
         self.graph = None
         self.calls = 0
         self.graph_launches = 0
@@ -117,7 +116,7 @@ class CudaExecutable:
             addresses[b] = buf.address
         table = addresses[self._slot_buffers] + self._slot_offsets
         gpu = self.context.gpu
-        with self._lock:
+        with self.context.enqueue_lock:
             if table.size:
                 gpu.copy_to_device(self._table.address, table)
             if self.graph is not None:

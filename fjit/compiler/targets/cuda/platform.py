@@ -32,6 +32,9 @@ class GpuContext:
     def __init__(self, device: Device, gpu, emulated: bool):
         self.device, self.gpu, self.emulated = device, gpu, emulated
         self.allocator = CachingAllocator(gpu)
+        # one call's table copy and launches (or graph capture) at a time: the stream is
+        # shared, and a capture would take in another thread's launches
+        self.enqueue_lock = threading.Lock()
 
 
 class CudaPlatform(Platform):
