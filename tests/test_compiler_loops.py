@@ -35,7 +35,7 @@ xs = rng.standard_normal((7, 3)).astype(np.float32)
 
 
 def _c_source_only(backend):
-    if backend == "cuda":   # lower() shows CUDA there, and while/cond are not rendered yet
+    if backend == "cuda":   # lower() shows the CUDA source there
         pytest.skip("about the C target's generated loops")
 
 

@@ -105,15 +105,22 @@ def test_programs_run_on_the_emulated_cuda_target(case, tmp_path, set_option, cu
     assert "__global__" in compiled.source and "#pragma omp" not in compiled.source
 
 
-def test_what_the_cuda_target_does_not_render_yet_is_a_typed_error_naming_the_kernel():
+def test_what_the_cuda_target_does_not_render_yet_is_a_typed_error_naming_the_kernel(
+        monkeypatch):
+    from fjit.compiler.targets.cuda import render
+    monkeypatch.setattr(render, "MAX_LAUNCHES", 10)
+
     def loop(x):
-        return fjit.lax.while_loop(lambda c: c[0] < 5.0, lambda c: c * 2.0 + 1.0, x)
-    with pytest.raises(CudaUnsupported, match=r"kernel_\d+ .*: while kernels are not rendered"):
+        return fjit.lax.fori_loop(0, 30, lambda i, c: c * 2.0 + 1.0, x)
+    with pytest.raises(CudaUnsupported, match=r"more than 10 launches \(a long scan\)"):
         CompiledCuda(_program(loop, rand(4)))
 
 
 def test_the_cuda_backend_runs_jit_on_the_emulator_and_counts_what_it_cannot(set_option,
-                                                                             tmp_path):
+                                                                             tmp_path,
+                                                                             monkeypatch):
+    from fjit.compiler.targets.cuda import render
+    monkeypatch.setattr(render, "MAX_LAUNCHES", 10)
     program = cuda_executable
     set_option("cache_dir", str(tmp_path / "cache"))
     set_option("cuda_emulation", True)
@@ -121,11 +128,10 @@ def test_the_cuda_backend_runs_jit_on_the_emulator_and_counts_what_it_cannot(set
     x = rand(8, 5)
     got = fjit.jit(lambda x: jnp.tanh(x @ x.T).sum(0))(x)
     np.testing.assert_allclose(np.asarray(got), np.tanh(x @ x.T).sum(0), rtol=1e-5, atol=1e-5)
-    why = "while kernels are not rendered for CUDA yet"
+    why = "more than 10 launches (a long scan) are not rendered for CUDA yet"
     before = program.fallbacks.get(why, 0)
-    looped = fjit.jit(lambda x: fjit.lax.while_loop(lambda c: c.sum() < 100.0,
-                                                    lambda c: c * 2.0, x))(np.abs(x) + 1)
-    assert np.asarray(looped).sum() >= 100.0
+    looped = fjit.jit(lambda x: fjit.lax.fori_loop(0, 30, lambda i, c: c * 1.5, x))(x)
+    np.testing.assert_allclose(np.asarray(looped), x * np.float32(1.5) ** 30, rtol=1e-5)
     assert program.fallbacks[why] == before + 1
 
 

@@ -206,18 +206,42 @@ def test_scans_run_on_the_device_as_launches_per_iteration(gpu, reverse):
     assert _executable(f, *args).graph_launches == 2
 
 
-def test_a_program_the_target_cannot_compile_runs_on_the_host_with_counted_transfers(gpu):
+@pytest.mark.parametrize("scale", [0.01, 3.0, 6.0, 40.0])   # 6, 2, 1 and 0 trips
+def test_while_and_switch_are_decided_by_the_host_between_launches(gpu, scale):
+    branches = [lambda v: v - 1.0, lambda v: v * 2.0, lambda v: jnp.sin(v)]
+
+    def f(x, i, xs):
+        doubled, trips = fjit.lax.while_loop(lambda c: c[0].sum() < 100.0,
+                                             lambda c: (c[0] * 2.0, c[1] + 1), (x, 0))
+        switched = fjit.lax.switch(i, branches, x)
+        in_scan = fjit.lax.scan(lambda c, t: (fjit.lax.while_loop(
+            lambda v: v.sum() < t * 10, lambda v: v * 1.5, c), fjit.lax.cond(
+            t > 2, lambda: c.sum(), lambda: -c.sum())), x, xs)
+        return doubled, trips, switched, in_scan
+    x = np.arange(1, 5, dtype=np.float32) * np.float32(scale)
+    xs = np.array([1.0, 3.0, 8.0], np.float32)
+    jitted = fjit.jit(f)
+    for i in (-1, 1, 2, 7):   # lax.switch clamps the index
+        want = fjit.jit(f)(x, np.int32(i), xs)   # the C backend
+        got = jitted(*fjit.device_put((x, np.int32(i), xs), gpu))
+        for g, w in zip(fjit.tree_util.tree_leaves(got), fjit.tree_util.tree_leaves(want)):
+            np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-6)
+    exe = _executable(jitted, *fjit.device_put((x, np.int32(0), xs), gpu))
+    assert exe.compiled.rendered.host_driven and exe.graph is None
+
+
+def test_a_program_the_target_cannot_compile_runs_on_the_host_with_counted_transfers(
+        gpu, monkeypatch):
+    from fjit.compiler.targets.cuda import render
+    monkeypatch.setattr(render, "MAX_LAUNCHES", 10)   # a scan too long to unroll
     x = fjit.device_put(rand(4), gpu)
-    loop = fjit.jit(lambda x: fjit.lax.while_loop(lambda c: c[0] < 10.0, lambda c: c * 2.0,
-                                                  x))
+    loop = fjit.jit(lambda x: fjit.lax.fori_loop(0, 30, lambda i, c: c * 1.1, x))
     before = sum(cuda_executable.fallbacks.values())
     reset_transfer_stats()
     y = loop(x)
     assert y.device == gpu
     assert transfer_stats()["device_to_host_copies"] == 1
     assert transfer_stats()["host_to_device_copies"] == 1
-    want = np.asarray(x).copy()
-    while want[0] < 10.0:
-        want = want * 2
-    np.testing.assert_allclose(np.asarray(y), want)
+    np.testing.assert_allclose(np.asarray(y), np.asarray(x) * np.float32(1.1) ** 30,
+                               rtol=1e-5)
     assert sum(cuda_executable.fallbacks.values()) == before + 1

@@ -4,6 +4,7 @@ enqueued operations in order, so jitted calls return before their kernels have r
 a GPU.  A graph is the recorded list of launches, replayed as one operation."""
 from __future__ import annotations
 
+import bisect
 import queue
 import threading
 
@@ -30,7 +31,8 @@ class EmulatedGpu:
     def __init__(self, memory_bytes: int = 16 << 30):
         self.memory_bytes = memory_bytes
         self.compute_capability = (9, 0)
-        self._blocks: dict = {}   # address -> the host array holding it
+        self._blocks: dict = {}   # address -> (the host array holding it, its size)
+        self._starts: list = []   # the blocks' addresses, sorted
         self._used = 0
         self._queue = queue.SimpleQueue()
         self._error = None        # the first failure since the last synchronize
@@ -50,17 +52,27 @@ class EmulatedGpu:
             block = np.empty(max(nbytes, 1) + ALIGN, np.uint8)
             address = block.ctypes.data + (-block.ctypes.data) % ALIGN
             self._blocks[address] = (block, nbytes)
+            bisect.insort(self._starts, address)
             self._used += nbytes
         return address
 
     def free(self, address: int):
         with self._lock:
             _, nbytes = self._blocks.pop(address)
+            del self._starts[bisect.bisect_left(self._starts, address)]
             self._used -= nbytes
 
     def view(self, address: int, nbytes: int) -> np.ndarray:
-        """The bytes at `address` as a host array (the emulated memory is host memory)."""
-        block, size = self._blocks[address]
+        """The `nbytes` at `address` (inside an allocation) as a host array: the emulated
+        memory is host memory.  An address outside every allocation is an error, as a GPU's
+        illegal address would be."""
+        with self._lock:
+            k = bisect.bisect_right(self._starts, address) - 1
+            base = self._starts[k] if k >= 0 else None
+            block, size = self._blocks[base] if base is not None else (None, 0)
+        if block is None or address + nbytes > base + size:
+            raise CudaError(f"CUDA_ERROR_ILLEGAL_ADDRESS: {nbytes} bytes at 0x{address:x} are "
+                            "outside every allocation of the emulated device")
         start = address - block.ctypes.data
         return block[start:start + nbytes]
 

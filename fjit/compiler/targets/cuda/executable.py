@@ -27,7 +27,7 @@ from ...pipeline import NotNative, compile_log
 from .emulator import Pointer
 from .memory import DeviceBuffer
 from .program import CompiledCuda
-from .render import CudaUnsupported
+from .render import CudaUnsupported, WhileStep
 
 fallbacks: dict = {}   # why a Program ran on the reference interpreter -> how many times
 
@@ -90,11 +90,39 @@ class CudaExecutable:
             self.context.gpu.copy_to_device(buffer.address, value)
         return buffer
 
-    def _enqueue_launches(self):
+    def _enqueue_launches(self, steps=None, addresses=None):
+        """Enqueue `steps` (default: the Program's): launches, and the loops and branches
+        the host decides by reading a predicate or an index from the device."""
         gpu, table = self.context.gpu, self._table.address
-        for function, (blocks, threads), offset, n, f, label in self._launches:
-            gpu.launch(self.module, function, blocks, threads,
-                       [Pointer(table + 8 * offset), Pointer(n), Pointer(f)], label)
+        for step in self.compiled.rendered.steps if steps is None else steps:
+            if isinstance(step, int):
+                function, (blocks, threads), offset, n, f, label = self._launches[step]
+                gpu.launch(self.module, function, blocks, threads,
+                           [Pointer(table + 8 * offset), Pointer(n), Pointer(f)], label)
+            elif isinstance(step, WhileStep):
+                parity = 0
+                while True:
+                    cond, predicate, body = step.versions[parity]
+                    self._enqueue_launches(cond, addresses)
+                    if not (predicate if isinstance(predicate, bool)
+                            else self._read(addresses, predicate, np.bool_)):
+                        break
+                    self._enqueue_launches(body, addresses)
+                    parity ^= 1
+                if parity:
+                    self._enqueue_launches(step.final, addresses)
+            else:
+                index = int(self._read(addresses, step.index, np.int32))
+                branch = step.branches[min(max(index, 0), len(step.branches) - 1)]
+                self._enqueue_launches(branch, addresses)
+
+    def _read(self, addresses, slot, dtype):
+        """One value from the device (a while's predicate, a cond's index): waits for the
+        kernels computing it."""
+        buffer, offset = slot
+        value = np.empty((), dtype)
+        self.context.gpu.copy_to_host(value, int(addresses[buffer]) + offset)
+        return value[()]
 
     def __call__(self, buffers):
         if len(buffers) != len(self._inputs):
@@ -122,6 +150,8 @@ class CudaExecutable:
             if self.graph is not None:
                 gpu.launch_graph(self.graph)
                 self.graph_launches += 1
+            elif self.compiled.rendered.host_driven:   # the host decides while it enqueues
+                self._enqueue_launches(addresses=addresses)
             elif self.calls >= 1 and config.cuda_graphs:   # the first call ran as it is
                 self.graph = gpu.capture(self._enqueue_launches)
                 gpu.launch_graph(self.graph)

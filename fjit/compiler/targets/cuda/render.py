@@ -4,9 +4,9 @@ templates/cuda/program.cu.j2.
 
 What it covers so far: loop kernels (element-wise maps, reductions, contractions as loops,
 row-fused kernels, fills), each nest a launch, and scans, unrolled into their body's
-launches (`_LaunchList`), and GEMMs (templates/cuda/gemm.cuh.j2: a tiled kernel of fjit's
+launches (`_LaunchList`), while and cond (decided by the host between launches), and GEMMs (templates/cuda/gemm.cuh.j2: a tiled kernel of fjit's
 own); float16 buffers are `__half` (the prelude names it as the C target's `_Float16`).
-while and cond are not rendered yet: `CudaUnsupported` names the kernel.
+What it cannot render raises `CudaUnsupported` naming the kernel.
 """
 from __future__ import annotations
 
@@ -80,12 +80,37 @@ class Launch:
 
 
 @dataclass
+class WhileStep:
+    """A while loop the host drives: per parity of the iteration count (which buffer of each
+    double-buffered carry is current), the predicate's steps, where the predicate is (a
+    (buffer, offset) slot, or a constant bool), and the body's steps; `final` copies the
+    carries back into their first buffers when the loop ends on an odd count."""
+    versions: list    # [(cond steps, predicate, body steps)] for parity 0 and 1
+    final: list
+
+
+@dataclass
+class CondStep:
+    """A cond the host drives: it reads the i32 branch index at `index` (clamped, as
+    lax.switch does) and runs that branch's steps."""
+    index: tuple
+    branches: list
+
+
+@dataclass
 class RenderedCuda:
     source: str
     kernels: list          # the __global__ functions' names
-    launches: list         # Launch, in order
+    launches: list         # every Launch, in table order
     sizes: list = field(default_factory=list)
     constants: list = field(default_factory=list)
+    steps: list | None = None   # what runs: indices into launches, WhileStep, CondStep
+
+    @property
+    def host_driven(self) -> bool:
+        """Whether a while or cond needs the host to read a value between launches (then
+        the Program is not captured as a graph)."""
+        return any(not isinstance(s, int) for s in self.steps)
 
 
 def _work(text: str):
@@ -114,7 +139,7 @@ def render_program(name, plan, scheduled) -> RenderedCuda:
         if k["kind"] == "gemm" and k["producer"] is not None:
             raise CudaUnsupported(f"{k['name']} ({k['comment']}): a GEMM computing its B "
                                   "operand is not rendered for CUDA")
-        if k["kind"] not in ("loops", "scan", "gemm"):
+        if k["kind"] not in ("loops", "scan", "gemm", "while", "cond"):
             raise CudaUnsupported(f"{k['name']} ({k['comment']}): {k['kind']} kernels are "
                                   "not rendered for CUDA yet")
     functions = [COPY] + [f"{k['name']}_gemm" for k in gemms]
@@ -124,8 +149,7 @@ def render_program(name, plan, scheduled) -> RenderedCuda:
             functions.append(f"{k['name']}_n{j}")
     launches = _LaunchList(plan, scheduled, calls, {k["name"]: k for k in loops + gemms},
                            sizes)
-    for sk in scheduled:
-        launches.run(sk.name)
+    steps = launches.collect(lambda: [launches.run(sk.name) for sk in scheduled])
     used = c_render._types_used(plan, scheduled)
     template = c_render.environment().get_template("cuda/program.cu.j2")
     source = template.render(
@@ -133,22 +157,33 @@ def render_program(name, plan, scheduled) -> RenderedCuda:
         floats=[f for f in c_render.FLOATS if f[0] in used],
         ints=[i for i in c_render.INTS if i[0] in used],
         int_min=c_render.INT_MIN, int_max=c_render.INT_MAX)
-    return RenderedCuda(source, functions, launches.launches, sizes, constants)
+    return RenderedCuda(source, functions, launches.launches, sizes, constants, steps)
 
 
 class _LaunchList:
-    """The launches of a Program in order.  A scan's trip count is known, so it runs as its
-    body's launches once per iteration with the pointers the C target's loop would set
-    (control.py: carries double-buffered, views at slice i of xs and ys, copies into place),
-    all of them fixed offsets into the call's buffers: the whole list is one CUDA graph and
-    no iteration waits for the host.  `binding` maps a view to the (buffer, offset) it
-    points at now."""
+    """The launches of a Program, and the steps that run them.  A scan's trip count is
+    known, so it runs as its body's launches once per iteration with the pointers the C
+    target's loop would set (control.py: carries double-buffered, views at slice i of xs and
+    ys, copies into place), all of them fixed offsets into the call's buffers: no iteration
+    waits for the host, and a Program of launches and scans is one CUDA graph.  A while or
+    cond is decided by the host, which reads the predicate or index from the device
+    (WhileStep, CondStep); their launches are laid out once per carry parity and per branch.
+    `binding` maps a view to the (buffer, offset) it points at now."""
 
     def __init__(self, plan, scheduled, calls, loop_kernels, sizes):
         self.plan, self.calls, self.loop_kernels, self.sizes = plan, calls, loop_kernels, sizes
         self.control = {sk.name: sk for sk in c_render.all_kernels(scheduled)
                         if sk.control is not None}
-        self.binding, self.launches = {}, []
+        self.binding, self.launches, self.steps = {}, [], []
+
+    def collect(self, emit) -> list:
+        """The steps `emit()` adds, as a list of their own."""
+        outer, self.steps = self.steps, []
+        try:
+            emit()
+            return self.steps
+        finally:
+            self.steps = outer
 
     def where(self, b, offset=0):
         base, at = self.binding.get(b, (b, 0))
@@ -158,6 +193,7 @@ class _LaunchList:
         if len(self.launches) >= MAX_LAUNCHES:
             raise CudaUnsupported(f"{launch.comment}: more than {MAX_LAUNCHES} launches (a "
                                   "long scan) are not rendered for CUDA yet")
+        self.steps.append(len(self.launches))
         self.launches.append(launch)
 
     def copy(self, dst, src, nbytes):
@@ -169,10 +205,7 @@ class _LaunchList:
         call = self.calls[name]
         if call["args"] is None:
             sk = self.control[name]
-            if sk.kind != "scan":
-                raise CudaUnsupported(f"{name} ({sk.comment}): {sk.kind} kernels are not "
-                                      "rendered for CUDA yet")
-            return self.scan(sk)
+            return {"scan": self.scan, "while": self.while_loop, "cond": self.cond}[sk.kind](sk)
         kernel = self.loop_kernels[call["fn"]]
         slots = [self.where(b) for b in call["args"]]
         if kernel["kind"] == "gemm":
@@ -210,6 +243,54 @@ class _LaunchList:
                 dst = nxt[where] if kind == "carry" else self.where(where, i * n)
                 self.copy(dst, self.where(source), n)
             cur, nxt = nxt, cur
+
+    def _nbytes(self, b) -> int:
+        return self.plan.buffers[b].size * self.plan.buffers[b].dtype.itemsize
+
+    def while_loop(self, sk):
+        loop = sk.control
+        cond, body = ([k.name for k in part] for part in sk.parts)
+        for _, _, _, init, first, _ in loop.carries:
+            self.copy(self.where(first), self.where(init), self._nbytes(first))
+        firsts = [self.where(c[4]) for c in loop.carries]
+        seconds = [self.where(c[5]) for c in loop.carries]
+        outer, versions = dict(self.binding), []
+        for cur, nxt in ((firsts, seconds), (seconds, firsts)):
+            for k, (cond_view, *_) in enumerate(loop.carries):
+                self.binding[cond_view] = cur[k]
+            cond_steps = self.collect(lambda: [self.run(name) for name in cond])
+            kind, pred = loop.pred
+            predicate = self.where(pred) if kind == "buffer" else bool(pred)
+            for k, (_, view_in, view_out, *_) in enumerate(loop.carries):
+                self.binding[view_in] = cur[k]
+                if view_out is not None:
+                    self.binding[view_out] = nxt[k]
+
+            def run_body(nxt=nxt):
+                for name in body:
+                    self.run(name)
+                for (_, k), source, n in loop.copies:   # a while's copies are carries'
+                    self.copy(nxt[k], self.where(source), n)
+            versions.append((cond_steps, predicate, self.collect(run_body)))
+        self.binding = outer
+        final = self.collect(lambda: [self.copy(f, s, self._nbytes(c[4]))
+                                      for f, s, c in zip(firsts, seconds, loop.carries)])
+        self.steps.append(WhileStep(versions, final))
+
+    def cond(self, sk):
+        kernel, outer, branches = sk.control, dict(self.binding), []
+        for (_, binds, copies), part in zip(kernel.branches, sk.parts):
+            for view, out in binds:
+                self.binding[view] = self.where(out)
+
+            def run_branch(part=part, copies=copies):
+                for k in part:
+                    self.run(k.name)
+                for dst, src, n in copies:
+                    self.copy(self.where(dst), self.where(src), n)
+            branches.append(self.collect(run_branch))
+            self.binding = dict(outer)
+        self.steps.append(CondStep(self.where(kernel.index), branches))
 
 
 def grid(threads: int) -> tuple:
