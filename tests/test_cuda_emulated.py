@@ -164,3 +164,16 @@ def test_lower_shows_the_cuda_source_and_each_launch(set_option):
     assert launches.count("<<<") == 2   # a launch per kernel: one thread per row, or a grid
     assert "kernel_0_n0<<<1, 64>>>" in launches or "kernel_1_n0<<<1, 64>>>" in launches
     assert 'extern "C" __global__ void kernel_0_n0' in text
+
+
+def test_gemm_grids_loop_over_row_tiles_and_batches_past_the_grid_limit(cuda_device,
+                                                                        monkeypatch):
+    from fjit.compiler.targets.cuda import render
+    monkeypatch.setattr(render, "MAX_GRID_YZ", 2)   # CUDA's is 65535: 4.2M rows, a batch
+    a, b = rand(3, 300, 20), rand(3, 20, 70, seed=1)
+    f = fjit.jit(lambda a, b: a @ b)
+    got = f(*fjit.device_put((a, b), cuda_device))
+    np.testing.assert_allclose(np.asarray(got), a @ b, rtol=1e-5, atol=1e-5)
+    compiled = CompiledCuda(_program(lambda a, b: a @ b, a, b))
+    (config,) = [c for fn, c in compiled.configurations() if fn.endswith("_gemm")]
+    assert config == ((2, 2, 2), 256)

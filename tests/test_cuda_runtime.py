@@ -145,6 +145,19 @@ def test_a_kernel_fault_is_a_typed_error_at_the_next_sync_naming_kernel_and_prog
     np.testing.assert_allclose(np.asarray(f(x)), np.asarray(x) * 2 + 1, rtol=1e-6)
 
 
+def test_a_fault_on_the_emulated_stream_is_sticky_as_on_a_gpu():
+    gpu = EmulatedGpu()
+    block = gpu.alloc(64)
+    gpu._enqueue(lambda: 1 / 0, "CUDA kernel k of Program p (a test's fault)")
+    gpu.copy_to_device(block, np.arange(16, dtype=np.float32))   # skipped: the context is lost
+    for _ in range(2):
+        with pytest.raises(CudaError, match=r"kernel k of Program p .*ZeroDivisionError.*"
+                                            r"can no longer be used"):
+            gpu.synchronize()
+    gpu.reset()
+    gpu.synchronize()
+
+
 def test_the_allocator_reuses_blocks_and_empties_its_cache_before_running_out():
     small = EmulatedGpu(memory_bytes=4 << 20)
     allocator = CachingAllocator(small)

@@ -1,7 +1,8 @@
 """A real GPU (the operations gpu.py lists) through cuda-python's driver API: the device's
 primary context, one non-blocking stream, cuMemAlloc'd memory, cubins built by NVRTC for the
-device's own compute capability (cached on disk; a newer NVRTC's PTX may not load on an older
-driver, its cubin does: ../shared/TOOLCHAIN.md), launches with cuLaunchKernel and graphs by
+device's own compute capability (cached on disk; within one CUDA major version a newer
+NVRTC's PTX may not load on an older driver where its cubin does: ../shared/TOOLCHAIN.md,
+driver 13.0 with NVRTC 13.x), launches with cuLaunchKernel and graphs by
 stream capture.
 
 The driver reports a kernel fault at the next synchronization, and a fault leaves the context
@@ -10,6 +11,7 @@ synchronization, one of which failed.
 """
 from __future__ import annotations
 
+import collections
 import threading
 
 import numpy as np
@@ -18,7 +20,7 @@ from . import nvrtc
 from .emulator import Pointer, dim3
 from .gpu import CudaError, CudaKernelError, CudaOutOfMemory
 
-MAX_REMEMBERED_LAUNCHES = 64   # named in a fault's message
+MAX_REMEMBERED_LAUNCHES = 64   # the last ones, named in a fault's message
 
 
 class DriverGpu:
@@ -47,7 +49,9 @@ class DriverGpu:
         self.name = name.split(b"\0", 1)[0].decode()
         self.memory_bytes = int(self._check(cu.cuDeviceTotalMem(self._device),
                                             "cuDeviceTotalMem"))
-        self._recent: list = []   # labels of launches since the last synchronize
+        # labels of the launches since the last synchronize (the last ones: a fault is
+        # more likely in what ran last)
+        self._recent = collections.deque(maxlen=MAX_REMEMBERED_LAUNCHES)
         self._modules: dict = {}
 
     def _check(self, result, what):
@@ -91,7 +95,8 @@ class DriverGpu:
     def synchronize(self):
         self._make_current()
         (error,) = self._cu.cuStreamSynchronize(self._stream)
-        recent, self._recent = self._recent, []
+        recent = list(self._recent)
+        self._recent.clear()
         if error != self._cu.CUresult.CUDA_SUCCESS:
             raise CudaKernelError(
                 f"the GPU reported {error.name} for work enqueued since the last "
@@ -118,8 +123,7 @@ class DriverGpu:
         grid, block = dim3(grid), dim3(block)
         self._check(self._cu.cuLaunchKernel(module.functions[kernel], *grid, *block, 0,
                                             self._stream, params.ctypes.data, 0), label)
-        if len(self._recent) < MAX_REMEMBERED_LAUNCHES:
-            self._recent.append(label)
+        self._recent.append(label)
 
     def capture(self, enqueue):
         cu = self._cu
@@ -136,8 +140,7 @@ class DriverGpu:
     def launch_graph(self, graph):
         self._make_current()
         self._check(self._cu.cuGraphLaunch(graph, self._stream), "cuGraphLaunch")
-        if len(self._recent) < MAX_REMEMBERED_LAUNCHES:
-            self._recent.append("a CUDA graph")
+        self._recent.append("a CUDA graph")
 
     def function_attributes(self, module, kernel: str) -> dict:
         """Registers per thread and static shared memory NVRTC gave a kernel."""

@@ -35,8 +35,8 @@ class EmulatedGpu:
         self._starts: list = []   # the blocks' addresses, sorted
         self._used = 0
         self._queue = queue.SimpleQueue()
-        self._error = None        # the first failure since the last synchronize
-        self._capturing = None    # the launches being recorded, while capture() runs
+        self._error = None        # the first failure: sticky, as a GPU's fault is
+        self._capture = threading.local()   # .launches: what capture() records, per thread
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="fjit-emulated-gpu",
                                         daemon=True)
@@ -103,14 +103,26 @@ class EmulatedGpu:
         self.synchronize()
 
     def synchronize(self):
+        """Wait for the stream.  After a fault every operation is skipped and every
+        synchronize raises it again, as a CUDA context is lost after one (`reset` is what
+        restarting the process does on a GPU)."""
         done = threading.Event()
         self._queue.put((None, None, done))
         done.wait()
         if self._error is not None:
-            (label, error), self._error = self._error, None
+            label, error = self._error
             if isinstance(error, CudaError):
-                raise error
-            raise CudaKernelError(f"{label}: {type(error).__name__}: {error}") from error
+                raise CudaKernelError(f"{label}: {error}") from error
+            raise CudaKernelError(f"{label}: {type(error).__name__}: {error} (the emulated "
+                                  "GPU can no longer be used, as a CUDA context after a "
+                                  "fault)") from error
+
+    def reset(self):
+        """Forget a fault (tests: a new process on a GPU)."""
+        done = threading.Event()
+        self._queue.put((None, None, done))
+        done.wait()
+        self._error = None
 
     # modules and launches
     def load(self, source: str, kernels, name: str):
@@ -118,18 +130,23 @@ class EmulatedGpu:
 
     def launch(self, module, kernel: str, grid, block, args, label: str):
         args = list(args)
-        if self._capturing is not None:
-            self._capturing.append((module, kernel, grid, block, args, label))
+        try:   # what cuLaunchKernel refuses at once (CUDA_ERROR_INVALID_VALUE)
+            emulator.check_configuration(kernel, emulator.dim3(grid), emulator.dim3(block), 0)
+        except ValueError as e:
+            raise CudaError(f"{label}: {e}") from None
+        recording = getattr(self._capture, "launches", None)
+        if recording is not None:
+            recording.append((module, kernel, grid, block, args, label))
             return
         self._enqueue(lambda: module.launch(kernel, grid, block, args), label)
 
     def capture(self, enqueue) -> EmulatedGraph:
-        self._capturing = []
+        self._capture.launches = []
         try:
             enqueue()
-            return EmulatedGraph(self._capturing)
+            return EmulatedGraph(self._capture.launches)
         finally:
-            self._capturing = None
+            self._capture.launches = None
 
     def launch_graph(self, graph: EmulatedGraph):
         def replay():

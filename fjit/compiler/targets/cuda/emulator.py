@@ -72,8 +72,9 @@ class _EmulatorToolchain:
     def _precompiled_header(self) -> str:
         """The emulator header, precompiled into the cache directory once (it is most of
         every module's compile time: 0.55 s per module without it, 0.22 s with it, measured
-        here); gcc uses `<name>.gch` beside the header it is told to include and checks it
-        matches the flags, else reads the header.  Published atomically, like a library."""
+        here); gcc uses `<name>.gch` beside the header it is told to include when it matches
+        the flags, else reads the copy of the header beside it.  Published atomically, like
+        a library; where it cannot be built, the header is used as it is."""
         if self._header is not None:
             return self._header
         directory = os.path.join(cache.cache_dir(), f"emu-{self.key[:16]}")
@@ -89,8 +90,10 @@ class _EmulatorToolchain:
                                   capture_output=True, text=True)
             if done.returncode == 0:
                 os.replace(temporary, header + ".gch")
-            elif os.path.exists(temporary):
-                os.remove(temporary)
+            else:
+                if os.path.exists(temporary):
+                    os.remove(temporary)
+                header = HEADER
         self._header = header
         return header
 
@@ -188,7 +191,7 @@ class EmulatedModule:
             raise TypeError(f"launch {kernel}: it takes {self._arity[kernel]} arguments, "
                             f"{len(args)} given")
         grid, block = dim3(grid), dim3(block)
-        _check_configuration(kernel, grid, block, shared_bytes)
+        check_configuration(kernel, grid, block, shared_bytes)
         ffi = self._ffi
         holders, params = [], ffi.new("void *[]", max(len(args), 1))
         for k, a in enumerate(args):
@@ -220,7 +223,7 @@ MAX_GRID_DIMS = (2**31 - 1, 65535, 65535)
 MAX_SHARED_BYTES = 48 * 1024   # without opting in to more
 
 
-def _check_configuration(kernel, grid, block, shared_bytes):
+def check_configuration(kernel, grid, block, shared_bytes):
     """Refuse what a GPU would refuse, so emulated tests cannot pass launches a device fails."""
     problems = []
     if any(n < 1 for n in grid + block):

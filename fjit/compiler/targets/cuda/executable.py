@@ -87,7 +87,8 @@ class CudaExecutable:
         value = np.asarray(value, order="C")   # not ascontiguousarray: that makes rank 0 rank 1
         buffer = self._new(value.shape, value.dtype)
         if value.nbytes:
-            self.context.gpu.copy_to_device(buffer.address, value)
+            with self.context.enqueue_lock:
+                self.context.gpu.copy_to_device(buffer.address, value)
         return buffer
 
     def _enqueue_launches(self, steps=None, addresses=None):
@@ -170,7 +171,8 @@ class CudaExecutable:
 
 
 def _overlapped(side, main):
-    """main()'s result, with side() run on another thread meanwhile; side's error wins."""
+    """main()'s result, with side() run on another thread meanwhile; an error of main()'s
+    is raised as it is, else one of side()'s."""
     errors = []
 
     def run():

@@ -8,9 +8,10 @@ a GPU runs too.
 
 Every operation is enqueued on the device's one stream and returns at once, in stream order:
 a buffer freed by the host may be handed to a later operation at once (it runs after every
-earlier use), which is what lets the allocator recycle blocks without waiting.  A failed
-launch does not raise where it was enqueued (it has not run yet): the next `synchronize`
-raises `CudaKernelError` naming it.
+earlier use), which is what lets the allocator recycle blocks without waiting.  A launch the
+device refuses outright (its configuration) raises where it is enqueued; a kernel that
+fails while it runs is reported by the next `synchronize` as `CudaKernelError`, and, as
+CUDA's faults are sticky, by every one after it: the GPU's context is lost.
 
     alloc(nbytes) -> address        free(address)            (device memory)
     copy_to_device(address, host)   the host array is read before the call returns
@@ -19,7 +20,7 @@ raises `CudaKernelError` naming it.
     launch(module, kernel, grid, block, args, label)   args: Pointer and NumPy scalars
     capture(enqueue) -> graph       the launches `enqueue()` makes, recorded, not run
     launch_graph(graph)             replays them as one operation
-    synchronize()                   waits; raises the first error since the last one
+    synchronize()                   waits; raises the fault, if a kernel failed
 """
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ only then is it an out-of-memory error, with the numbers.
 """
 from __future__ import annotations
 
+import collections
 import threading
 import weakref
 
@@ -30,7 +31,11 @@ def rounded(nbytes: int) -> int:
 class CachingAllocator:
     def __init__(self, gpu):
         self.gpu = gpu
+        self.context = None   # the platform's GpuContext this allocator belongs to
         self._free: dict[int, list] = {}   # rounded size -> addresses ready for reuse
+        # blocks given back by finalizers, which may run inside a locked region of this
+        # very thread (a garbage collection): they only append here, without the lock
+        self._returned = collections.deque()
         self._lock = threading.Lock()
         self.in_use = 0            # bytes of live blocks
         self.cached = 0            # bytes of blocks kept for reuse
@@ -41,6 +46,7 @@ class CachingAllocator:
         """(address, size) of a block of at least `nbytes` bytes."""
         size = rounded(nbytes)
         with self._lock:
+            self._take_returned()
             blocks = self._free.get(size)
             if blocks:
                 address = blocks.pop()
@@ -70,32 +76,42 @@ class CachingAllocator:
         return address
 
     def release(self, address: int, size: int):
-        """Take a block back (its buffer is gone); a later allocation may reuse it at once."""
-        with self._lock:
+        """Take a block back (its buffer is gone); a later allocation may reuse it at once.
+        Called by finalizers: takes no lock (see _returned)."""
+        self._returned.append((address, size))
+
+    def _take_returned(self):   # with the lock held
+        while self._returned:
+            address, size = self._returned.popleft()
             self.in_use -= size
             self.cached += size
             self._free.setdefault(size, []).append(address)
 
     def empty_cache(self):
-        """Give every cached block back to the device (once the stream is done with them)."""
-        self.gpu.synchronize()
+        """Give every cached block back to the device, once the stream is done with them:
+        the blocks are taken first, so none released later (whose last use may still be
+        queued) is freed."""
         with self._lock:
+            self._take_returned()
             blocks = [(a, s) for s, addresses in self._free.items() for a in addresses]
             self._free.clear()
             self.cached = 0
+        self.gpu.synchronize()
         for address, _ in blocks:
             self.gpu.free(address)
 
     def stats(self) -> dict:
         with self._lock:
+            self._take_returned()
             return {"bytes_in_use": self.in_use, "bytes_cached": self.cached,
                     "peak_bytes_in_use": self.peak,
                     "device_allocations": self.device_allocations}
 
 
 class DeviceBuffer:
-    """An array's memory on a GPU: a block from `allocator`, given back when the buffer is
-    gone (its last Array, and any call still holding it, have let it go)."""
+    """An array's memory on a GPU: a block from `allocator`, given back when the last Array
+    holding it is gone.  Kernels enqueued before may still read it then; that is safe
+    because whatever reuses the block is enqueued after them (one stream per device)."""
 
     __slots__ = ("address", "nbytes", "shape", "dtype", "device", "allocator",
                  "__weakref__")

@@ -32,9 +32,11 @@ class GpuContext:
     def __init__(self, device: Device, gpu, emulated: bool):
         self.device, self.gpu, self.emulated = device, gpu, emulated
         self.allocator = CachingAllocator(gpu)
-        # one call's table copy and launches (or graph capture) at a time: the stream is
-        # shared, and a capture would take in another thread's launches
-        self.enqueue_lock = threading.Lock()
+        self.allocator.context = self
+        # one thread's work on the stream at a time (a call's table copy and launches, a
+        # copy, a wait): a graph capture on the shared stream would take in, or be broken
+        # by, another thread's operations
+        self.enqueue_lock = threading.RLock()
 
 
 class CudaPlatform(Platform):
@@ -103,19 +105,24 @@ class CudaPlatform(Platform):
 
     def to_host(self, buffer: DeviceBuffer) -> np.ndarray:
         host = np.empty(buffer.shape, buffer.dtype)
+        context = buffer.allocator.context   # the buffer's own GPU, whatever the mode is now
         if host.nbytes:
-            self.context(buffer.device).gpu.copy_to_host(host, buffer.address)
+            with context.enqueue_lock:
+                context.gpu.copy_to_host(host, buffer.address)
         return host
 
     def from_host(self, value: np.ndarray, device: Device) -> DeviceBuffer:
         context = self.context(device)
         buffer = DeviceBuffer(context.allocator, value.shape, value.dtype, device)
         if value.nbytes:
-            context.gpu.copy_to_device(buffer.address, value)
+            with context.enqueue_lock:
+                context.gpu.copy_to_device(buffer.address, value)
         return buffer
 
     def wait(self, buffer):
-        self.context(buffer.device).gpu.synchronize()
+        context = buffer.allocator.context
+        with context.enqueue_lock:
+            context.gpu.synchronize()
 
 
 def _backend_name(key) -> str:

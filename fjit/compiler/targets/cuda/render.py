@@ -39,7 +39,7 @@ def _render_op(name, args, types):
 THREADS_PER_BLOCK = 128
 MAX_BLOCKS = 1024   # a grid-stride loop covers the rest
 GEMM_TILE, GEMM_THREADS = 64, 256   # templates/cuda/gemm.cuh.j2
-MAX_GRID_Z = 65535  # a GEMM's batch beyond this is looped over
+MAX_GRID_YZ = 65535  # a GEMM's row tiles and batch beyond this are looped over
 
 
 class CudaUnsupported(NotImplementedError):
@@ -76,7 +76,8 @@ class Launch:
             return grid(self.threads(sizes))
         m, n, batch = (self._value(w, sizes) for w in self.gemm)
         tiles = lambda extent: max(1, -(-extent // GEMM_TILE))
-        return (tiles(n), tiles(m), max(1, min(batch, MAX_GRID_Z))), GEMM_THREADS
+        return ((tiles(n), min(tiles(m), MAX_GRID_YZ), max(1, min(batch, MAX_GRID_YZ))),
+                GEMM_THREADS)
 
 
 @dataclass

@@ -7,6 +7,8 @@
 // A launch that cannot go on (threads waiting at different barriers, no memory for a stack)
 // stops and reports it through fj_emu_error() instead of aborting the process.
 #pragma once
+#ifndef FJ_CUDA_EMU_H   /* a guard too: the compile cache includes a copy of this file */
+#define FJ_CUDA_EMU_H
 #define FJ_EMULATE 1
 #include <sys/mman.h>
 #include <cmath>
@@ -270,3 +272,4 @@ template <class... P, size_t... I> void launch_params(void (*k)(P...), dim3 g, d
     fj_emu::launch_params(k, dim3(gx, gy, gz), dim3(bx, by, bz), shmem, params, \
     std::make_index_sequence<fj_emu::arity(k)>{}); return fj_emu::failed; }
 #define FJ_EMU_ERROR_ENTRY extern "C" const char* fj_emu_error(void) { return fj_emu::error_text; }
+#endif  // FJ_CUDA_EMU_H
