@@ -5,8 +5,11 @@
 #   3. a sample of the suite with jit on the cuda backend (FJIT_TEST_BACKENDS=cuda);
 #   4. the GPU benchmarks (bench/gpu.py), one round.
 # Each step has its own time limit and the script goes on after a failure; everything lands
-# in $OUT (or /tmp/gpu_check).  The GPU image has no cffi: carry wheels in .whl/ (see
-# bench/RESULTS.md, "GPU runs"), installed here into /tmp/site.
+# in $OUT (or /tmp/gpu_check).  The GPU image (Python 3.12) has no cffi: carry its wheels in
+# .whl/, made where pip works with
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
+#     --implementation cp --platform manylinux2014_x86_64 -d .whl cffi pycparser
+# and they are installed here into /tmp/site.
 set -u
 OUT=${OUT:-/tmp/gpu_check}
 mkdir -p "$OUT"
