@@ -35,7 +35,7 @@ print(driver.probe()); print(fjit.devices())"'
 PYTEST="python3 -m pytest -q -p no:cacheprovider -o addopts= -p no:randomly"
 step gpu_tests 120 env FJIT_TEST_CUDA=gpu $PYTEST tests/test_cuda_runtime.py \
   tests/test_cuda_emulated.py tests/test_cuda_toolchain.py
-step suite_on_cuda 120 env FJIT_TEST_BACKENDS=cuda $PYTEST -x tests/test_jit.py \
+step suite_on_cuda 120 env FJIT_TEST_CUDA=gpu FJIT_TEST_BACKENDS=cuda FJIT_TEST_CUDA_SAMPLE=3 $PYTEST tests/test_jit.py \
   tests/test_lax.py tests/test_optim.py
 step bench 190 python3 bench/gpu.py --rounds 1 --timeout 45 --budget 170 \
   --out "$OUT/bench.json"
