@@ -65,6 +65,12 @@ def backend(request):
         if toolchain() is None:
             pytest.skip("no C compiler")
     previous = fjit.config.backend, fjit.config.cuda_emulation
+    if request.param == "cuda" and not ON_GPU:
+        from fjit.compiler.targets.cuda.emulator import CxxUnavailable, cxx
+        try:
+            cxx()
+        except CxxUnavailable as why:
+            pytest.skip(f"the emulated GPU needs a C++ compiler: {why}")
     if request.param == "cuda":
         fjit.config.update("cuda_emulation", not ON_GPU)
     fjit.config.update("backend", request.param)
@@ -77,6 +83,12 @@ def backend(request):
 def cuda_device(set_option):
     """The cuda device a test runs on: the emulated GPU, or with FJIT_TEST_CUDA=gpu the
     machine's first GPU (bench/gpu_check.sh runs the cuda tests so on a lent GPU)."""
+    if not ON_GPU:
+        from fjit.compiler.targets.cuda.emulator import CxxUnavailable, cxx
+        try:
+            cxx()
+        except CxxUnavailable as why:
+            pytest.skip(f"the emulated GPU needs a C++ compiler: {why}")
     set_option("cuda_emulation", not ON_GPU)
     device = fjit.devices("cuda")[0]
     yield device
