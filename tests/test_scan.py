@@ -29,10 +29,11 @@ def rnn_cell(params, h, x):
     return jnp.tanh(h @ params["w"] + x @ params["u"] + params["b"])
 
 
-def _params():
-    return {"w": (rng.standard_normal((4, 4)) * 0.5).astype(np.float32),
-            "u": rng.standard_normal((3, 4)).astype(np.float32),
-            "b": rng.standard_normal(4).astype(np.float32)}
+def _params(gen=None):
+    gen = rng if gen is None else gen
+    return {"w": (gen.standard_normal((4, 4)) * 0.5).astype(np.float32),
+            "u": gen.standard_normal((3, 4)).astype(np.float32),
+            "b": gen.standard_normal(4).astype(np.float32)}
 
 
 def _close(a, b, tol=1e-5):
@@ -79,8 +80,13 @@ def test_fori_loop_and_map():
 
 
 def test_gradients_match_the_unrolled_loop_and_finite_differences():
-    params = _params()
-    xs = rng.standard_normal((5, 3)).astype(np.float32)
+    # data of its own: drawn from the module's generator it depended on which tests ran
+    # before (the cuda sample changed that); the finite differences of this 5-step RNN's
+    # second derivatives (values near 600) need a smaller step than check_grads' 1e-4 to
+    # come within rtol 1e-5 (they run in float64)
+    gen = np.random.default_rng(7)
+    params = _params(gen)
+    xs = gen.standard_normal((5, 3)).astype(np.float32)
 
     def loss_scan(p, h0, xs):
         h, hs = lax.scan(lambda h, x: (rnn_cell(p, h, x),) * 2, h0, xs)
@@ -97,7 +103,7 @@ def test_gradients_match_the_unrolled_loop_and_finite_differences():
     g_scan = fjit.grad(loss_scan, argnums=(0, 1, 2))(params, h0, xs)
     _close(g_scan, fjit.grad(loss_loop, argnums=(0, 1, 2))(params, h0, xs), 1e-4)
     _close(fjit.jit(fjit.grad(loss_scan, argnums=(0, 1, 2)))(params, h0, xs), g_scan, 1e-4)
-    check_grads(loss_scan, (params, h0, xs), order=2)
+    check_grads(loss_scan, (params, h0, xs), order=2, eps=1e-6)
 
 
 def test_fori_loop_with_static_bounds_is_reverse_differentiable():
