@@ -139,7 +139,8 @@ def test_a_kernel_fault_is_a_typed_error_at_the_next_sync_naming_kernel_and_prog
     exe.calls = 0
     # the emulator fails it on the stream (raised at the sync), a GPU's driver at the launch
     with pytest.raises(CudaError, match=rf"CUDA kernel {function} of Program scaled"
-                                        r" \(.*mul.*\)"):
+                                        r" \(.*mul.*\), from .*test_cuda_runtime.py:\d+ "
+                                        r"\(scaled\)"):
         f(x).block_until_ready()
     exe._launches[0] = (function, (1, 128), *rest)
     np.testing.assert_allclose(np.asarray(f(x)), np.asarray(x) * 2 + 1, rtol=1e-6)

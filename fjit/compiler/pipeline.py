@@ -13,7 +13,7 @@ from ..limits import MEMORY_LIMIT
 from . import contractions, dynamic, workspace
 from .flatten import cse, flatten
 from .fusion import plan_program
-from .schedule import Options, fuse_rows, schedule_kernel
+from .schedule import Options, first_source, fuse_rows, schedule_kernel
 
 _log = logging.getLogger("fjit.compile")
 _handler = logging.StreamHandler()
@@ -75,6 +75,7 @@ def lower_program(program: Program, target, options: Options | None = None):
     for k, kernel in enumerate(plan.kernels):
         sk = schedule_kernel(kernel, f"kernel_{k}", plan, options, target, counter)
         sk.comment = ", ".join(e.primitive.name for e in kernel.eqns)
+        sk.source = first_source(kernel.eqns)
         sk.members = [k]
         scheduled.append(sk)
     return flat, plan, fuse_rows(scheduled, options)

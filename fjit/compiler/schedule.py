@@ -147,11 +147,18 @@ class ScheduledKernel:
     work: int = 0
     comment: str = ""
     members: list = field(default_factory=list)    # the plan's kernels it computes
+    source: object = None   # the user's line of its first equation that has one (errors)
 
     @property
     def body(self):
         """Every scheduled kernel of its sub-Programs, in order."""
         return [sk for part in self.parts for sk in part]
+
+
+def first_source(eqns):
+    """The source_info of the first equation that has one (the user's line), or None."""
+    return next((e.source_info for e in eqns if getattr(e, "source_info", None) is not None),
+                None)
 
 
 def flat_index(shape, axes=None) -> ix.Expr:
@@ -537,6 +544,7 @@ def _schedule_control(kernel, name, plan, options, target, counter):
         for j, k in enumerate(part):
             sk = schedule_kernel(k, f"{name}_{offset + j}", plan, options, target, counter)
             sk.comment = ", ".join(e.primitive.name for e in k.eqns)
+            sk.source = first_source(k.eqns)
             sk.members = [offset + j]
             scheduled.append(sk)
         scheduled = fuse_rows(scheduled, options)
@@ -686,4 +694,5 @@ def _merge(group, sk, p):
     return ScheduledKernel(group.name, "loops", [LoopNest(loops, levels)],
                            buffers=sorted(set(group.buffers) | set(sk.buffers)),
                            work=group.work + sk.work, comment=f"{group.comment}; {sk.comment}",
-                           members=group.members + sk.members)
+                           members=group.members + sk.members,
+                           source=group.source or sk.source)

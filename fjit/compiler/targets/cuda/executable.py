@@ -68,6 +68,8 @@ class CudaExecutable:
             n = sizes.address + 8 * (launch.n or 0)
             f = constants.address + 8 * (launch.f or 0)
             label = f"CUDA kernel {launch.function} of Program {self.name} ({launch.comment})"
+            if launch.source:
+                label += f", from {launch.source}"
             self._launches.append((launch.function, launch.configuration(rendered.sizes or [0]),
                                    offset, n, f, label))
         self._slot_buffers = np.array([b for b, _ in slots], np.int64)

@@ -60,6 +60,7 @@ class Launch:
     work: object = None   # an int, or ("param", k): the k-th of the call's sizes
     comment: str = ""     # what the kernel computes (its ops), for error messages
     gemm: tuple | None = None   # a GEMM's (m, n, batch), each as `work` is
+    source: str = ""            # the user's line its first equation came from
 
     def _value(self, work, sizes) -> int:
         if isinstance(work, tuple):
@@ -175,6 +176,8 @@ class _LaunchList:
         self.plan, self.calls, self.loop_kernels, self.sizes = plan, calls, loop_kernels, sizes
         self.control = {sk.name: sk for sk in c_render.all_kernels(scheduled)
                         if sk.control is not None}
+        self.sources = {sk.name: str(sk.source) for sk in c_render.all_kernels(scheduled)
+                        if sk.source is not None}
         self.binding, self.launches, self.steps = {}, [], []
 
     def collect(self, emit) -> list:
@@ -209,18 +212,21 @@ class _LaunchList:
             return {"scan": self.scan, "while": self.while_loop, "cond": self.cond}[sk.kind](sk)
         kernel = self.loop_kernels[call["fn"]]
         slots = [self.where(b) for b in call["args"]]
+        source = self.sources.get(name, "")
         if kernel["kind"] == "gemm":
             return self._add(Launch(f"{kernel['name']}_gemm", slots, call["n"], call["f"],
                                     None, kernel["comment"], gemm=tuple(
-                                        _work(kernel[d]) for d in ("m", "n", "batch"))))
+                                        _work(kernel[d]) for d in ("m", "n", "batch")),
+                                    source=source))
         for j, nest in enumerate(kernel["nests"]):
             for i, fill in enumerate(nest["fills"]):
                 self._add(Launch(f"{kernel['name']}_n{j}_fill{i}", slots, call["n"],
-                                 call["f"], _work(fill["size"]), kernel["comment"]))
+                                 call["f"], _work(fill["size"]), kernel["comment"],
+                                 source=source))
             loops = nest["loops"]
             work = _work(loops[0]["extent"]) if loops and loops[0]["parallel"] else None
             self._add(Launch(f"{kernel['name']}_n{j}", slots, call["n"], call["f"], work,
-                             kernel["comment"]))
+                             kernel["comment"], source=source))
 
     def scan(self, sk):
         loop, body = sk.control, [k.name for k in sk.parts[0]]
