@@ -13,7 +13,9 @@ from .render import render_program
 
 # Contractions large enough are GEMM kernels (render.py); a GEMM never computes its B
 # operand while it loads it (the C target's packing fusion: producer_max_cost below 0).
-CUDA_TARGET = Target(name="cuda", producer_max_cost=-1)
+# Every nest whose outer loop may run in parallel does, across the grid, however small:
+# a GPU thread is cheap, and a nest the schedule leaves serial runs on one thread.
+CUDA_TARGET = Target(name="cuda", producer_max_cost=-1, parallel_min_work=8)
 
 _checked: set = set()   # sources NVRTC compiled in this process
 
