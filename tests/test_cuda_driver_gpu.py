@@ -55,6 +55,7 @@ class FakeDriver:
         self.blocks, self.memory_bytes, self.used = {}, memory_bytes, 0
         self.capturing, self.launches, self.fail_next_sync = None, [], False
         self.current_context = None
+        self.destroyed = []
 
     def cuInit(self, flags): return (self.ok,)
     def cuDeviceGet(self, index): return (self.ok, index)
@@ -129,6 +130,14 @@ class FakeDriver:
 
     def cuGraphInstantiate(self, graph, flags): return (self.ok, list(graph))
 
+    def cuGraphExecDestroy(self, executable):
+        self.destroyed.append("exec")
+        return (self.ok,)
+
+    def cuGraphDestroy(self, graph):
+        self.destroyed.append("graph")
+        return (self.ok,)
+
     def cuGraphLaunch(self, graph, stream):
         for launch in graph:
             self._run(launch)
@@ -186,11 +195,15 @@ def test_a_program_runs_through_the_driver_path_and_replays_as_a_graph(fake_gpu)
         got = [_read(gpu, o) for o in outs]
     np.testing.assert_allclose(got[0], np.exp(x - x.max(1, keepdims=True)).sum(1), rtol=1e-5)
     np.testing.assert_allclose(got[1], (x * 2).T + 1, rtol=1e-6)
-    assert exe.graph_launches == 2 and isinstance(exe.graph, list)
+    assert exe.graph_launches == 2 and isinstance(exe.graph.executable, list)
     kernels = {name for name in driver.launches}
     assert driver.launches == [l[0] for l in exe._launches] * 3 and kernels
     attributes = gpu.function_attributes(exe.module, exe._launches[0][0])
     assert attributes == {"registers": 32, "shared_bytes": 0}
+    del exe, outs
+    import gc
+    gc.collect()
+    assert driver.destroyed == ["exec", "graph"]   # the graph goes with its executable
 
 
 def test_a_fault_reported_at_sync_names_the_launches_since_the_last_one(fake_gpu):

@@ -135,11 +135,21 @@ class DriverGpu:
             enqueue()
         finally:
             graph = self._check(cu.cuStreamEndCapture(self._stream), "cuStreamEndCapture")
-        return self._check(cu.cuGraphInstantiate(graph, 0), "cuGraphInstantiate")
+        return _Graph(graph, self._check(cu.cuGraphInstantiate(graph, 0), "cuGraphInstantiate"))
 
     def launch_graph(self, graph):
         self._make_current()
-        self._check(self._cu.cuGraphLaunch(graph, self._stream), "cuGraphLaunch")
+        self._check(self._cu.cuGraphLaunch(graph.executable, self._stream), "cuGraphLaunch")
+
+    def release_graph(self, graph):
+        """Destroy a graph nothing will launch again (its executable is gone).  Its last
+        launch may still be running: the driver defers the release until it is done."""
+        try:
+            self._make_current()
+            self._cu.cuGraphExecDestroy(graph.executable)
+            self._cu.cuGraphDestroy(graph.graph)
+        except Exception:   # noqa: BLE001 -- at interpreter exit the driver may be gone
+            pass
         self._recent.append("a CUDA graph")
 
     def function_attributes(self, module, kernel: str) -> dict:
@@ -152,6 +162,11 @@ class DriverGpu:
                 "shared_bytes": self._check(cu.cuFuncGetAttribute(
                     attribute.CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, function),
                     "cuFuncGetAttribute")}
+
+
+class _Graph:
+    def __init__(self, graph, executable):
+        self.graph, self.executable = graph, executable
 
 
 class _Module:

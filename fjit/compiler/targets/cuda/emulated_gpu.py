@@ -148,6 +148,9 @@ class EmulatedGpu:
         finally:
             self._capture.launches = None
 
+    def release_graph(self, graph: EmulatedGraph):
+        """Nothing to give back: a recorded graph is a Python list."""
+
     def launch_graph(self, graph: EmulatedGraph):
         def replay():
             for module, kernel, grid, block, args, label in graph.launches:

@@ -18,6 +18,7 @@ counted in `fallbacks`; on the device that means copying its operands to the hos
 from __future__ import annotations
 
 import threading
+import weakref
 
 import numpy as np
 
@@ -157,6 +158,7 @@ class CudaExecutable:
                 self._enqueue_launches(addresses=addresses)
             elif self.calls >= 1 and config.cuda_graphs:   # the first call ran as it is
                 self.graph = gpu.capture(self._enqueue_launches)
+                weakref.finalize(self, gpu.release_graph, self.graph)
                 gpu.launch_graph(self.graph)
                 self.graph_launches += 1
             else:
