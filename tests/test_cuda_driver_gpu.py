@@ -216,6 +216,18 @@ def test_a_fault_reported_at_sync_names_the_launches_since_the_last_one(fake_gpu
     with pytest.raises(CudaKernelError, match=r"CUDA_ERROR_ILLEGAL_ADDRESS .* among: CUDA "
                                               r"kernel kernel_0_n0 of Program <lambda>"):
         gpu.synchronize()
+    exe(buffers)   # the second call captures its graph, the third replays it
+    gpu.synchronize()
+    exe(buffers)
+    driver.fail_next_sync = True
+    with pytest.raises(CudaKernelError, match=r"among: the CUDA graph of Program <lambda>"):
+        gpu.synchronize()
+    del exe
+    import gc
+    gc.collect()   # its graph is released: nothing to name at the next fault
+    driver.fail_next_sync = True
+    with pytest.raises(CudaKernelError, match=r"among: copies only"):
+        gpu.synchronize()
 
 
 def test_out_of_memory_from_the_driver_is_typed(fake_gpu):

@@ -87,8 +87,9 @@ def test_a_jitted_training_loop_makes_no_hidden_transfers_and_reuses_its_memory(
             allocations = gpu.memory_stats()["device_allocations"]
     assert transfer_stats()["host_to_device_copies"] == 0
     assert transfer_stats()["device_to_host_copies"] == 0
-    # from the cache, but for the blocks of the two losses kept since (one each)
-    assert gpu.memory_stats()["device_allocations"] == allocations + 2
+    # from the cache, but for the blocks of the two losses kept since (at most one each:
+    # the cache may already hold blocks of their size from earlier tests)
+    assert gpu.memory_stats()["device_allocations"] <= allocations + 2
     np.testing.assert_allclose([float(l) for l in losses], want, rtol=1e-5)
     assert transfer_stats()["device_to_host_copies"] == 4
     exe = _executable(step, params, state, x, y)

@@ -137,9 +137,10 @@ class DriverGpu:
             graph = self._check(cu.cuStreamEndCapture(self._stream), "cuStreamEndCapture")
         return _Graph(graph, self._check(cu.cuGraphInstantiate(graph, 0), "cuGraphInstantiate"))
 
-    def launch_graph(self, graph):
+    def launch_graph(self, graph, label: str = "a CUDA graph"):
         self._make_current()
-        self._check(self._cu.cuGraphLaunch(graph.executable, self._stream), "cuGraphLaunch")
+        self._check(self._cu.cuGraphLaunch(graph.executable, self._stream), label)
+        self._recent.append(label)
 
     def release_graph(self, graph):
         """Destroy a graph nothing will launch again (its executable is gone).  Its last
@@ -150,7 +151,6 @@ class DriverGpu:
             self._cu.cuGraphDestroy(graph.graph)
         except Exception:   # noqa: BLE001 -- at interpreter exit the driver may be gone
             pass
-        self._recent.append("a CUDA graph")
 
     def function_attributes(self, module, kernel: str) -> dict:
         """Registers per thread and static shared memory NVRTC gave a kernel."""

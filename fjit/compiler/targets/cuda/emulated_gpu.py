@@ -151,14 +151,14 @@ class EmulatedGpu:
     def release_graph(self, graph: EmulatedGraph):
         """Nothing to give back: a recorded graph is a Python list."""
 
-    def launch_graph(self, graph: EmulatedGraph):
+    def launch_graph(self, graph: EmulatedGraph, label: str = "a CUDA graph"):
         def replay():
             for module, kernel, grid, block, args, label in graph.launches:
                 try:
                     module.launch(kernel, grid, block, args)
                 except BaseException as e:
                     raise CudaKernelError(f"{label}: {type(e).__name__}: {e}") from e
-        self._enqueue(replay, "a CUDA graph")
+        self._enqueue(replay, label)
 
     def memory_in_use(self) -> int:
         return self._used

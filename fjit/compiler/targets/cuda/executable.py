@@ -152,14 +152,14 @@ class CudaExecutable:
             if table.size:
                 gpu.copy_to_device(self._table.address, table)
             if self.graph is not None:
-                gpu.launch_graph(self.graph)
+                gpu.launch_graph(self.graph, f"the CUDA graph of Program {self.name}")
                 self.graph_launches += 1
             elif self.compiled.rendered.host_driven:   # the host decides while it enqueues
                 self._enqueue_launches(addresses=addresses)
             elif self.calls >= 1 and config.cuda_graphs:   # the first call ran as it is
                 self.graph = gpu.capture(self._enqueue_launches)
                 weakref.finalize(self, gpu.release_graph, self.graph)
-                gpu.launch_graph(self.graph)
+                gpu.launch_graph(self.graph, f"the CUDA graph of Program {self.name}")
                 self.graph_launches += 1
             else:
                 self._enqueue_launches()

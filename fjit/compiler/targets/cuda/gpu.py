@@ -19,7 +19,7 @@ CUDA's faults are sticky, by every one after it: the GPU's context is lost.
     load(source, kernels, name)     a module: the CUDA source built for this device
     launch(module, kernel, grid, block, args, label)   args: Pointer and NumPy scalars
     capture(enqueue) -> graph       the launches `enqueue()` makes, recorded, not run
-    launch_graph(graph)             replays them as one operation
+    launch_graph(graph, label)      replays them as one operation
     release_graph(graph)            once nothing will launch it again
     synchronize()                   waits; raises the fault, if a kernel failed
 """
