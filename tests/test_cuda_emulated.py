@@ -177,3 +177,13 @@ def test_gemm_grids_loop_over_row_tiles_and_batches_past_the_grid_limit(cuda_dev
     compiled = CompiledCuda(_program(lambda a, b: a @ b, a, b))
     (config,) = [c for fn, c in compiled.configurations() if fn.endswith("_gemm")]
     assert config == ((2, 2, 2), 256)
+
+
+def test_a_reduction_over_an_outer_axis_is_a_thread_per_output(set_option):
+    set_option("cuda_emulation", True)
+    set_option("backend", "cuda")
+    x = rand(50, 40)
+    f = fjit.jit(lambda x: x.sum(0))
+    launches = f.lower(x).as_text().split("# Launches")[1].split("# Generated")[0]
+    assert "kernel_0_n0<<<1, 40>>>" in launches   # not the CPU's rows-outer single thread
+    np.testing.assert_allclose(np.asarray(f(x)), x.sum(0), rtol=1e-5)

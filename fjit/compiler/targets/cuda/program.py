@@ -4,9 +4,12 @@ installed, compiled by it for sm_80 and sm_90, so source a GPU would reject fail
 machine.  What runs it is executable.py; this is what `jit(f).lower()` shows."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
+from ....config import config
 from ...pipeline import lower_program
+from ...schedule import Options
 from ...target import Target
 from . import nvrtc
 from .render import render_program
@@ -20,6 +23,14 @@ CUDA_TARGET = Target(name="cuda", producer_max_cost=-1, parallel_min_work=8)
 _checked: set = set()   # sources NVRTC compiled in this process
 
 
+def cuda_options() -> Options:
+    """The configured passes, but for `reorder`: it turns a reduction over a strided outer
+    axis inside out so that a CPU reads memory in order, which leaves a GPU one thread
+    accumulating everything; kept as it is, each output is a thread (`x.sum(0)` over
+    [50, 40]: 40 threads, whose reads of a row are adjacent)."""
+    return dataclasses.replace(Options.from_string(config.passes), reorder=False)
+
+
 class CompiledCuda:
     """`program` lowered and rendered for the cuda target (its source, kernels and launch
     list); `check_with_nvrtc`: compile it for the checked architectures where NVRTC is
@@ -28,7 +39,8 @@ class CompiledCuda:
     def __init__(self, program, check_with_nvrtc: bool = True):
         self.program = program
         self.name = program.name or "program"
-        self.flat, self.plan, self.scheduled = lower_program(program, CUDA_TARGET)
+        self.flat, self.plan, self.scheduled = lower_program(program, CUDA_TARGET,
+                                                             cuda_options())
         self.rendered = render_program(self.name, self.plan, self.scheduled)
         if check_with_nvrtc:
             self.check()
