@@ -57,6 +57,17 @@ def pytest_collection_modifyitems(config, items):
         items[:] = kept
 
 
+def _skip_without_the_emulator():
+    """Skip, saying why, where the emulated GPU cannot be built (no C++ compiler)."""
+    if ON_GPU:
+        return
+    from fjit.compiler.targets.cuda.emulator import CxxUnavailable, cxx
+    try:
+        cxx()
+    except CxxUnavailable as why:
+        pytest.skip(f"the emulated GPU needs a C++ compiler: {why}")
+
+
 @pytest.fixture(autouse=True)
 def backend(request):
     """The jit backend this run of the test uses."""
@@ -65,13 +76,8 @@ def backend(request):
         if toolchain() is None:
             pytest.skip("no C compiler")
     previous = fjit.config.backend, fjit.config.cuda_emulation
-    if request.param == "cuda" and not ON_GPU:
-        from fjit.compiler.targets.cuda.emulator import CxxUnavailable, cxx
-        try:
-            cxx()
-        except CxxUnavailable as why:
-            pytest.skip(f"the emulated GPU needs a C++ compiler: {why}")
     if request.param == "cuda":
+        _skip_without_the_emulator()
         fjit.config.update("cuda_emulation", not ON_GPU)
     fjit.config.update("backend", request.param)
     yield request.param
@@ -83,12 +89,7 @@ def backend(request):
 def cuda_device(set_option):
     """The cuda device a test runs on: the emulated GPU, or with FJIT_TEST_CUDA=gpu the
     machine's first GPU (bench/gpu_check.sh runs the cuda tests so on a lent GPU)."""
-    if not ON_GPU:
-        from fjit.compiler.targets.cuda.emulator import CxxUnavailable, cxx
-        try:
-            cxx()
-        except CxxUnavailable as why:
-            pytest.skip(f"the emulated GPU needs a C++ compiler: {why}")
+    _skip_without_the_emulator()
     set_option("cuda_emulation", not ON_GPU)
     device = fjit.devices("cuda")[0]
     yield device

@@ -159,6 +159,3 @@ class EmulatedGpu:
                 except BaseException as e:
                     raise CudaKernelError(f"{label}: {type(e).__name__}: {e}") from e
         self._enqueue(replay, label)
-
-    def memory_in_use(self) -> int:
-        return self._used

@@ -78,6 +78,7 @@ class CudaExecutable:
         self._table = self._new(((max(len(slots), 1),)), np.uint64)
         self._buffer_count = len(plan.buffers)
         self.graph = None
+        self._graph_label = f"the CUDA graph of Program {self.name}"   # named in faults
         self.calls = 0
         self.graph_launches = 0
 
@@ -152,14 +153,14 @@ class CudaExecutable:
             if table.size:
                 gpu.copy_to_device(self._table.address, table)
             if self.graph is not None:
-                gpu.launch_graph(self.graph, f"the CUDA graph of Program {self.name}")
+                gpu.launch_graph(self.graph, self._graph_label)
                 self.graph_launches += 1
             elif self.compiled.rendered.host_driven:   # the host decides while it enqueues
                 self._enqueue_launches(addresses=addresses)
             elif self.calls >= 1 and config.cuda_graphs:   # the first call ran as it is
                 self.graph = gpu.capture(self._enqueue_launches)
                 weakref.finalize(self, gpu.release_graph, self.graph)
-                gpu.launch_graph(self.graph, f"the CUDA graph of Program {self.name}")
+                gpu.launch_graph(self.graph, self._graph_label)
                 self.graph_launches += 1
             else:
                 self._enqueue_launches()

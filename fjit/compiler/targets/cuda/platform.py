@@ -9,6 +9,7 @@ on the host (np.asarray, float, printing) waits for the stream and copies it bac
 """
 from __future__ import annotations
 
+import functools
 import threading
 
 import numpy as np
@@ -43,7 +44,7 @@ class CudaPlatform(Platform):
     name = "cuda"
 
     def __init__(self):
-        self._devices: dict = {}    # (emulated, index) -> Device
+        self._devices: dict = {}    # emulated? -> its Devices
         self._contexts: dict = {}   # (emulated, index) -> GpuContext
         self._lock = threading.Lock()
 
@@ -51,14 +52,20 @@ class CudaPlatform(Platform):
         return bool(config.cuda_emulation)
 
     def devices(self):
-        if self._mode():
-            indices = [0]
-        else:
-            gpus, _ = driver.probe()
-            indices = [g.index for g in gpus] if driver_runtime_available() is None else []
-        with self._lock:
-            return [self._devices.setdefault((self._mode(), i), Device(self, i))
-                    for i in indices]
+        """The GPUs (probed once), or the emulated one; asked at every call on a device
+        under FJIT_PLATFORM=cuda, so the lists are kept."""
+        mode = self._mode()
+        found = self._devices.get(mode)
+        if found is None:
+            if mode:
+                indices = [0]
+            else:
+                gpus, _ = driver.probe()
+                indices = [g.index for g in gpus] if driver_runtime_available() is None \
+                    else []
+            with self._lock:
+                found = self._devices.setdefault(mode, [Device(self, i) for i in indices])
+        return list(found)
 
     def why_none(self) -> str:
         gpus, why = driver.probe()
@@ -139,6 +146,7 @@ def _factory(context):
 PLATFORM = CudaPlatform()
 
 
+@functools.lru_cache(maxsize=None)
 def driver_runtime_available() -> str | None:
     """None when fjit can run on this machine's GPUs, else why not."""
     try:
