@@ -330,11 +330,17 @@ class JitFunction:
         return self._lookup(args, kwargs)[0].traced
 
     def lower(self, *args, **kwargs):
-        """What the configured compiled backend (for the reference backend: the C one) makes
-        of this function for these arguments: the Program, the kernels (with the equations
-        each fused) and the generated source."""
+        """What the compiled backend these arguments would run on makes of this function for
+        them -- for arguments on a device (or with FJIT_PLATFORM=cuda), its platform's; on the
+        host, the configured backend's (for the reference backend: the C one): the Program, the kernels (with the
+        equations each fused) and the generated source."""
         from .compiler.lowered import Lowered
-        return Lowered(self._lookup(args, kwargs)[0].program)
+        entry, leaves = self._lookup(args, kwargs)[:2]
+        platform = None if config.platform == "cpu" else config.platform
+        if not runs_on_host(leaves):
+            arrays = [x for x in leaves if type(x) is Array]
+            platform = common_device(arrays, f"jit({entry.name}).lower").platform
+        return Lowered(entry.program, platform)
 
     def cache_info(self) -> dict:
         """How this function's cache has done: traces (new signatures), hits (calls that

@@ -78,6 +78,12 @@ CASES = {
                                     rand(5, 8)]),
     "broadcast_concat_slice": (lambda x, y: jnp.concatenate([x[:, ::2], y.T[:, 1:]], axis=1)
                                + x[:, :1], lambda: [rand(7, 10), rand(5, 7, seed=1)]),
+    "shared_reductions": (   # a block per row or one block, combined by shuffle trees
+        lambda x, i: (x.sum(), x.sum((0, 2)), x.max(2), jnp.argmax(x.reshape(6, -1), 1),
+                      jnp.argmin(x.reshape(-1)), fjit.nn.logsumexp(x, axis=1), i.sum(1), i.max(),
+                      jnp.argmax(i, 1), (x > 0).all(2), (x > 2).any(), jnp.var(x, 2)),
+        lambda: [rand(6, 5, 300), np.random.default_rng(1).integers(-9, 9, (6, 700))
+                 .astype(np.int32)]),
     "float64": (lambda x: jnp.log1p(jnp.abs(x)).sum(1), lambda: [rand(9, 13, dtype=np.float64)]),
     "float16": (lambda x: (jnp.exp(x) * 2, x.max(0), x.astype(jnp.float32).sum(), x > 0),
                 lambda: [rand(9, 13, dtype=np.float16)]),
@@ -161,8 +167,8 @@ def test_lower_shows_the_cuda_source_and_each_launch(set_option):
     x = np.ones((64, 300), np.float32)
     text = fjit.jit(lambda x: (jnp.exp(x).sum(1), x * 2)).lower(x).as_text()
     launches = text[text.index("# Launches"):text.index("# Generated source")]
-    assert launches.count("<<<") == 2   # a launch per kernel: one thread per row, or a grid
-    assert "kernel_0_n0<<<1, 64>>>" in launches or "kernel_1_n0<<<1, 64>>>" in launches
+    assert launches.count("<<<") == 2   # the header, and one kernel: x * 2 fused into the rows
+    assert "kernel_0_n0<<<64, 256>>>" in launches   # a block per row, its sum shared
     assert 'extern "C" __global__ void kernel_0_n0' in text
 
 
@@ -187,3 +193,43 @@ def test_a_reduction_over_an_outer_axis_is_a_thread_per_output(set_option):
     launches = f.lower(x).as_text().split("# Launches")[1].split("# Generated")[0]
     assert "kernel_0_n0<<<1, 40>>>" in launches   # not the CPU's rows-outer single thread
     np.testing.assert_allclose(np.asarray(f(x)), x.sum(0), rtol=1e-5)
+
+
+def _nan_ties(x):
+    return jnp.argmax(x, 1), jnp.argmin(x, 1), jnp.argmax(x.reshape(-1)), x.max(1)
+
+
+def test_shared_arg_reductions_keep_the_first_nan_and_the_first_of_equal_bests(cuda_device):
+    x = np.zeros((4, 1000), np.float32)
+    x[0, [900, 300, 700]] = 5.0          # ties: the first position wins
+    x[1, [650, 20]] = np.nan             # the first NaN wins over any number
+    x[2] = -np.inf                       # all equal to the initial best: position 0
+    x[3, 999] = -1.0
+    f = fjit.jit(_nan_ties)
+    got = [np.asarray(g) for g in f(fjit.device_put(x, cuda_device))]
+    want = [np.argmax(x, 1), np.argmin(x, 1), np.argmax(x.reshape(-1)), x.max(1)]
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+    text = f.lower(fjit.device_put(x, cuda_device)).as_text()
+    assert "reductions shared" in text and "fj_block_reduce" in text
+
+
+def test_rows_past_the_grid_are_looped_over_by_the_blocks(cuda_device, monkeypatch):
+    from fjit.compiler.targets.cuda import render
+    monkeypatch.setattr(render, "MAX_BLOCKS", 3)
+    x = rand(10, 400)
+    f = fjit.jit(lambda x: jnp.exp(x - x.max(1, keepdims=True)).sum(1))
+    got = np.asarray(f(fjit.device_put(x, cuda_device)))
+    np.testing.assert_allclose(got, np.exp(x - x.max(1, keepdims=True)).sum(1), rtol=1e-5)
+    text = f.lower(fjit.device_put(x, cuda_device)).as_text()
+    assert "<<<3, 256>>>" in text.split("# Launches")[1].split("# Generated")[0]
+
+
+def test_short_rows_stay_a_thread_per_row(set_option):
+    set_option("cuda_emulation", True)
+    set_option("backend", "cuda")
+    x = rand(300, 4)
+    f = fjit.jit(lambda x: x.sum(1))
+    launches = f.lower(x).as_text().split("# Launches")[1].split("# Generated")[0]
+    assert "<<<3, 128>>>" in launches   # 300 rows of 4: one thread each
+    np.testing.assert_allclose(np.asarray(f(x)), x.sum(1), rtol=1e-5)

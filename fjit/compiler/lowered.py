@@ -63,9 +63,9 @@ class KernelInfo:
 
 
 class Lowered:
-    def __init__(self, program):
+    def __init__(self, program, backend: str | None = None):
         self.program = program
-        self.compiled = lowering_for(config.backend)(program)
+        self.compiled = lowering_for(backend or config.backend)(program)
 
     def kernels(self) -> list:
         plan = self.compiled.plan

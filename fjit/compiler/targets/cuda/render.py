@@ -38,6 +38,8 @@ def _render_op(name, args, types):
 
 THREADS_PER_BLOCK = 128
 MAX_BLOCKS = 1024   # a grid-stride loop covers the rest
+REDUCE_THREADS = 256   # a block sharing reductions (multiple of 32: whole warps)
+SHORT_REDUCTION = 32   # a reduction over fewer elements (known) stays in one thread
 GEMM_TILE, GEMM_THREADS = 64, 256   # templates/cuda/gemm.cuh.j2
 MAX_GRID_YZ = 65535  # a GEMM's row tiles and batch beyond this are looped over
 
@@ -61,6 +63,7 @@ class Launch:
     comment: str = ""     # what the kernel computes (its ops), for error messages
     gemm: tuple | None = None   # a GEMM's (m, n, batch), each as `work` is
     source: str = ""            # the user's line its first equation came from
+    shared: bool = False        # a block per outer iteration, its reductions shared
 
     def _value(self, work, sizes) -> int:
         if isinstance(work, tuple):
@@ -72,7 +75,10 @@ class Launch:
 
     def configuration(self, sizes) -> tuple:
         """(blocks, threads per block): a GEMM's grid of 64x64 tiles of C (batch along z),
-        else a grid-stride loop's."""
+        a block of REDUCE_THREADS per outer iteration for a nest whose reductions the block
+        shares, else a grid-stride loop's."""
+        if self.shared:
+            return max(1, min(self.threads(sizes), MAX_BLOCKS)), REDUCE_THREADS
         if self.gemm is None:
             return grid(self.threads(sizes))
         m, n, batch = (self._value(w, sizes) for w in self.gemm)
@@ -136,6 +142,9 @@ def render_program(name, plan, scheduled) -> RenderedCuda:
     kernels, calls, _ = c_render.unique_kernels(c_render._Renderer(plan), scheduled, sizes,
                                                 constants)
     loops = [k for k in kernels if k["kind"] == "loops"]
+    for k in loops:
+        for nest in k["nests"]:
+            nest["shared"] = share_reductions(nest)
     gemms = [k for k in kernels if k["kind"] == "gemm"]
     for k in kernels:
         if k["kind"] == "gemm" and k["producer"] is not None:
@@ -226,7 +235,7 @@ class _LaunchList:
             loops = nest["loops"]
             work = _work(loops[0]["extent"]) if loops and loops[0]["parallel"] else None
             self._add(Launch(f"{kernel['name']}_n{j}", slots, call["n"], call["f"], work,
-                             kernel["comment"], source=source))
+                             kernel["comment"], source=source, shared=nest["shared"]))
 
     def scan(self, sk):
         loop, body = sk.control, [k.name for k in sk.parts[0]]
@@ -298,6 +307,117 @@ class _LaunchList:
             branches.append(self.collect(run_branch))
             self.binding = dict(outer)
         self.steps.append(CondStep(self.where(kernel.index), branches))
+
+
+def share_reductions(nest) -> bool:
+    """Whether a block of threads runs each iteration of the nest's outer loop (or, with no
+    loops, the nest once), its reductions split over the block's threads and combined by a
+    tree (warp shuffles, then shared memory: fj_block_reduce in the prelude), rather than one
+    thread per iteration running them alone.  It does for a nest whose statements at that
+    level (and at the first level of its sub-loops, as in a row-fused softmax) are element-wise
+    values, stores, reductions with at least one not known to be short, and sub-loops (their
+    outer loop spread over the threads, a barrier after each): the shape of a full reduction
+    and of a row-wise one (softmax, norms, arg-max).  A reduction across rows (over the outer
+    axis of contiguous rows) stays one per thread: there neighbouring threads read
+    neighbouring elements.  Anything else a block cannot share (an accumulation, whose
+    threads would race; a reduction over tiled loops) keeps the grid-stride mapping.  Marks
+    each shared reduction with how its tree combines."""
+    loops = nest["loops"]
+    if loops and not (loops[0]["parallel"] and len(loops) == 1
+                      and all(s["k"] == "let" for s in nest["levels"][0])):
+        return False
+    level = list(_block_level(nest["levels"][-1]))
+    reductions = [s for s in level if s["k"] == "reduce"]
+    if not reductions or not all(s["k"] in ("let", "store", "reduce", "sub") for s in level):
+        return False
+    if any(_accumulates(s) for s in level if s["k"] == "sub"):
+        return False
+    trees = [_tree(s) for s in reductions]
+    if None in trees or all(_short(s) for s in reductions):
+        return False
+    if loops and _across_rows(loops[0]["var"], reductions):
+        return False
+    for s, tree in zip(reductions, trees):
+        s["tree"] = tree
+    return True
+
+
+def _block_level(statements):
+    """The statements a shared block runs together: these, and those at the first level of
+    their sub-loops (before any loop)."""
+    for s in statements:
+        yield s
+        if s["k"] == "sub":
+            yield from _block_level(s["levels"][0])
+
+
+def _tree(reduce):
+    """How a block's threads combine their parts of `reduce`: its monoid (and compute type)
+    or, for an arg-reduction, which best it keeps; None when its loops are not plain
+    0..extent loops or its body holds more than values and the combining step."""
+    if any(l["start"] != "0" or l["step"] != 1 for l in reduce["loops"]):
+        return None
+    body = reduce["body"]
+    if not all(s["k"] in ("let", "combine", "argbest") for s in body):
+        return None
+    last = body[-1]
+    if last["k"] == "argbest":
+        return {"argmax": last["kind"] == "argmax"}
+    return {"monoid": last["monoid"], "s": last["s"]}
+
+
+def _short(reduce) -> bool:
+    total = 1
+    for l in reduce["loops"]:
+        if not l["extent"].endswith("LL"):
+            return False
+        total *= _work(l["extent"])
+    return total < SHORT_REDUCTION
+
+
+def _accumulates(sub) -> bool:
+    return any(s["k"] == "accumulate" or (s["k"] == "sub" and _accumulates(s))
+               or (s["k"] == "reduce" and any(b["k"] == "accumulate" for b in s["body"]))
+               for level in sub["levels"] for s in level)
+
+
+def _across_rows(outer: str, reductions) -> bool:
+    """Whether the reductions read memory contiguous along the outer loop (`outer`) and not
+    along their own innermost loop: a column sum, where a thread per column reads as a warp
+    reads best (neighbours at neighbouring addresses)."""
+    strides = [(_stride(v["at"], outer), _stride(v["at"], r["loops"][-1]["var"]))
+               for r in reductions for s in r["body"] if s["k"] == "let"
+               for v in [s["value"]] if v["k"] == "load"]
+    return (not any(inner == 1 for _, inner in strides)
+            and any(across == 1 for across, _ in strides))
+
+
+def _stride(at, var):
+    """How far the index `at` (template index data) moves when `var` grows by one: 0, 1,
+    "other" (another or an unknown step) or None (not affine in it; a remainder keeps its
+    dividend's unit step, as a flattened index's does)."""
+    k = at["k"]
+    if k == "var":
+        return int(at["name"] == var)
+    if k == "const":
+        return 0
+    if k == "bin" and at["op"] in ("+", "-"):
+        a, b = _stride(at["a"], var), _stride(at["b"], var)
+        if a is None or b is None:
+            return None
+        if b == 0:
+            return a
+        return b if a == 0 and at["op"] == "+" else "other"
+    if k == "bin" and at["op"] == "*":
+        a, b = _stride(at["a"], var), _stride(at["b"], var)
+        if a is None or b is None or (a and b):
+            return None
+        step, factor = (a, at["b"]) if a else (b, at["a"])
+        return 0 if step == 0 else step if factor == {"k": "const", "v": "1LL"} else "other"
+    if k == "bin" and at["op"] == "%":
+        return _stride(at["a"], var)
+    mentions = any(_stride(at[x], var) != 0 for x in ("a", "b", "c", "at") if x in at)
+    return None if mentions else 0
 
 
 def grid(threads: int) -> tuple:
