@@ -104,9 +104,9 @@ class FakeDriver:
 
     def cuLaunchKernel(self, function, gx, gy, gz, bx, by, bz, shared, stream, params, extra):
         image, name = function
-        # kernelParams: an array of pointers, each to one argument's bytes (here 3 pointers)
+        # kernelParams: an array of pointers, each to one argument's bytes (here 4: A, N, F and G)
         slots = ctypes.cast(params, ctypes.POINTER(ctypes.c_uint64))
-        args = [Pointer(ctypes.c_uint64.from_address(slots[k]).value) for k in range(3)]
+        args = [Pointer(ctypes.c_uint64.from_address(slots[k]).value) for k in range(4)]
         launch = (image, name, (gx, gy, gz), (bx, by, bz), args)
         if self.capturing is not None:
             self.capturing.append(launch)

@@ -2,6 +2,8 @@
 kernels as the C target's, compiled by NVRTC for sm_80 and sm_90 (where NVRTC is installed)
 and run through the device runtime (allocator, pointer tables, stream, graphs); values
 against the reference interpreter."""
+import re
+
 import numpy as np
 import pytest
 
@@ -169,6 +171,11 @@ def test_lower_shows_the_cuda_source_and_each_launch(set_option):
     launches = text[text.index("# Launches"):text.index("# Generated source")]
     assert launches.count("<<<") == 2   # the header, and one kernel: x * 2 fused into the rows
     assert "kernel_0_n0<<<64, 256>>>" in launches   # a block per row, its sum shared
+    if nvrtc.available() is None:   # ptxas's report: the block's 32 partial sums are shared
+        assert re.search(r"kernel_0_n0<<<64, 256>>>  \d+ registers, 128 B shared\n", launches)
+        usage = nvrtc.resources(fjit.jit(lambda x: x.sum(1)).lower(x).source())
+        assert usage["kernel_0_n0"]["shared"] == 128 and usage["kernel_0_n0"]["registers"] > 0
+        assert usage["fj_copy"]["shared"] == 0
     assert 'extern "C" __global__ void kernel_0_n0' in text
 
 

@@ -222,7 +222,7 @@ def test_scans_run_on_the_device_as_launches_per_iteration(gpu, reverse):
 
 
 @pytest.mark.parametrize("scale", [0.01, 3.0, 6.0, 40.0])   # 6, 2, 1 and 0 trips
-def test_while_and_switch_are_decided_by_the_host_between_launches(gpu, scale):
+def test_while_and_switch_are_decided_on_the_device(gpu, scale):
     branches = [lambda v: v - 1.0, lambda v: v * 2.0, lambda v: jnp.sin(v)]
 
     def f(x, i, xs):
@@ -242,7 +242,49 @@ def test_while_and_switch_are_decided_by_the_host_between_launches(gpu, scale):
         for g, w in zip(fjit.tree_util.tree_leaves(got), fjit.tree_util.tree_leaves(want)):
             np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-6)
     exe = _executable(jitted, *fjit.device_put((x, np.int32(0), xs), gpu))
-    assert exe.compiled.rendered.host_driven and exe.graph is None
+    assert exe.compiled.rendered.host_driven and exe.graph is None   # the whiles' batches
+
+
+def test_a_branch_is_chosen_on_the_device_so_a_graph_replays_any_index(gpu):
+    branches = [lambda v: v - 1.0, lambda v: v * 2.0, lambda v: jnp.sin(v).sum() + v]
+    f = fjit.jit(lambda i, x: fjit.lax.switch(i, branches, x) + 1.0)
+    x = rand(5)
+    reset_transfer_stats()
+    for i in (0, 2, 1, 5, -4, 1):   # calls 2 on replay one graph
+        got = f(*fjit.device_put((np.int32(i), x), gpu))
+        want = branches[min(max(i, 0), 2)](x) + 1.0
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-6)
+    exe = _executable(f, *fjit.device_put((np.int32(0), x), gpu))
+    assert not exe.compiled.rendered.host_driven and exe.graph_launches == 5
+    assert transfer_stats()["device_to_host_copies"] == 6   # the results only
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 100])
+def test_a_while_reads_its_flag_only_between_doubling_batches(gpu, n):
+    def f(x, n):
+        def body(c):
+            k, v = c
+            inner = fjit.lax.while_loop(lambda w: w[0] < k % 3, lambda w: (w[0] + 1, w[1] * 1.5),
+                                        (0, v))[1]   # nested: 0, 1 or 2 trips
+            return k + 1, fjit.lax.cond(k % 2 == 0, lambda: inner + 1.0, lambda: inner - 0.5)
+        return fjit.lax.while_loop(lambda c: c[0] < n, body, (0, x))
+    x = rand(3)
+    want = fjit.jit(f)(x, np.int32(n))   # the C backend
+    g = fjit.jit(f)
+    got = g(*fjit.device_put((x, np.int32(n)), gpu))
+    for a, b in zip(fjit.tree_util.tree_leaves(got), fjit.tree_util.tree_leaves(want)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
+    exe = _executable(g, *fjit.device_put((x, np.int32(n)), gpu))
+    batches = 1 if n == 0 else int(np.ceil(np.log2(n + 2)))   # 1, 2, 4, ... iterations
+    outer = 2 ** batches - 1
+    assert exe.while_iterations >= outer and exe.flag_reads >= batches
+    # the inner loop's batches run in every outer iteration enqueued: it reads its flag at
+    # least once each, at most twice (0, 1 or 2 trips: a batch of 1, then of 2)
+    assert exe.flag_reads <= batches + 2 * outer
+    again = g(*fjit.device_put((x, np.int32(n)), gpu))   # the runs of launches: graphs
+    for a, b in zip(fjit.tree_util.tree_leaves(again), fjit.tree_util.tree_leaves(want)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
+    assert exe.graph_launches > 0 and exe.graph is None
 
 
 def test_a_program_the_target_cannot_compile_runs_on_the_host_with_counted_transfers(

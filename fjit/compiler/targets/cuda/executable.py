@@ -4,7 +4,10 @@
 temporaries from the caching allocator, writes the buffers' addresses into the Program's
 pointer table on the device and enqueues its launches, then returns: the kernels run after
 it, in stream order.  Its second call captures the launches as a CUDA graph; later calls
-replay the graph, so a jitted call costs one table copy and one graph launch.  The graph's
+replay the graph, so a jitted call costs one table copy and one graph launch.  A Program with
+while loops is enqueued by the host, which reads each loop's flag between batches of its
+iterations (render.WhileStep); its runs of launches (an iteration, the code between loops)
+are graphs from their second use.  The graph's
 kernels read their buffers through the table (kernel arguments A, N and F, as in the C
 target), so the graph stays valid whatever buffers a call passes.
 
@@ -28,7 +31,7 @@ from ...pipeline import NotNative, compile_log
 from .emulator import Pointer
 from .memory import DeviceBuffer
 from .program import CompiledCuda
-from .render import CudaUnsupported, WhileStep
+from .render import WHILE_BATCH, CudaUnsupported
 
 fallbacks: dict = {}   # why a Program ran on the reference interpreter -> how many times
 
@@ -61,6 +64,8 @@ class CudaExecutable:
         self._allocated = [(b.id, tuple(int(n) for n in b.shape), np.dtype(b.dtype))
                            for b in plan.buffers
                            if b.id not in given and getattr(b, "role", None) != "view"]
+        # the flags conds and whiles set and their launches test (render.py)
+        self._flags = self._new((max(rendered.flags, 1),), np.int32)
         # the pointer table: per launch, its arguments as (buffer id, byte offset)
         slots, self._launches = [], []
         for launch in rendered.launches:
@@ -71,8 +76,10 @@ class CudaExecutable:
             label = f"CUDA kernel {launch.function} of Program {self.name} ({launch.comment})"
             if launch.source:
                 label += f", from {launch.source}"
+            g = self._flags.address if launch.control else 0 if launch.guard is None \
+                else self._flags.address + 4 * launch.guard
             self._launches.append((launch.function, launch.configuration(rendered.sizes or [0]),
-                                   offset, n, f, label))
+                                   offset, n, f, g, label))
         self._slot_buffers = np.array([b for b, _ in slots], np.int64)
         self._slot_offsets = np.array([at for _, at in slots], np.uint64)
         self._table = self._new(((max(len(slots), 1),)), np.uint64)
@@ -81,6 +88,9 @@ class CudaExecutable:
         self._graph_label = f"the CUDA graph of Program {self.name}"   # named in faults
         self.calls = 0
         self.graph_launches = 0
+        self.while_iterations = 0   # enqueued, the ones past a loop's end included
+        self.flag_reads = 0         # times the host waited to read a while's flag
+        self._run_lists, self._run_graphs = {}, {}   # a Program with whiles: its runs' graphs
 
     def _new(self, shape, dtype) -> DeviceBuffer:
         buffer = DeviceBuffer(self.context.allocator, shape, dtype, self.context.device)
@@ -95,39 +105,68 @@ class CudaExecutable:
                 self.context.gpu.copy_to_device(buffer.address, value)
         return buffer
 
-    def _enqueue_launches(self, steps=None, addresses=None):
-        """Enqueue `steps` (default: the Program's): launches, and the loops and branches
-        the host decides by reading a predicate or an index from the device."""
+    def _enqueue_launches(self, steps=None):
+        """Enqueue `steps` (default: the Program's): launches, and while loops, whose
+        iterations go in batches with a read of the loop's flag between them (WhileStep)."""
         gpu, table = self.context.gpu, self._table.address
         for step in self.compiled.rendered.steps if steps is None else steps:
             if isinstance(step, int):
-                function, (blocks, threads), offset, n, f, label = self._launches[step]
+                function, (blocks, threads), offset, n, f, g, label = self._launches[step]
                 gpu.launch(self.module, function, blocks, threads,
-                           [Pointer(table + 8 * offset), Pointer(n), Pointer(f)], label)
-            elif isinstance(step, WhileStep):
-                parity = 0
-                while True:
-                    cond, predicate, body = step.versions[parity]
-                    self._enqueue_launches(cond, addresses)
-                    if not (predicate if isinstance(predicate, bool)
-                            else self._read(addresses, predicate, np.bool_)):
-                        break
-                    self._enqueue_launches(body, addresses)
-                    parity ^= 1
-                if parity:
-                    self._enqueue_launches(step.final, addresses)
+                           [Pointer(table + 8 * offset), Pointer(n), Pointer(f), Pointer(g)],
+                           label)
+            elif isinstance(step, tuple):   # a run of launches, replayed as a graph
+                self._enqueue_run(step)
             else:
-                index = int(self._read(addresses, step.index, np.int32))
-                branch = step.branches[min(max(index, 0), len(step.branches) - 1)]
-                self._enqueue_launches(branch, addresses)
+                count, batch = 0, 1
+                while True:
+                    for _ in range(batch):
+                        self._enqueue_launches(self._runs(step.versions[count % 2]))
+                        count += 1
+                    if not self._flag(step.active):
+                        break
+                    batch = min(2 * batch, WHILE_BATCH)
+                self.while_iterations += count
+                self._enqueue_launches(step.final)
 
-    def _read(self, addresses, slot, dtype):
-        """One value from the device (a while's predicate, a cond's index): waits for the
-        kernels computing it."""
-        buffer, offset = slot
-        value = np.empty((), dtype)
-        self.context.gpu.copy_to_host(value, int(addresses[buffer]) + offset)
-        return value[()]
+    def _runs(self, steps) -> list:
+        """`steps` with each run of two or more launches as one tuple (made once per list)."""
+        runs = self._run_lists.get(id(steps))
+        if runs is None:
+            runs, current = [], []
+            for step in steps + [None]:
+                if isinstance(step, int):
+                    current.append(step)
+                    continue
+                runs += [tuple(current)] if len(current) > 1 else current
+                current = []
+                if step is not None:
+                    runs.append(step)
+            self._run_lists[id(steps)] = runs
+        return runs
+
+    def _enqueue_run(self, run: tuple):
+        """A run of launches inside a Program with while loops (the loops' iterations, the
+        launches between them): launched as they are the first time, then captured as a CUDA
+        graph and replayed (cuda_graphs option), as a whole Program without loops is."""
+        graph = self._run_graphs.get(run)
+        if graph is None and run in self._run_graphs and config.cuda_graphs:
+            graph = self._run_graphs[run] = self.context.gpu.capture(
+                lambda: self._enqueue_launches(run))
+            weakref.finalize(self, self.context.gpu.release_graph, graph)
+        if graph is None:
+            self._run_graphs[run] = None   # seen once
+            self._enqueue_launches(run)
+        else:
+            self.context.gpu.launch_graph(graph, self._graph_label)
+            self.graph_launches += 1
+
+    def _flag(self, index: int) -> int:
+        """A control flag's value: waits for the kernels enqueued so far."""
+        value = np.empty((), np.int32)
+        self.context.gpu.copy_to_host(value, self._flags.address + 4 * index)
+        self.flag_reads += 1
+        return int(value)
 
     def __call__(self, buffers):
         if len(buffers) != len(self._inputs):
@@ -155,8 +194,8 @@ class CudaExecutable:
             if self.graph is not None:
                 gpu.launch_graph(self.graph, self._graph_label)
                 self.graph_launches += 1
-            elif self.compiled.rendered.host_driven:   # the host decides while it enqueues
-                self._enqueue_launches(addresses=addresses)
+            elif self.compiled.rendered.host_driven:   # reads a while's flag between batches
+                self._enqueue_launches(self._runs(self.compiled.rendered.steps))
             elif self.calls >= 1 and config.cuda_graphs:   # the first call ran as it is
                 self.graph = gpu.capture(self._enqueue_launches)
                 weakref.finalize(self, gpu.release_graph, self.graph)

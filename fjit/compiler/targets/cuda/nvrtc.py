@@ -80,18 +80,22 @@ def options(arch: str) -> list[bytes]:
     return [f.encode() for f in flags]
 
 
-def compile(source: str, name: str = "program.cu", arch: str = "sm_90") -> bytes:
+def compile(source: str, name: str = "program.cu", arch: str = "sm_90",
+            report: list | None = None) -> bytes:
     """`source` compiled for `arch`: a cubin for sm_XY, PTX (NUL-terminated, as
-    cuModuleLoadData takes it) for compute_XY.  Raises CudaBuildError with NVRTC's log."""
+    cuModuleLoadData takes it) for compute_XY.  Raises CudaBuildError with NVRTC's log.
+    With a `report` list, ptxas's resource report (its verbose log) is appended to it."""
     nvrtc = _nvrtc()
     program = _check(nvrtc, nvrtc.nvrtcCreateProgram(source.encode(), name.encode(), 0, [],
                                                      []), "nvrtcCreateProgram")
     try:
-        flags = options(arch)
+        flags = options(arch) + ([b"--ptxas-options=-v"] if report is not None else [])
         (error,) = nvrtc.nvrtcCompileProgram(program, len(flags), flags)
         if error != nvrtc.nvrtcResult.NVRTC_SUCCESS:
             raise CudaBuildError(f"NVRTC could not compile {name} for {arch} "
                                  f"({error.name}):\n{_log(nvrtc, program)}")
+        if report is not None:
+            report.append(_log(nvrtc, program))
         if arch.startswith("sm_"):
             size = _check(nvrtc, nvrtc.nvrtcGetCUBINSize(program), "nvrtcGetCUBINSize")
             out = bytearray(size)   # not b" " * size: a 1-byte bytes is CPython's shared one
@@ -110,6 +114,31 @@ def _log(nvrtc, program) -> str:
     log = bytearray(size)
     _check(nvrtc, nvrtc.nvrtcGetProgramLog(program, log), "nvrtcGetProgramLog")
     return bytes(log).rstrip(b"\0 ").decode(errors="replace")
+
+
+@functools.lru_cache(maxsize=32)
+def resources(source: str, arch: str = CHECK_ARCHS[-1]) -> dict:
+    """Per kernel of `source` compiled for `arch` (an sm_XY), what ptxas reports it uses:
+    {"registers": per thread, "shared": static shared memory bytes, "stack": stack frame
+    bytes, "spills": bytes spilled (stores + loads)} -- what decides how many threads a
+    multiprocessor keeps resident.  NVRTC reports it without a GPU."""
+    report = []
+    compile(source, "resources.cu", arch, report)
+    usage, current = {}, None
+    for line in report[0].splitlines():
+        words = line.replace(",", " ").split()
+        if "Compiling entry function" in line:
+            current = line.split("'")[1]
+            usage[current] = {"registers": 0, "shared": 0, "stack": 0, "spills": 0}
+        elif current is not None and "Used" in words and "registers" in words:
+            usage[current]["registers"] = int(words[words.index("Used") + 1])
+            if "smem" in words:
+                usage[current]["shared"] = int(words[words.index("smem") - 2])
+        elif current is not None and "stack" in words and "spill" in words:
+            numbers = [int(w) for w in words if w.isdigit()]
+            usage[current]["stack"] = numbers[0]
+            usage[current]["spills"] = sum(numbers[1:3])
+    return usage
 
 
 def check(source: str, name: str = "program.cu", archs=CHECK_ARCHS) -> dict:

@@ -21,6 +21,7 @@ from .render import render_program
 CUDA_TARGET = Target(name="cuda", producer_max_cost=-1, parallel_min_work=8)
 
 _checked: set = set()   # sources NVRTC compiled in this process
+RESOURCES_ARCH = nvrtc.CHECK_ARCHS[-1]   # what lower().as_text() reports resources for
 
 
 def cuda_options() -> Options:
@@ -72,9 +73,27 @@ class CompiledCuda:
         return [(l.function, l.configuration(self.rendered.sizes or [0]))
                 for l in self.rendered.launches]
 
+    def resources(self) -> dict | None:
+        """Per kernel function, the registers, shared memory, stack and spills ptxas
+        reports for it on sm_90 (nvrtc.resources); None where NVRTC is not installed."""
+        if nvrtc.available() is not None:
+            return None
+        return nvrtc.resources(self.source, RESOURCES_ARCH)
+
     def launch_text(self) -> str:
-        """The launch list as `jit(f).lower().as_text()` prints it."""
+        """The launch list as `jit(f).lower().as_text()` prints it, each kernel with the
+        resources NVRTC reports (where it is installed)."""
+        usage = self.resources() or {}
         lines = []
         for k, (function, (blocks, threads)) in enumerate(self.configurations()):
-            lines.append(f"{k:3d}  {function}<<<{blocks}, {threads}>>>")
+            line = f"{k:3d}  {function}<<<{blocks}, {threads}>>>"
+            if function in usage:
+                u = usage[function]
+                line += f"  {u['registers']} registers, {u['shared']} B shared"
+                if u["stack"] or u["spills"]:
+                    line += f", {u['stack']} B stack, {u['spills']} B spilled"
+            lines.append(line)
+        if usage:
+            lines.append(f"(registers per thread and static shared memory per block: ptxas "
+                         f"for {RESOURCES_ARCH})")
         return "\n".join(lines)

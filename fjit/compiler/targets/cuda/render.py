@@ -2,11 +2,13 @@
 as the C target (`c.render._Renderer`: names, index arithmetic, parameters), rendered by
 templates/cuda/program.cu.j2.
 
-What it covers so far: loop kernels (element-wise maps, reductions, contractions as loops,
-row-fused kernels, fills), each nest a launch, and scans, unrolled into their body's
-launches (`_LaunchList`), while and cond (decided by the host between launches), and GEMMs (templates/cuda/gemm.cuh.j2: a tiled kernel of fjit's
-own); float16 buffers are `__half` (the prelude names it as the C target's `_Float16`).
-What it cannot render raises `CudaUnsupported` naming the kernel.
+What it covers so far: loop kernels (element-wise maps, contractions as loops, row-fused
+kernels, fills), each nest a launch, a grid-stride loop over its outer loop or, for full and
+row-wise reductions, a block per row (`share_reductions`); scans, unrolled into their body's
+launches (`_LaunchList`); cond and while, decided on the device through control flags; and
+GEMMs (templates/cuda/gemm.cuh.j2: a tiled kernel of fjit's own); float16 buffers are `__half`
+(the prelude names it as the C target's `_Float16`).  What it cannot render raises
+`CudaUnsupported` naming the kernel.
 """
 from __future__ import annotations
 
@@ -64,6 +66,8 @@ class Launch:
     gemm: tuple | None = None   # a GEMM's (m, n, batch), each as `work` is
     source: str = ""            # the user's line its first equation came from
     shared: bool = False        # a block per outer iteration, its reductions shared
+    guard: int | None = None    # the control flag that must be set for it to run
+    control: bool = False       # fj_control: it sets flags (its G is the flags array)
 
     def _value(self, work, sizes) -> int:
         if isinstance(work, tuple):
@@ -89,20 +93,18 @@ class Launch:
 
 @dataclass
 class WhileStep:
-    """A while loop the host drives: per parity of the iteration count (which buffer of each
-    double-buffered carry is current), the predicate's steps, where the predicate is (a
-    (buffer, offset) slot, or a constant bool), and the body's steps; `final` copies the
-    carries back into their first buffers when the loop ends on an odd count."""
-    versions: list    # [(cond steps, predicate, body steps)] for parity 0 and 1
+    """A while loop, decided on the device: an iteration's steps (per parity of the iteration
+    count: which buffer of each double-buffered carry is current) compute the predicate,
+    clear the flag `active` when it fails, and run the body guarded by that flag.  The host
+    enqueues iterations in batches (1, 2, 4, ... up to WHILE_BATCH) and reads the flag only
+    between batches; the iterations past the end do nothing.  `final` (guarded by the flag
+    saying the count was odd) copies the carries back into their first buffers."""
+    versions: list    # [steps of an iteration] for parity 0 and 1
+    active: int       # the flag's index in the Program's control flags
     final: list
 
 
-@dataclass
-class CondStep:
-    """A cond the host drives: it reads the i32 branch index at `index` (clamped, as
-    lax.switch does) and runs that branch's steps."""
-    index: tuple
-    branches: list
+WHILE_BATCH = 64   # most while iterations enqueued between two reads of its flag
 
 
 @dataclass
@@ -112,12 +114,13 @@ class RenderedCuda:
     launches: list         # every Launch, in table order
     sizes: list = field(default_factory=list)
     constants: list = field(default_factory=list)
-    steps: list | None = None   # what runs: indices into launches, WhileStep, CondStep
+    steps: list | None = None   # what runs: indices into launches, and WhileSteps
+    flags: int = 0              # control flags (int32) the launches' guards index
 
     @property
     def host_driven(self) -> bool:
-        """Whether a while or cond needs the host to read a value between launches (then
-        the Program is not captured as a graph)."""
+        """Whether a while loop needs the host to read its flag between batches of
+        iterations (then the Program is not captured as one graph)."""
         return any(not isinstance(s, int) for s in self.steps)
 
 
@@ -135,6 +138,8 @@ def _work(text: str):
 # launches in one Program it runs on the reference interpreter instead.
 MAX_LAUNCHES = 100_000
 COPY = "fj_copy"   # the kernel copying a carry or a slice (templates/cuda/program.cu.j2)
+CONTROL = "fj_control"   # the kernel setting a while's or a cond's flags (the same file)
+WHILE_START, WHILE_TEST, BRANCH = 0, 1, 2   # what fj_control does (its N[0])
 
 
 def render_program(name, plan, scheduled) -> RenderedCuda:
@@ -153,7 +158,7 @@ def render_program(name, plan, scheduled) -> RenderedCuda:
         if k["kind"] not in ("loops", "scan", "gemm", "while", "cond"):
             raise CudaUnsupported(f"{k['name']} ({k['comment']}): {k['kind']} kernels are "
                                   "not rendered for CUDA yet")
-    functions = [COPY] + [f"{k['name']}_gemm" for k in gemms]
+    functions = [COPY, CONTROL] + [f"{k['name']}_gemm" for k in gemms]
     for k in loops:
         for j, nest in enumerate(k["nests"]):
             functions += [f"{k['name']}_n{j}_fill{i}" for i in range(len(nest["fills"]))]
@@ -168,7 +173,8 @@ def render_program(name, plan, scheduled) -> RenderedCuda:
         floats=[f for f in c_render.FLOATS if f[0] in used],
         ints=[i for i in c_render.INTS if i[0] in used],
         int_min=c_render.INT_MIN, int_max=c_render.INT_MAX)
-    return RenderedCuda(source, functions, launches.launches, sizes, constants, steps)
+    return RenderedCuda(source, functions, launches.launches, sizes, constants, steps,
+                        launches.flags)
 
 
 class _LaunchList:
@@ -176,10 +182,13 @@ class _LaunchList:
     known, so it runs as its body's launches once per iteration with the pointers the C
     target's loop would set (control.py: carries double-buffered, views at slice i of xs and
     ys, copies into place), all of them fixed offsets into the call's buffers: no iteration
-    waits for the host, and a Program of launches and scans is one CUDA graph.  A while or
-    cond is decided by the host, which reads the predicate or index from the device
-    (WhileStep, CondStep); their launches are laid out once per carry parity and per branch.
-    `binding` maps a view to the (buffer, offset) it points at now."""
+    waits for the host, and a Program of launches and scans is one CUDA graph.  A cond and a
+    while are decided on the device: fj_control sets flags from the branch index or the
+    predicate, and each launch of a branch or a loop body is guarded by its flag (it returns
+    at once when the flag is clear); a branch's launches are laid out once each, a while's
+    once per carry parity (WhileStep).  `guard` is the flag the launches added now get (a
+    nested branch's flag is cleared whenever its enclosing one is); `binding` maps a view to
+    the (buffer, offset) it points at now."""
 
     def __init__(self, plan, scheduled, calls, loop_kernels, sizes):
         self.plan, self.calls, self.loop_kernels, self.sizes = plan, calls, loop_kernels, sizes
@@ -188,6 +197,7 @@ class _LaunchList:
         self.sources = {sk.name: str(sk.source) for sk in c_render.all_kernels(scheduled)
                         if sk.source is not None}
         self.binding, self.launches, self.steps = {}, [], []
+        self.guard, self.flags = None, 0
 
     def collect(self, emit) -> list:
         """The steps `emit()` adds, as a list of their own."""
@@ -203,6 +213,7 @@ class _LaunchList:
         return base, at + offset
 
     def _add(self, launch):
+        launch.guard = self.guard
         if len(self.launches) >= MAX_LAUNCHES:
             raise CudaUnsupported(f"{launch.comment}: more than {MAX_LAUNCHES} launches (a "
                                   "long scan) are not rendered for CUDA yet")
@@ -213,6 +224,27 @@ class _LaunchList:
         n = len(self.sizes)
         self.sizes.append(int(nbytes))
         self._add(Launch(COPY, [dst, src], n, None, int(nbytes), "copy"))
+
+    def new_flags(self, count: int) -> int:
+        self.flags += count
+        return self.flags - count
+
+    def set_flags(self, what, slots, *values):
+        """A launch of fj_control: N holds what it does, the enclosing flag (-1: none) and
+        `values`; A the predicate's or branch index's slot."""
+        n = len(self.sizes)
+        self.sizes += [what, -1 if self.guard is None else self.guard, *values]
+        outer, self.guard = self.guard, None   # it always runs (it reads the outer flag)
+        self._add(Launch(CONTROL, slots, n, None, None, "control flags", control=True))
+        self.guard = outer
+
+    def guarded(self, flag, emit) -> list:
+        """The steps `emit()` adds, their launches guarded by `flag`."""
+        outer, self.guard = self.guard, flag
+        try:
+            return self.collect(emit)
+        finally:
+            self.guard = outer
 
     def run(self, name):
         call = self.calls[name]
@@ -268,34 +300,42 @@ class _LaunchList:
         cond, body = ([k.name for k in part] for part in sk.parts)
         for _, _, _, init, first, _ in loop.carries:
             self.copy(self.where(first), self.where(init), self._nbytes(first))
+        active = self.new_flags(2)   # and active + 1: whether the body ran an odd count
+        self.set_flags(WHILE_START, [], active, active + 1)
         firsts = [self.where(c[4]) for c in loop.carries]
         seconds = [self.where(c[5]) for c in loop.carries]
         outer, versions = dict(self.binding), []
+        kind, pred = loop.pred
         for cur, nxt in ((firsts, seconds), (seconds, firsts)):
-            for k, (cond_view, *_) in enumerate(loop.carries):
-                self.binding[cond_view] = cur[k]
-            cond_steps = self.collect(lambda: [self.run(name) for name in cond])
-            kind, pred = loop.pred
-            predicate = self.where(pred) if kind == "buffer" else bool(pred)
-            for k, (_, view_in, view_out, *_) in enumerate(loop.carries):
-                self.binding[view_in] = cur[k]
-                if view_out is not None:
-                    self.binding[view_out] = nxt[k]
-
-            def run_body(nxt=nxt):
+            def iteration(cur=cur, nxt=nxt):
+                for k, (cond_view, *_) in enumerate(loop.carries):
+                    self.binding[cond_view] = cur[k]
+                for name in cond:
+                    self.run(name)
+                if kind == "buffer":
+                    self.set_flags(WHILE_TEST, [self.where(pred)], active, active + 1, -1)
+                else:
+                    self.set_flags(WHILE_TEST, [], active, active + 1, int(bool(pred)))
+                for k, (_, view_in, view_out, *_) in enumerate(loop.carries):
+                    self.binding[view_in] = cur[k]
+                    if view_out is not None:
+                        self.binding[view_out] = nxt[k]
                 for name in body:
                     self.run(name)
                 for (_, k), source, n in loop.copies:   # a while's copies are carries'
                     self.copy(nxt[k], self.where(source), n)
-            versions.append((cond_steps, predicate, self.collect(run_body)))
+            versions.append(self.guarded(active, iteration))
         self.binding = outer
-        final = self.collect(lambda: [self.copy(f, s, self._nbytes(c[4]))
-                                      for f, s, c in zip(firsts, seconds, loop.carries)])
-        self.steps.append(WhileStep(versions, final))
+        final = self.guarded(active + 1, lambda: [
+            self.copy(f, s, self._nbytes(c[4]))
+            for f, s, c in zip(firsts, seconds, loop.carries)])
+        self.steps.append(WhileStep(versions, active, final))
 
     def cond(self, sk):
         kernel, outer, branches = sk.control, dict(self.binding), []
-        for (_, binds, copies), part in zip(kernel.branches, sk.parts):
+        first = self.new_flags(len(kernel.branches))
+        self.set_flags(BRANCH, [self.where(kernel.index)], first, len(kernel.branches))
+        for b, ((_, binds, copies), part) in enumerate(zip(kernel.branches, sk.parts)):
             for view, out in binds:
                 self.binding[view] = self.where(out)
 
@@ -304,9 +344,8 @@ class _LaunchList:
                     self.run(k.name)
                 for dst, src, n in copies:
                     self.copy(self.where(dst), self.where(src), n)
-            branches.append(self.collect(run_branch))
+            self.steps += self.guarded(first + b, run_branch)
             self.binding = dict(outer)
-        self.steps.append(CondStep(self.where(kernel.index), branches))
 
 
 def share_reductions(nest) -> bool:
