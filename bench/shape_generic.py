@@ -28,10 +28,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 def specialise_sizes():
     """Render every size, stride and thread decision as a literal."""
-    from fjit.compiler.targets.c import render
-    render._Renderer.size = lambda self, value, scope=None: f"{int(value)}LL"
-    render._Renderer.gemm_size = lambda self, value: f"{int(value)}LL"
-    render._Renderer.flag = lambda self, value: f"{int(value)}LL"
+    from fjit.compiler.targets.c_family import kernel_data as render
+    render.KernelData.size = lambda self, value, scope=None: f"{int(value)}LL"
+    render.KernelData.gemm_size = lambda self, value: f"{int(value)}LL"
+    render.KernelData.flag = lambda self, value: f"{int(value)}LL"
 
 
 def model_step(model, batch, seen_at=None):

@@ -18,7 +18,7 @@ W = RNG.standard_normal((16, 4)).astype(np.float32)
 @pytest.fixture
 def planted_tanh(monkeypatch):
     """The C target's tanh renders as tanh + 0.5: every kernel computing a tanh is wrong."""
-    from fjit.compiler.targets.c import ops, render
+    from fjit.compiler.targets.c_family import kernel_data as render, ops
     monkeypatch.setitem(ops.C_OPS, "tanh", ops.C_OPS["tanh"] + " + 0.5f")
     render._op_template.cache_clear()
     yield

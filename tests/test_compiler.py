@@ -611,7 +611,7 @@ def test_compiler_settings_are_config_options(tmp_path, run_fjit, set_option, mo
 
 def test_the_c_target_has_code_for_every_elementwise_op():
     """lax's element-wise table is target-neutral; each target owns its code for every row."""
-    from fjit.compiler.targets.c.ops import C_OPS
+    from fjit.compiler.targets.c_family.ops import C_OPS
     from fjit.lax.elementwise import OPS
     assert set(C_OPS) == set(OPS)
     assert not any(hasattr(op, "c") for op in OPS.values())

@@ -83,6 +83,11 @@ def violations():
                     target.startswith("fjit.compiler"):
                 found.append(f"{path.relative_to(PACKAGE.parent)}:{line}: the runtime imports "
                              f"the compiler {target} (backends register themselves)")
+            mine, theirs = _target_of(name), _target_of(target)
+            if mine and theirs and mine != theirs and theirs not in SHARED_BY_TARGETS:
+                found.append(f"{path.relative_to(PACKAGE.parent)}:{line}: the {mine} target "
+                             f"imports the {theirs} target (share through "
+                             f"{'/'.join(SHARED_BY_TARGETS)})")
             if name.startswith("fjit.compiler") and not name.startswith(TARGETS) and \
                     target.startswith(TARGETS) and name not in NEUTRAL_EXCEPTIONS:
                 found.append(f"{path.relative_to(PACKAGE.parent)}:{line}: the neutral compiler "
@@ -91,6 +96,16 @@ def violations():
 
 
 TARGETS = "fjit.compiler.targets"
+# What several targets share (the C-dialect kernel data); targets import nothing else of
+# each other's.
+SHARED_BY_TARGETS = ("c_family",)
+
+
+def _target_of(module: str):
+    """The target package a module belongs to (c, cuda, c_family), or None."""
+    if not module.startswith(TARGETS + "."):
+        return None
+    return module[len(TARGETS) + 1:].split(".")[0]
 # Neutral compiler modules that still name a target, and why (to be removed).
 NEUTRAL_EXCEPTIONS: dict = {}
 

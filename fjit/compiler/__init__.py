@@ -11,13 +11,17 @@ Target-neutral (this package):
     pipeline.py  the stages above, in order, for one Program
     cache.py     the on-disk cache of built libraries (verified before loading)
     lowered.py   `jit(f).lower(...)`: what the compiler made of a function
-The C target (targets/c/):
+What the C-dialect targets share (targets/c_family/):
+    kernel_data.py  scheduled kernels as template data: index trees, typed statements, loops
     ops.py       C for every element-wise op
-    render.py    a scheduled Program as one C translation unit (templates/c/)
+The C target (targets/c/):
+    render.py    a scheduled Program as C translation units (templates/c/)
     toolchain.py the C compiler, its flags, and what it can do here
     blas.py      the BLAS GEMM kernels may call
     executable.py  the "c" backend: build once, call the whole Program in one native call
 
+The CUDA target (targets/cuda/): see its package docstring.
+
 Nothing above this package knows C exists; tests/test_layering.py keeps the neutral modules
-from importing a target.
+from importing a target, and each target from importing another (but c_family).
 """

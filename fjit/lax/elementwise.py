@@ -342,7 +342,7 @@ class ElementwiseOp:
     `numpy(*arrays, **params)` is the reference; `dtype_rule(name, avals, params)` returns the
     result (dtype, weak_type) or raises; `jvp(primals, tangents, out, **params)` the tangent
     (derivatives above).  Each compiled target has its own code for every row
-    (fjit/compiler/targets/c/ops.py).
+    (fjit/compiler/targets/c_family/ops.py).
     """
     name: str
     nin: int

@@ -1,7 +1,8 @@
 """The CUDA target (issue 16).
 
 Build:
-- `render`: a Program's CUDA source and launch list from the C target's kernel data
+- `render`: a Program's CUDA source and launch list from the C-dialect kernel data it shares
+  with the C target (targets/c_family/kernel_data.py)
   (templates/cuda/), for loop kernels (maps, reductions, contractions as loops, fills).
 - `program`: `CompiledCuda`, a Program lowered and rendered for the target (what
   `jit(f).lower()` shows), checked by NVRTC for sm_80 and sm_90 where it is installed.

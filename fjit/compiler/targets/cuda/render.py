@@ -1,5 +1,5 @@
 """A Program's CUDA source and its launch list, from the same scheduled kernels and kernel data
-as the C target (`c.render._Renderer`: names, index arithmetic, parameters), rendered by
+as the C target (`c_family.kernel_data.KernelData`: names, index arithmetic, parameters), rendered by
 templates/cuda/program.cu.j2.
 
 What it covers so far: loop kernels (element-wise maps, contractions as loops, row-fused
@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 
-from ..c import render as c_render
+from ..c_family import kernel_data
 
 # Ops whose C the C target writes in a form CUDA C++ lacks (GCC statement expressions).
 _CUDA_OPS = {
@@ -28,13 +28,13 @@ _CUDA_OPS = {
 
 @functools.lru_cache(maxsize=None)
 def _cuda_op_template(name):
-    return c_render.environment().from_string(_CUDA_OPS[name])
+    return kernel_data.environment().from_string(_CUDA_OPS[name])
 
 
 def _render_op(name, args, types):
     """An element-wise op's expression: the C target's, but for the ops in _CUDA_OPS."""
     if name not in _CUDA_OPS:
-        return c_render._render_op(name, args, types)
+        return kernel_data._render_op(name, args, types)
     return _cuda_op_template(name).render(**dict(zip("xyz", args)), **types)
 
 
@@ -144,7 +144,7 @@ WHILE_START, WHILE_TEST, BRANCH = 0, 1, 2   # what fj_control does (its N[0])
 
 def render_program(name, plan, scheduled) -> RenderedCuda:
     sizes, constants = [], []
-    kernels, calls, _ = c_render.unique_kernels(c_render._Renderer(plan), scheduled, sizes,
+    kernels, calls, _ = kernel_data.unique_kernels(kernel_data.KernelData(plan), scheduled, sizes,
                                                 constants)
     loops = [k for k in kernels if k["kind"] == "loops"]
     for k in loops:
@@ -166,13 +166,13 @@ def render_program(name, plan, scheduled) -> RenderedCuda:
     launches = _LaunchList(plan, scheduled, calls, {k["name"]: k for k in loops + gemms},
                            sizes)
     steps = launches.collect(lambda: [launches.run(sk.name) for sk in scheduled])
-    used = c_render._types_used(plan, scheduled)
-    template = c_render.environment().get_template("cuda/program.cu.j2")
+    used = kernel_data._types_used(plan, scheduled)
+    template = kernel_data.environment().get_template("cuda/program.cu.j2")
     source = template.render(
         name=name, kernels=loops, gemms=gemms, openmp=False, op=_render_op,
-        floats=[f for f in c_render.FLOATS if f[0] in used],
-        ints=[i for i in c_render.INTS if i[0] in used],
-        int_min=c_render.INT_MIN, int_max=c_render.INT_MAX)
+        floats=[f for f in kernel_data.FLOATS if f[0] in used],
+        ints=[i for i in kernel_data.INTS if i[0] in used],
+        int_min=kernel_data.INT_MIN, int_max=kernel_data.INT_MAX)
     return RenderedCuda(source, functions, launches.launches, sizes, constants, steps,
                         launches.flags)
 
@@ -192,9 +192,9 @@ class _LaunchList:
 
     def __init__(self, plan, scheduled, calls, loop_kernels, sizes):
         self.plan, self.calls, self.loop_kernels, self.sizes = plan, calls, loop_kernels, sizes
-        self.control = {sk.name: sk for sk in c_render.all_kernels(scheduled)
+        self.control = {sk.name: sk for sk in kernel_data.all_kernels(scheduled)
                         if sk.control is not None}
-        self.sources = {sk.name: str(sk.source) for sk in c_render.all_kernels(scheduled)
+        self.sources = {sk.name: str(sk.source) for sk in kernel_data.all_kernels(scheduled)
                         if sk.source is not None}
         self.binding, self.launches, self.steps = {}, [], []
         self.guard, self.flags = None, 0
