@@ -30,24 +30,9 @@ class BasicBlock(nn.Module):
                 nn.Conv2d(cin, planes * self.expansion, 1, stride, bias=False),
                 nn.BatchNorm2d(planes * self.expansion))
 
-    def _children(self):
-        return [("body", self.body)] + ([("shortcut", self.shortcut)] if self.shortcut else [])
-
-    def init(self, key):
-        keys = fjit.random.split(key, 2)
-        return {name: m.init(k) for (name, m), k in zip(self._children(), keys)}
-
-    def init_state(self):
-        return {name: m.init_state() for name, m in self._children()}
-
-    def forward(self, params, state, x, *, train, key):
-        y, body_state = self.body.forward(params["body"], state["body"], x, train=train,
-                                          key=None)
-        new_state = {"body": body_state}
-        if self.shortcut is not None:
-            x, new_state["shortcut"] = self.shortcut.forward(
-                params["shortcut"], state["shortcut"], x, train=train, key=None)
-        return nn.relu(y + x), new_state
+    def forward(self, x):
+        shortcut = x if self.shortcut is None else self.shortcut(x)
+        return nn.relu(self.body(x) + shortcut)
 
 
 class Bottleneck(BasicBlock):

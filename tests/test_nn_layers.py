@@ -274,9 +274,16 @@ def test_loading_a_pytorch_state_dict_transposes_linear_and_splits_attention():
 
     with pytest.raises(nn.StateDictError, match="'4.weight' has shape"):
         nn.load_torch_state_dict(model, dict(sd, **{"4.weight": _data(8, 3)}))
-    with pytest.raises(nn.StateDictError, match="no entry '0.bias'"):
+    with pytest.raises(nn.StateDictError, match=r"missing '0.bias' \(shape \(2,\)\)"):
         nn.load_torch_state_dict(model, {k: v for k, v in sd.items() if k != "0.bias"})
-    with pytest.raises(nn.StateDictError, match="does not use: extra"):
+    with pytest.raises(nn.StateDictError, match="unexpected 'extra'"):
         nn.load_torch_state_dict(model, dict(sd, extra=np.zeros(1)))
+    # every problem at once: a missing entry, a mis-shaped one and an unexpected one
+    bad = {k: v for k, v in sd.items() if k != "0.bias"}
+    bad.update({"4.weight": _data(8, 3), "extra": np.zeros(1)})
+    with pytest.raises(nn.StateDictError, match=r"\(3 problems\)") as raised:
+        nn.load_torch_state_dict(model, bad)
+    assert all(p in str(raised.value) for p in ("missing '0.bias'", "'4.weight' has shape",
+                                                "unexpected 'extra'"))
     params, _ = nn.load_torch_state_dict(model, dict(sd, extra=np.zeros(1)), strict=False)
     assert jnp.asarray(params["4"]["weight"]).shape == (8, 3)

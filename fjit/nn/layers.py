@@ -11,14 +11,14 @@ from .. import numpy as jnp
 from .. import random
 from . import convolution as _conv
 from . import initializers as inits
-from .module import Module, split_key
+from .module import Layer, split_key
 
 
 def _pair_keys(key):
     return split_key(key, 2)
 
 
-class Linear(Module):
+class Linear(Layer):
     """y = x @ weight + bias, weight (in_features, out_features)."""
 
     def __init__(self, in_features, out_features, bias=True, weight_init=None, bias_init=None,
@@ -46,7 +46,7 @@ class Linear(Module):
         return y, state
 
 
-class _ConvNd(Module):
+class _ConvNd(Layer):
     ndim = 2
     transposed = False
 
@@ -114,7 +114,7 @@ class ConvTranspose2d(_ConvNd):
     ndim, transposed = 2, True
 
 
-class _Pool(Module):
+class _Pool(Layer):
     ndim = 2
     kind = "max"
 
@@ -148,7 +148,7 @@ class AvgPool2d(_Pool):
     ndim, kind = 2, "avg"
 
 
-class GlobalAvgPool(Module):
+class GlobalAvgPool(Layer):
     """Mean over all spatial dims: (N, C, *spatial) -> (N, C) (keepdims keeps them as 1s)."""
 
     def __init__(self, keepdims=False):
@@ -165,7 +165,7 @@ class GlobalMaxPool(GlobalAvgPool):
         return x.max(axis=tuple(range(2, x.ndim)), keepdims=self.keepdims), state
 
 
-class Flatten(Module):
+class Flatten(Layer):
     """Merges dims start_dim..end_dim (PyTorch's defaults: all but the batch dim)."""
 
     def __init__(self, start_dim=1, end_dim=-1):
@@ -177,7 +177,7 @@ class Flatten(Module):
         return x.reshape(x.shape[:s] + (-1,) + x.shape[e + 1:]), state
 
 
-class Dropout(Module):
+class Dropout(Layer):
     """Zeroes each element with probability `rate` in training and scales the rest by
     1 / (1 - rate); the identity in evaluation.  Training needs a PRNG key."""
 
@@ -197,7 +197,7 @@ class Dropout(Module):
         return jnp.where(keep, x / (1.0 - self.rate), jnp.zeros_like(x)), state
 
 
-class Embedding(Module):
+class Embedding(Layer):
     """Rows of `weight` (num_embeddings, embedding_dim) looked up by integer ids."""
 
     def __init__(self, num_embeddings, embedding_dim, weight_init=None, dtype=jnp.float32):
@@ -220,7 +220,7 @@ def _scale_and_shift(shape, dtype):
     return {"weight": jnp.ones(shape, dtype), "bias": jnp.zeros(shape, dtype)}
 
 
-class _BatchNorm(Module):
+class _BatchNorm(Layer):
     """Normalizes each channel (dim 1) over the batch and spatial dims.  Training uses the
     batch's statistics and updates the running ones (PyTorch's momentum convention:
     new = (1 - momentum) * old + momentum * batch, running variance unbiased); evaluation
@@ -274,7 +274,7 @@ class BatchNorm2d(_BatchNorm):
     ranks = (4,)
 
 
-class LayerNorm(Module):
+class LayerNorm(Layer):
     """Normalizes over the trailing `normalized_shape` dims of each example."""
 
     def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, dtype=jnp.float32):
@@ -302,7 +302,7 @@ class LayerNorm(Module):
         return y, state
 
 
-class GroupNorm(Module):
+class GroupNorm(Layer):
     """Normalizes groups of channels (dim 1) of each example over the group and spatial dims."""
 
     def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, dtype=jnp.float32):
@@ -331,7 +331,7 @@ class GroupNorm(Module):
         return y, state
 
 
-class MultiHeadAttention(Module):
+class MultiHeadAttention(Layer):
     """Scaled dot-product attention over `num_heads` heads, inputs (N, L, E) (batch first).
 
         y = attn.apply(params, query)                     # self-attention

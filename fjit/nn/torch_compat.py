@@ -18,35 +18,51 @@ from .. import random
 from ..api import eval_shape
 from ..serialization import load_state_dict
 from . import layers as L
-from .module import Lambda, Module, Sequential
+from .module import Layer
 
 
 class StateDictError(ValueError):
     """A state_dict that does not fit the model: missing, unexpected or mis-shaped entries."""
 
 
-def _take(sd, used, name, shape, transpose=False):
-    if name not in sd:
-        raise StateDictError(f"load_torch_state_dict: the state_dict has no entry {name!r}")
-    value = np.asarray(sd[name])
-    if transpose:
-        value = value.T
-    if value.shape != tuple(shape):
-        raise StateDictError(f"load_torch_state_dict: {name!r} has shape {np.shape(sd[name])}"
-                             f", the model expects {tuple(shape)}"
-                             + (" (after transposing PyTorch's (out, in))" if transpose else ""))
-    used.add(name)
-    return jnp.asarray(value)
+class _Reader:
+    """Takes a model's arrays out of a state_dict by dotted name, noting every problem (a
+    missing entry, a shape that does not fit) so that all are reported at once."""
+
+    def __init__(self, state_dict):
+        self.sd, self.used, self.problems = state_dict, set(), []
+
+    def take(self, name, shape, transpose=False):
+        if name not in self.sd:
+            self.problems.append(f"missing {name!r} (shape {tuple(shape)})")
+            return None
+        self.used.add(name)
+        value = np.asarray(self.sd[name])
+        if transpose:
+            value = value.T
+        if value.shape != tuple(shape):
+            self.problems.append(
+                f"{name!r} has shape {np.shape(self.sd[name])}, the model expects "
+                f"{tuple(shape)}" + (" (after transposing PyTorch's (out, in))"
+                                     if transpose else ""))
+            return None
+        return jnp.asarray(value)
 
 
-def _convert(module, prefix, params, state, sd, used):
-    """(params, state) of `module` with every array taken from `sd`."""
-    if isinstance(module, Sequential):
+def _convert(module, prefix, params, state, reader):
+    """(params, state) of `module` with every array taken from the state_dict: a composite
+    module's own parameters and buffers and its children's, by dotted name; a leaf layer's
+    arrays converted from PyTorch's layout where it differs."""
+    if not isinstance(module, Layer):
+        children = dict(module.named_children())
         new_p, new_s = {}, {}
-        for i, layer in enumerate(module.layers):
-            name = str(i)
-            p, s = _convert(layer, f"{prefix}{name}.", params.get(name, {}),
-                            state.get(name, {}), sd, used)
+        for tree, new, kind in ((params, new_p, "params"), (state, new_s, "state")):
+            for name, value in tree.items():
+                if name not in children:
+                    new[name] = reader.take(prefix + name, np.shape(value))
+        for name, child in children.items():
+            p, s = _convert(child, f"{prefix}{name}.", params.get(name, {}),
+                            state.get(name, {}), reader)
             if p:
                 new_p[name] = p
             if s:
@@ -55,34 +71,32 @@ def _convert(module, prefix, params, state, sd, used):
     if isinstance(module, L.MultiHeadAttention):
         E = module.embed_dim
         new_p = {}
-        packed = f"{prefix}in_proj_weight" in sd
+        packed = f"{prefix}in_proj_weight" in reader.sd
         for k, part in enumerate(("query", "key", "value")):
             width = {"query": E, "key": module.kdim, "value": module.vdim}[part]
             if packed:
-                w = _take(sd, used, f"{prefix}in_proj_weight", (3 * E, E))[k * E:(k + 1) * E]
+                w = reader.take(f"{prefix}in_proj_weight", (3 * E, E))
+                w = None if w is None else w[k * E:(k + 1) * E]
             else:
-                w = _take(sd, used, f"{prefix}{part[0]}_proj_weight", (E, width))
-            entry = {"weight": w.T}
+                w = reader.take(f"{prefix}{part[0]}_proj_weight", (E, width))
+            entry = {"weight": None if w is None else w.T}
             if module.bias:
-                bias = _take(sd, used, f"{prefix}in_proj_bias", (3 * E,))
-                entry["bias"] = bias[k * E:(k + 1) * E]
+                bias = reader.take(f"{prefix}in_proj_bias", (3 * E,))
+                entry["bias"] = None if bias is None else bias[k * E:(k + 1) * E]
             new_p[part] = entry
-        out = {"weight": _take(sd, used, f"{prefix}out_proj.weight", (E, E), transpose=True)}
+        out = {"weight": reader.take(f"{prefix}out_proj.weight", (E, E), transpose=True)}
         if module.bias:
-            out["bias"] = _take(sd, used, f"{prefix}out_proj.bias", (E,))
+            out["bias"] = reader.take(f"{prefix}out_proj.bias", (E,))
         new_p["out"] = out
         return new_p, {}
-    if isinstance(module, Lambda) or type(module).init is Module.init \
-            and type(module).init_state is Module.init_state:
-        return {}, {}
     transpose = isinstance(module, L.Linear)
-    new_p = {name: _take(sd, used, prefix + name, np.shape(value),
-                         transpose=transpose and name == "weight")
+    new_p = {name: reader.take(prefix + name, np.shape(value),
+                               transpose=transpose and name == "weight")
              for name, value in params.items()}
-    new_s = {name: _take(sd, used, prefix + name, np.shape(value))
+    new_s = {name: reader.take(prefix + name, np.shape(value))
              for name, value in state.items()}
-    if isinstance(module, L._BatchNorm):
-        used.add(prefix + "num_batches_tracked")
+    if isinstance(module, L._BatchNorm) and prefix + "num_batches_tracked" in reader.sd:
+        reader.used.add(prefix + "num_batches_tracked")
     return new_p, new_s
 
 
@@ -93,10 +107,13 @@ def load_torch_state_dict(model, state_dict, strict=True, key=None):
     if isinstance(state_dict, (str, bytes)) or hasattr(state_dict, "__fspath__"):
         state_dict = load_state_dict(state_dict)
     template = eval_shape(model.init, random.PRNGKey(0) if key is None else key)  # shapes only
-    used = set()
-    params, state = _convert(model, "", template, model.init_state(), dict(state_dict), used)
-    extra = sorted(set(state_dict) - used)
-    if strict and extra:
-        raise StateDictError(f"load_torch_state_dict: entries the model does not use: "
-                             f"{', '.join(extra)}")
+    reader = _Reader(dict(state_dict))
+    params, state = _convert(model, "", template, model.init_state(), reader)
+    problems = list(reader.problems)
+    if strict:
+        problems += [f"unexpected {name!r}" for name in sorted(set(state_dict) - reader.used)]
+    if problems:
+        raise StateDictError(f"load_torch_state_dict: the state_dict does not fit "
+                             f"{type(model).__name__} ({len(problems)} problems):\n  "
+                             + "\n  ".join(problems))
     return params, state
