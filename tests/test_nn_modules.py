@@ -306,3 +306,10 @@ def test_activation_layers_match_pytorch(name, args, kwargs):
     want = getattr(torch.nn, name)(*args, **kwargs)(torch.from_numpy(x)).numpy()
     got = getattr(nn, name)(*args, **kwargs)({}, x)
     np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-6)
+
+
+def test_activation_layers_are_not_each_others_subclasses():
+    """As in PyTorch: a SiLU is no ReLU (a converter dispatching on type must not confuse them)."""
+    assert not isinstance(nn.SiLU(), nn.ReLU) and not isinstance(nn.CELU(), nn.ELU)
+    assert not isinstance(nn.ReLU6(), nn.ReLU) and nn.ReLU6(inplace=True).inplace
+    assert not isinstance(nn.LogSoftmax(1), nn.Softmax)

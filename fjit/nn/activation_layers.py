@@ -19,15 +19,19 @@ class _Activation(Layer):
         return self.fn(jnp.asarray(x)), state
 
 
-class ReLU(_Activation):
+class _InPlace(_Activation):
+    """An activation whose only PyTorch argument is `inplace`."""
+
     def __init__(self, inplace=False):
         self.inplace = inplace
 
+
+class ReLU(_InPlace):
     def fn(self, x):
         return A.relu(x)
 
 
-class ReLU6(ReLU):
+class ReLU6(_InPlace):
     def fn(self, x):
         return A.relu6(x)
 
@@ -48,12 +52,15 @@ class ELU(_Activation):
         return A.elu(x, self.alpha)
 
 
-class CELU(ELU):
+class CELU(_Activation):
+    def __init__(self, alpha=1.0, inplace=False):
+        self.alpha, self.inplace = alpha, inplace
+
     def fn(self, x):
         return A.celu(x, self.alpha)
 
 
-class SELU(ReLU):
+class SELU(_InPlace):
     def fn(self, x):
         return A.selu(x)
 
@@ -85,22 +92,22 @@ class Tanh(_Plain):
         return jnp.tanh(x)
 
 
-class SiLU(ReLU):
+class SiLU(_InPlace):
     def fn(self, x):
         return A.silu(x)
 
 
-class Mish(ReLU):
+class Mish(_InPlace):
     def fn(self, x):
         return x * jnp.tanh(A.softplus(x))
 
 
-class Hardsigmoid(ReLU):
+class Hardsigmoid(_InPlace):
     def fn(self, x):
         return jnp.clip(x / 6.0 + 0.5, 0.0, 1.0)
 
 
-class Hardswish(ReLU):
+class Hardswish(_InPlace):
     def fn(self, x):
         return x * jnp.clip(x / 6.0 + 0.5, 0.0, 1.0)
 
@@ -129,15 +136,17 @@ def _legacy_dim(ndim):
     return 0 if ndim in (0, 1, 3) else 1
 
 
-class Softmax(_Activation):
+class _AlongDim(_Activation):
     def __init__(self, dim=None):
         self.dim = dim
 
+
+class Softmax(_AlongDim):
     def fn(self, x):
         return A.softmax(x, axis=_legacy_dim(x.ndim) if self.dim is None else self.dim)
 
 
-class LogSoftmax(Softmax):
+class LogSoftmax(_AlongDim):
     def fn(self, x):
         return A.log_softmax(x, axis=_legacy_dim(x.ndim) if self.dim is None else self.dim)
 

@@ -249,11 +249,12 @@ class Module:
     def apply(self, params, *inputs, state=None, train=False, key=None, **kwargs):
         """The output, or (output, new state) when `state` is given."""
         if state is None:
-            if self.has_state:
+            initial = self.init_state()
+            if tree_leaves(initial):
                 raise TypeError(f"{self!r} keeps running statistics (state): call "
                                 "apply(params, x, state=model.init_state(), ...) and keep the "
                                 "state it returns")
-            return self._run(params, self.init_state(), inputs, kwargs, train, key)[0]
+            return self._run(params, initial, inputs, kwargs, train, key)[0]
         return self._run(params, state, inputs, kwargs, train, key)
 
     def __call__(self, *args, **kwargs):

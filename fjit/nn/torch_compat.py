@@ -56,7 +56,7 @@ def _convert(module, prefix, params, state, reader):
     if not isinstance(module, Layer):
         children = dict(module.named_children())
         new_p, new_s = {}, {}
-        for tree, new, kind in ((params, new_p, "params"), (state, new_s, "state")):
+        for tree, new in ((params, new_p), (state, new_s)):
             for name, value in tree.items():
                 if name not in children:
                     new[name] = reader.take(prefix + name, np.shape(value))
