@@ -36,6 +36,7 @@ import numpy as np
 from . import dtypes, tree_util
 from .array import Array, from_numpy
 from .core import Tracer
+from .torch_pickle import UnsafeCheckpointError, is_torch_zip, read_torch_file
 from .tree_util import PyTreeDef, tree_flatten, tree_structure
 
 __all__ = ["save", "load", "load_state_dict", "CheckpointError"]
@@ -184,8 +185,8 @@ def _open_npz(path, caller):
                                           "loaded: it could run code") from None
                 raise
             if not isinstance(value, np.ndarray):
-                hint = (" (this looks like a torch.save file: re-save the state_dict with "
-                        "np.savez(path, **{k: v.numpy() for k, v in sd.items()}))"
+                hint = (" (this looks like a torch.save file: read it with "
+                        "fjit.serialization.load_state_dict)"
                         if name.endswith("data.pkl") else "")
                 raise CheckpointError(f"{caller}: {path!r}: entry {name!r} is not a .npy "
                                       f"array{hint}")
@@ -346,13 +347,29 @@ def load(path, types=()):
 # --- PyTorch state_dicts ----------------------------------------------------------------------
 
 def load_state_dict(path_or_mapping) -> dict:
-    """{name: numpy array} from a PyTorch state_dict saved as NumPy arrays (an .npz written by
-    `np.savez(path, **{k: v.numpy() for k, v in sd.items()})`), or from such a mapping.
+    """{name: numpy array} from a PyTorch state_dict: a `torch.save` file (.pt/.pth), an .npz
+    of NumPy arrays (`np.savez(path, **{k: v.numpy() for k, v in sd.items()})`), or a
+    mapping of names to arrays or tensors.
 
-    Never imports torch and never unpickles: a `torch.save` file is rejected."""
+    Never imports torch and never runs code from the file: a torch.save file is read by
+    fjit.torch_pickle, which refuses pickles naming anything but tensors and containers."""
     caller = "fjit.serialization.load_state_dict"
     if isinstance(path_or_mapping, (str, bytes, os.PathLike)):
-        return _open_npz(os.fspath(path_or_mapping), caller)
+        path = os.fspath(path_or_mapping)
+        if not is_torch_zip(path):
+            return _open_npz(path, caller)
+        try:
+            path_or_mapping = read_torch_file(path)
+        except UnsafeCheckpointError as err:
+            raise CheckpointError(f"{caller}: {err}") from None
+        if not isinstance(path_or_mapping, collections.abc.Mapping):
+            raise CheckpointError(f"{caller}: {path!r} holds a {type(path_or_mapping).__name__}"
+                                  ", not a state_dict")
+        nested = [k for k, v in path_or_mapping.items() if isinstance(v, collections.abc.Mapping)]
+        if nested:
+            raise CheckpointError(f"{caller}: {path!r} holds a checkpoint with entries "
+                                  f"{list(path_or_mapping)[:6]}, not a state_dict: pick one "
+                                  f"with fjit.torch_pickle.read_torch_file(path)[{nested[0]!r}]")
     if not isinstance(path_or_mapping, collections.abc.Mapping):
         raise TypeError(f"{caller}: expected a path or a mapping of names to arrays, got "
                         f"{type(path_or_mapping).__name__}")

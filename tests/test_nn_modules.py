@@ -55,7 +55,7 @@ def test_init_and_state_are_derived_with_pytorch_dotted_names():
         + [f"layer1.{b}.{n}.bias" for b in "01" for n in ("bn1", "bn2")])
     assert sorted(_flat(state)) == sorted(
         f"layer1.{b}.{n}.{s}" for b in "01" for n in ("bn1", "bn2")
-        for s in ("running_mean", "running_var"))
+        for s in ("running_mean", "running_var", "num_batches_tracked"))
     names = [name for name, _ in net.named_modules()]
     assert names[:4] == ["", "stem", "layer1", "layer1.0"] and "layer1.1.bn2" in names
 

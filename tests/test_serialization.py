@@ -280,11 +280,88 @@ def test_load_state_dict(tmp_path):
         serialization.load_state_dict([np.ones(1)])
 
 
-def test_torch_save_file_is_refused(tmp_path):
-    """torch.save writes a zip holding a pickle (data.pkl): refused, with how to re-save."""
-    path = tmp_path / "model.pt"
+def _torch_zip(path, pickled, storages=()):
+    """A file laid out as torch.save lays it out: archive/data.pkl, archive/data/<key>."""
     with zipfile.ZipFile(path, "w") as z:
-        z.writestr("archive/data.pkl", b"\x80\x02}q\x00.")
-        z.writestr("archive/version", b"3\n")
-    with pytest.raises(serialization.CheckpointError, match="torch.save.*np.savez"):
+        z.writestr("archive/data.pkl", pickled)
+        z.writestr("archive/byteorder", b"little")
+        for key, raw in storages:
+            z.writestr(f"archive/data/{key}", raw)
+
+
+def test_torch_save_files_are_read_without_torch_or_code(tmp_path):
+    """A pickle naming torch._utils._rebuild_tensor_v2 over a FloatStorage is read (strided
+    views included); one naming anything else is refused by name, and nothing runs."""
+    import struct
+
+    def op(value):
+        """Pickle opcodes (protocol 2) for a tiny language: str, int, bool, tuple, dict,
+        ("global", module, name), ("call", callable, args), ("pid", value)."""
+        if isinstance(value, bool):
+            return b"\x88" if value else b"\x89"
+        if isinstance(value, int):
+            return b"J" + struct.pack("<i", value)
+        if isinstance(value, str):
+            data = value.encode()
+            return b"X" + struct.pack("<I", len(data)) + data
+        if isinstance(value, dict):
+            return b"}(" + b"".join(op(k) + op(v) for k, v in value.items()) + b"u"
+        kind = value[0] if value and isinstance(value[0], str) else None
+        if kind == "global":
+            return f"c{value[1]}\n{value[2]}\n".encode()
+        if kind == "call":
+            return op(value[1]) + op(tuple(value[2])) + b"R"
+        if kind == "pid":
+            return op(value[1]) + b"Q"
+        return b"(" + b"".join(op(v) for v in value) + b"t"
+
+    def dumps(obj):
+        return b"\x80\x02" + op(obj) + b"."
+
+    storage = ("pid", ("storage", ("global", "torch", "FloatStorage"), "0", "cpu", 6))
+    rebuild = ("global", "torch._utils", "_rebuild_tensor_v2")
+    tensor = ("call", rebuild, (storage, 0, (2, 3), (3, 1), False, {}))
+    transposed = ("call", rebuild, (storage, 1, (2, 2), (1, 3), False, {}))
+    raw = np.arange(6, dtype=np.float32).tobytes()
+    path = tmp_path / "model.pt"
+    _torch_zip(path, dumps({"w": tensor, "t": transposed}), [("0", raw)])
+    loaded = serialization.load_state_dict(path)
+    np.testing.assert_array_equal(loaded["w"], np.arange(6, dtype=np.float32).reshape(2, 3))
+    np.testing.assert_array_equal(loaded["t"], np.array([[1, 4], [2, 5]], np.float32))
+
+    evil = ("call", ("global", "os", "system"), ("echo pwned > " + str(tmp_path / "pwned"),))
+    _torch_zip(path, dumps({"w": evil}))
+    with pytest.raises(serialization.CheckpointError, match="names os.system.*refused"):
         serialization.load_state_dict(path)
+    assert not (tmp_path / "pwned").exists()
+    past = ("call", rebuild, (storage, 4, (2, 3), (3, 1), False, {}))
+    _torch_zip(path, dumps({"w": past}), [("0", raw)])
+    with pytest.raises(serialization.CheckpointError, match="reaches past its storage"):
+        serialization.load_state_dict(path)
+    _torch_zip(path, dumps({"w": tensor}))
+    with pytest.raises(serialization.CheckpointError, match="storage '0' is missing"):
+        serialization.load_state_dict(path)
+
+
+def test_torch_save_files_written_by_torch(tmp_path):
+    torch = pytest.importorskip("torch", reason="torch writes the reference files")
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+    sd = model.state_dict()
+    sd["strided"] = torch.arange(12.0).reshape(3, 4).t()
+    sd["half"] = torch.linspace(-1, 1, 5, dtype=torch.float16)
+    path = tmp_path / "sd.pt"
+    torch.save(sd, path)
+    loaded = serialization.load_state_dict(path)
+    assert list(loaded) == list(sd)
+    for name, tensor in sd.items():
+        assert loaded[name].dtype == tensor.numpy().dtype, name
+        np.testing.assert_array_equal(loaded[name], tensor.numpy())
+    torch.save(model, tmp_path / "whole.pt")  # a pickled module: would need its classes
+    with pytest.raises(serialization.CheckpointError, match="torch.nn.modules.*refused"):
+        serialization.load_state_dict(tmp_path / "whole.pt")
+    torch.save({"model": model.state_dict(), "epoch": 3}, tmp_path / "ckpt.pt")
+    with pytest.raises(serialization.CheckpointError, match=r"read_torch_file\(path\)\['model'\]"):
+        serialization.load_state_dict(tmp_path / "ckpt.pt")
+    from fjit.torch_pickle import read_torch_file
+    ckpt = read_torch_file(tmp_path / "ckpt.pt")
+    assert ckpt["epoch"] == 3 and set(ckpt["model"]) == set(model.state_dict())

@@ -18,7 +18,10 @@ from .layers import (AvgPool1d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv1d, Con
                      MaxPool2d, MultiHeadAttention)
 from .module import (Identity, Lambda, Layer, Module, ModuleDict, ModuleList, Parameter,
                      Sequential)
-from .torch_compat import StateDictError, load_torch_state_dict
+from .resize import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool1d,
+                     AdaptiveMaxPool2d, Upsample, adaptive_avg_pool, adaptive_max_pool,
+                     interpolate)
+from .torch_compat import StateDictError, load_torch_state_dict, to_torch_state_dict
 
 __all__ = list(_activations) + list(_losses) + list(_activation_layers) + [
     "initializers", "conv", "conv_transpose", "max_pool", "avg_pool", "Module", "Layer",
@@ -26,4 +29,6 @@ __all__ = list(_activations) + list(_losses) + list(_activation_layers) + [
     "Lambda", "Linear", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d",
     "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "GlobalAvgPool", "GlobalMaxPool",
     "Flatten", "Dropout", "Embedding", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm",
-    "MultiHeadAttention", "load_torch_state_dict", "StateDictError"]
+    "MultiHeadAttention", "Upsample", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d",
+    "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "interpolate", "adaptive_avg_pool",
+    "adaptive_max_pool", "load_torch_state_dict", "to_torch_state_dict", "StateDictError"]

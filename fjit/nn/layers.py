@@ -222,24 +222,29 @@ def _scale_and_shift(shape, dtype):
 
 class _BatchNorm(Layer):
     """Normalizes each channel (dim 1) over the batch and spatial dims.  Training uses the
-    batch's statistics and updates the running ones (PyTorch's momentum convention:
-    new = (1 - momentum) * old + momentum * batch, running variance unbiased); evaluation
-    uses the running statistics."""
+    batch's statistics and updates the running ones as PyTorch does: new = (1 - momentum) *
+    old + momentum * batch (momentum=None: the cumulative average over the
+    `num_batches_tracked` batches seen), the running variance unbiased; evaluation uses the
+    running statistics.  With track_running_stats=False there is no state and the batch's
+    statistics are used always."""
 
     ranks = (2, 3)
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
-                 dtype=jnp.float32):
+                 track_running_stats=True, dtype=jnp.float32):
         self.num_features, self.eps, self.momentum, self.affine = (num_features, eps,
                                                                    momentum, affine)
-        self.dtype = dtype
+        self.track_running_stats, self.dtype = track_running_stats, dtype
 
     def init(self, key):
         return _scale_and_shift((self.num_features,), self.dtype) if self.affine else {}
 
     def init_state(self):
+        if not self.track_running_stats:
+            return {}
         return {"running_mean": jnp.zeros((self.num_features,), self.dtype),
-                "running_var": jnp.ones((self.num_features,), self.dtype)}
+                "running_var": jnp.ones((self.num_features,), self.dtype),
+                "num_batches_tracked": jnp.zeros((), jnp.int32)}
 
     def forward(self, params, state, x, *, train, key):
         x = jnp.asarray(x)
@@ -248,22 +253,28 @@ class _BatchNorm(Layer):
                             f"{' or '.join(map(str, self.ranks))}, got {x.shape}")
         axes = (0,) + tuple(range(2, x.ndim))
         shape = (1, -1) + (1,) * (x.ndim - 2)
-        if train:
+        if train or not self.track_running_stats:
             mean = x.mean(axis=axes)
             var = ((x - mean.reshape(shape)) ** 2).mean(axis=axes)
-            count = math.prod(x.shape[a] for a in axes)
-            unbiased = var * (count / max(count - 1, 1))
-            m = self.momentum
-            state = {"running_mean": lax.stop_gradient((1 - m) * state["running_mean"]
-                                                       + m * mean),
-                     "running_var": lax.stop_gradient((1 - m) * state["running_var"]
-                                                      + m * unbiased)}
         else:
             mean, var = state["running_mean"], state["running_var"]
+        if train and self.track_running_stats:
+            state = self._updated(state, mean, var, math.prod(x.shape[a] for a in axes))
         y = (x - mean.reshape(shape)) * lax.rsqrt(var.reshape(shape) + self.eps)
         if self.affine:
             y = y * params["weight"].reshape(shape) + params["bias"].reshape(shape)
         return y, state
+
+    def _updated(self, state, mean, var, count):
+        batches = state["num_batches_tracked"] + 1
+        m = self.momentum
+        if m is None:
+            m = 1.0 / batches.astype(mean.dtype)
+        unbiased = var * (count / max(count - 1, 1))
+        return {"running_mean": lax.stop_gradient((1 - m) * state["running_mean"] + m * mean),
+                "running_var": lax.stop_gradient((1 - m) * state["running_var"]
+                                                 + m * unbiased),
+                "num_batches_tracked": batches}
 
 
 class BatchNorm1d(_BatchNorm):

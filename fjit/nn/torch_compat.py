@@ -1,13 +1,16 @@
-"""Loading a PyTorch state_dict (saved as NumPy arrays: no torch needed) into an fjit.nn
-model's params and state.
+"""PyTorch state_dicts both ways: `load_torch_state_dict` (a state_dict as NumPy arrays, a
+.pt file or an .npz: no torch needed) into an fjit.nn model's params and state, and
+`to_torch_state_dict` back, for any module tree.
 
-Names match by construction (Sequential children by position, "weight", "bias",
-"running_mean", ...); what differs is layout, converted here per layer type:
-- Linear: PyTorch keeps weight as (out, in), fjit as (in, out): transposed;
+Names match by construction (children by attribute name or position, "weight", "bias",
+"running_mean", "num_batches_tracked", ...); what differs is layout, converted here:
+- Linear: PyTorch keeps weight as (out, in), fjit as (in, out) so the forward is x @ weight:
+  transposed both ways;
 - MultiHeadAttention: PyTorch packs the query/key/value projections into in_proj_weight
-  (3E, E) and in_proj_bias, and names the output projection out_proj: split and transposed;
-- BatchNorm: num_batches_tracked has no counterpart (fjit uses a fixed momentum) and is
-  skipped; convolutions, Embedding, LayerNorm and GroupNorm have the same layout.
+  (3E, E) and in_proj_bias, and names the output projection out_proj: split and transposed
+  (packed again on the way back);
+- convolutions, BatchNorm, Embedding, LayerNorm and GroupNorm have the same layout.  A state
+  dict from before PyTorch 0.4.1 has no num_batches_tracked: it starts at 0.
 """
 from __future__ import annotations
 
@@ -32,7 +35,9 @@ class _Reader:
     def __init__(self, state_dict):
         self.sd, self.used, self.problems = state_dict, set(), []
 
-    def take(self, name, shape, transpose=False):
+    def take(self, name, shape, transpose=False, default=None):
+        if name not in self.sd and default is not None:
+            return default
         if name not in self.sd:
             self.problems.append(f"missing {name!r} (shape {tuple(shape)})")
             return None
@@ -93,10 +98,9 @@ def _convert(module, prefix, params, state, reader):
     new_p = {name: reader.take(prefix + name, np.shape(value),
                                transpose=transpose and name == "weight")
              for name, value in params.items()}
-    new_s = {name: reader.take(prefix + name, np.shape(value))
+    new_s = {name: reader.take(prefix + name, np.shape(value),
+                               default=value if name == "num_batches_tracked" else None)
              for name, value in state.items()}
-    if isinstance(module, L._BatchNorm) and prefix + "num_batches_tracked" in reader.sd:
-        reader.used.add(prefix + "num_batches_tracked")
     return new_p, new_s
 
 
@@ -117,3 +121,57 @@ def load_torch_state_dict(model, state_dict, strict=True, key=None):
                              f"{type(model).__name__} ({len(problems)} problems):\n  "
                              + "\n  ".join(problems))
     return params, state
+
+
+def _host(value):
+    """A writable NumPy copy (torch.from_numpy warns on read-only arrays)."""
+    return np.array(value)
+
+
+def _leaf_to_torch(module, prefix, params, state, out):
+    if isinstance(module, L.MultiHeadAttention):
+        parts = ("query", "key", "value")
+        if module.kdim == module.vdim == module.embed_dim:
+            out[prefix + "in_proj_weight"] = np.concatenate(
+                [_host(params[p]["weight"]).T for p in parts])
+        else:
+            for p in parts:
+                out[f"{prefix}{p[0]}_proj_weight"] = _host(params[p]["weight"].T)
+        if module.bias:
+            out[prefix + "in_proj_bias"] = np.concatenate(
+                [_host(params[p]["bias"]) for p in parts])
+        out[prefix + "out_proj.weight"] = _host(params["out"]["weight"].T)
+        if module.bias:
+            out[prefix + "out_proj.bias"] = _host(params["out"]["bias"])
+        return
+    transpose = isinstance(module, L.Linear)
+    for name, value in params.items():
+        value = _host(value)
+        if transpose and name == "weight":
+            value = np.ascontiguousarray(value.T)
+        out[prefix + name] = value
+    for name, value in state.items():
+        value = _host(value)
+        out[prefix + name] = value.astype(np.int64) if name == "num_batches_tracked" else value
+
+
+def _to_torch(module, prefix, params, state, out):
+    if isinstance(module, Layer):
+        _leaf_to_torch(module, prefix, params, state, out)
+        return
+    children = dict(module.named_children())
+    for tree in (params, state):  # a module's own parameters, then its buffers
+        for name, value in tree.items():
+            if name not in children:
+                out[prefix + name] = _host(value)
+    for name, child in children.items():
+        _to_torch(child, f"{prefix}{name}.", params.get(name, {}), state.get(name, {}), out)
+
+
+def to_torch_state_dict(model, params, state=None):
+    """{dotted name: NumPy array} in PyTorch's names, layouts and order for `model`'s params
+    and state: `torch_model.load_state_dict({k: torch.from_numpy(v) for k, v in
+    to_torch_state_dict(model, params, state).items()})`."""
+    out = {}
+    _to_torch(model, "", params, {} if state is None else state, out)
+    return out
