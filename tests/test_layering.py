@@ -18,7 +18,7 @@ LAYERS = [
     ("runtime", ["fjit.runtime", "fjit.compiler"]),
     ("api", ["fjit", "fjit.api", "fjit.api_autodiff", "fjit.api_vmap", "fjit.numpy", "fjit.nn",
              "fjit.optim", "fjit.random", "fjit.custom_derivatives", "fjit.serialization",
-             "fjit.cross_iteration", "fjit.test_util"]),
+             "fjit.cross_iteration", "fjit.test_util", "fjit.models", "fjit.torch_pickle"]),
     ("testing", ["fjit.testing"]),
 ]
 RANK = {name: k for k, (name, _) in enumerate(LAYERS)}

@@ -231,13 +231,23 @@ class _BatchNorm(Layer):
     ranks = (2, 3)
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
-                 track_running_stats=True, dtype=jnp.float32):
+                 track_running_stats=True, weight_init=None, bias_init=None,
+                 dtype=jnp.float32):
         self.num_features, self.eps, self.momentum, self.affine = (num_features, eps,
                                                                    momentum, affine)
         self.track_running_stats, self.dtype = track_running_stats, dtype
+        self.weight_init, self.bias_init = weight_init, bias_init
 
     def init(self, key):
-        return _scale_and_shift((self.num_features,), self.dtype) if self.affine else {}
+        if not self.affine:
+            return {}
+        params = _scale_and_shift((self.num_features,), self.dtype)
+        kw, kb = _pair_keys(key)
+        for (name, init), k in zip((("weight", self.weight_init), ("bias", self.bias_init)),
+                                   (kw, kb)):
+            if init is not None:
+                params[name] = init(k, (self.num_features,), self.dtype)
+        return params
 
     def init_state(self):
         if not self.track_running_stats:

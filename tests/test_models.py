@@ -1,0 +1,167 @@
+"""The model zoo (fjit.models) against PyTorch: each architecture built in PyTorch (see
+torch_reference_models.py), its weights loaded into fjit's by name, then the forward outputs,
+the BatchNorm statistics and the first-step gradients of every parameter compared.  Without
+torch these tests skip, saying so; the zoo's shapes and names are checked without it."""
+import numpy as np
+import pytest
+
+import fjit
+from fjit import models, nn
+
+
+def _rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+def _flat_names(tree, prefix=""):
+    out = []
+    for k, v in tree.items():
+        name = f"{prefix}.{k}" if prefix else k
+        out += _flat_names(v, name) if isinstance(v, dict) else [name]
+    return out
+
+
+def test_the_zoo_has_pytorchs_parameter_counts_and_names_without_torch():
+    """Parameter counts as torchvision and PyTorch's DCGAN example report them."""
+    key = fjit.random.PRNGKey(0)
+    counts = {"resnet18": (models.resnet18(), 11_689_512),
+              "resnet34": (models.resnet34(), 21_797_672),
+              "resnet50": (models.resnet50(), 25_557_032),
+              "cifar": (models.resnet18(10, stem="cifar"), 11_173_962),
+              "G": (models.DCGANGenerator(), 3_576_704),
+              "D": (models.DCGANDiscriminator(), 2_765_568),
+              "lenet": (models.LeNet5(), 61_706)}
+    for name, (model, want) in counts.items():
+        shapes = fjit.eval_shape(model.init, key)
+        assert sum(int(np.prod(s.shape)) for s in fjit.tree_util.tree_leaves(shapes)) == want, \
+            name
+    names = _flat_names(fjit.eval_shape(models.resnet50().init, key))
+    assert "layer1.0.downsample.0.weight" in names and "layer4.2.bn3.bias" in names
+    state = _flat_names(models.resnet18().init_state())
+    assert "layer2.0.downsample.1.num_batches_tracked" in state and "bn1.running_var" in state
+
+
+def _run_torch(tmodel, inputs, weights, train, dtype):
+    """PyTorch's outputs, state and parameter gradients of sum(outputs * weights) (weights
+    None: drawn to the output's shape), computed in `dtype` on a copy of tmodel."""
+    import copy
+    import torch
+    model = copy.deepcopy(tmodel).to(dtype).train(train)
+    args = [torch.from_numpy(np.asarray(x)) for x in inputs]
+    args = [a.to(dtype) if a.is_floating_point() else a for a in args]
+    out = model(*args)
+    if weights is None:
+        weights = _rng(1).standard_normal(tuple(out.shape)).astype(np.float32)
+    (out * torch.from_numpy(weights).to(dtype)).sum().backward()
+    grads = {n: p.grad.double().numpy() for n, p in model.named_parameters()}
+    state = {n: v.double().numpy() for n, v in model.state_dict().items()}
+    return out.detach().double().numpy(), state, grads, weights
+
+
+def _within(name, got, f32, f64, tol, factor=4.0):
+    """fjit's float32 result is as close to the float64 reference as PyTorch's float32 one
+    (within `factor`), or within tol of it relative to its scale: deep networks with
+    BatchNorm over few values amplify rounding in both frameworks alike."""
+    got = np.asarray(got, np.float64)
+    scale = max(np.abs(f64).max(), 1e-6)
+    theirs = np.abs(f32 - f64).max()
+    ours = np.abs(got - f64).max()
+    assert got.shape == f64.shape, (name, got.shape, f64.shape)
+    assert ours <= max(factor * theirs, tol * scale), \
+        f"{name}: fjit is {ours:.3g} from the float64 reference, PyTorch float32 {theirs:.3g}"
+
+
+def _compare(fmodel, tmodel, inputs, *, train=True, tol=1e-4):
+    """Load tmodel's weights into fmodel; compare outputs, new state and gradients with
+    PyTorch's, in float32 against a float64 reference."""
+    torch = pytest.importorskip("torch")
+    sd = {k: v.detach().numpy() for k, v in tmodel.state_dict().items()}
+    params, state = nn.load_torch_state_dict(fmodel, sd)
+    out32, state32, grads32, weights = _run_torch(tmodel, inputs, None, train, torch.float32)
+    out64, state64, grads64, _ = _run_torch(tmodel, inputs, weights, train, torch.float64)
+    got, new_state = fmodel.apply(params, *inputs, state=state, train=train)
+    _within("output", got, out32, out64, tol)
+    after = nn.to_torch_state_dict(fmodel, params, new_state)
+    for name in state64:   # running statistics and batch counts
+        _within(name, after[name], state32[name], state64[name], tol)
+
+    def loss(p):
+        return (fmodel.apply(p, *inputs, state=state, train=train)[0] * weights).sum()
+
+    grads = nn.to_torch_state_dict(fmodel, fjit.grad(loss)(params))
+    assert set(grads) == set(grads64)
+    for name in grads64:
+        _within(f"gradient of {name}", grads[name], grads32[name], grads64[name], tol)
+
+
+@pytest.fixture
+def torch_models():
+    pytest.importorskip("torch", reason="the zoo is checked against PyTorch's models")
+    import torch
+    import torch_reference_models
+    torch.manual_seed(0)
+    return torch_reference_models
+
+
+def test_lenet5_matches_pytorch(torch_models):
+    x = _rng().standard_normal((4, 1, 28, 28)).astype(np.float32)
+    _compare(models.LeNet5(), torch_models.LeNet5(), [x])
+
+
+def test_mlp_matches_pytorch(torch_models):
+    x = _rng().standard_normal((8, 20)).astype(np.float32)
+    _compare(models.MLP(20, [32, 16, 5]), torch_models.mlp(20, [32, 16, 5]), [x], train=False)
+
+
+@pytest.mark.parametrize("depth,stem,size", [(18, "cifar", 32), (34, "imagenet", 64),
+                                             (50, "imagenet", 64)])
+def test_resnets_match_torchvisions_layout(torch_models, backend, depth, stem, size):
+    if backend != "reference" and depth != 18:
+        pytest.skip("the compiled backends run ResNet-18; 34 and 50 repeat its layers and "
+                    "take a minute more to build on CI's two cores")
+    x = _rng().standard_normal((2, 3, size, size)).astype(np.float32)
+    fmodel = getattr(models, f"resnet{depth}")(10, stem=stem)
+    tmodel = torch_models.resnet(depth, 10, stem)
+    _compare(fmodel, tmodel, [x], train=True)
+
+
+def test_resnet_evaluates_on_running_statistics(torch_models, backend):
+    if backend != "reference":
+        pytest.skip("evaluation reuses the layers the training test compiles; run once")
+    torch = pytest.importorskip("torch")
+    tmodel = torch_models.resnet(18, 10, "cifar")
+    with torch.no_grad():
+        for m in tmodel.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 1.5)
+    x = _rng(3).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    _compare(models.resnet18(10, stem="cifar"), tmodel, [x], train=False)
+
+
+def test_dcgan_generator_and_discriminator_match_pytorchs_example(torch_models):
+    z = _rng().standard_normal((2, 16, 1, 1)).astype(np.float32)
+    _compare(models.DCGANGenerator(nz=16, ngf=8), torch_models.DCGANGenerator(16, 8), [z])
+    images = _rng(2).uniform(-1, 1, (3, 3, 64, 64)).astype(np.float32)
+    _compare(models.DCGANDiscriminator(ndf=8), torch_models.DCGANDiscriminator(8), [images])
+
+
+def test_gpt_matches_a_nanogpt_style_model(torch_models):
+    ids = _rng().integers(0, 50, (2, 12)).astype(np.int32)
+    fmodel = models.GPT(vocab_size=50, block_size=16, n_layer=2, n_head=4, n_embd=32)
+    tmodel = torch_models.GPT(50, 16, 2, 4, 32)
+    _compare(fmodel, tmodel, [ids], train=False)
+
+
+def test_gpt_is_causal_and_rejects_long_inputs():
+    model = models.GPT(vocab_size=20, block_size=8, n_layer=1, n_head=2, n_embd=16)
+    params = model.init(fjit.random.PRNGKey(0))
+    ids = np.arange(8, dtype=np.int32)[None] % 20
+    changed = ids.copy()
+    changed[0, 5:] = 19
+    a, b = model.apply(params, ids), model.apply(params, changed)
+    np.testing.assert_allclose(np.asarray(a)[0, :5], np.asarray(b)[0, :5], rtol=1e-5,
+                               atol=1e-6)
+    assert not np.allclose(np.asarray(a)[0, 5:], np.asarray(b)[0, 5:])
+    with pytest.raises(TypeError, match="block_size 8"):
+        model.apply(params, np.zeros((1, 9), np.int32))
