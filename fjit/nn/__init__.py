@@ -21,6 +21,7 @@ from .module import (Identity, Lambda, Layer, Module, ModuleDict, ModuleList, Pa
 from .resize import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool1d,
                      AdaptiveMaxPool2d, Upsample, adaptive_avg_pool, adaptive_max_pool,
                      interpolate)
+from .from_torch import ConversionError, from_torch
 from .torch_compat import StateDictError, load_torch_state_dict, to_torch_state_dict
 
 __all__ = list(_activations) + list(_losses) + list(_activation_layers) + [
@@ -31,4 +32,5 @@ __all__ = list(_activations) + list(_losses) + list(_activation_layers) + [
     "Flatten", "Dropout", "Embedding", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm",
     "MultiHeadAttention", "Upsample", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d",
     "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "interpolate", "adaptive_avg_pool",
-    "adaptive_max_pool", "load_torch_state_dict", "to_torch_state_dict", "StateDictError"]
+    "adaptive_max_pool", "load_torch_state_dict", "to_torch_state_dict", "StateDictError",
+    "from_torch", "ConversionError"]
