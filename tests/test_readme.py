@@ -73,3 +73,32 @@ def test_readme_training_loop_example_runs():
     np.testing.assert_allclose(np.asarray(params), [1.0, -2.0, 0.5], atol=0.05)
     many, _ = scope["several"](np.zeros((4, 3), np.float32), (x, y))
     assert many.shape == (4, 3)
+
+
+def test_readme_pytorch_example_runs(tmp_path):
+    """The from-PyTorch block, with torchvision's resnet18 from torch_reference_models where
+    torchvision does not import (its wheel here is built for another torch)."""
+    import types
+    import numpy as np
+    import pytest
+    torch = pytest.importorskip("torch", reason="the block converts a PyTorch model")
+    import fjit
+    import torch_reference_models
+    code = next(b for b in _blocks("python") if "nn.from_torch" in b)
+    assert code.startswith("import torch, torchvision")
+    try:
+        import torchvision
+        torchvision.models.resnet18()
+    except Exception:
+        torchvision = types.SimpleNamespace(models=types.SimpleNamespace(
+            resnet18=lambda: torch_reference_models.resnet(18)))
+    images = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    scope = {"nn": fjit.nn, "images": images, "torchvision": torchvision}
+    exec(compile(code.replace("import torch, torchvision", "import torch", 1), "README.md",
+                 "exec"), scope)
+    assert scope["logits"].shape == (2, 1000)
+    x = torch.from_numpy(images)
+    scope["tmodel"].eval()
+    want = scope["tmodel"](x).detach().numpy()
+    got = scope["net"].apply(scope["params"], images, state=scope["state"])[0]
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-3, atol=1e-4)
