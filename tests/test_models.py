@@ -113,3 +113,18 @@ def test_gpt_is_causal_and_rejects_long_inputs():
     assert not np.allclose(np.asarray(a)[0, 5:], np.asarray(b)[0, 5:])
     with pytest.raises(TypeError, match="block_size 8"):
         model.apply(params, np.zeros((1, 9), np.int32))
+
+
+def test_a_models_params_and_state_round_trip_through_fjits_safe_checkpoints(tmp_path):
+    model = models.resnet18(10, stem="cifar")
+    params, state = model.init(fjit.random.PRNGKey(3)), model.init_state()
+    fjit.save(tmp_path / "ckpt.npz", {"params": params, "state": state})
+    loaded = fjit.load(tmp_path / "ckpt.npz")
+    assert fjit.tree_util.tree_structure(loaded) == fjit.tree_util.tree_structure(
+        {"params": params, "state": state})
+    before = nn.to_torch_state_dict(model, params, state)
+    after = nn.to_torch_state_dict(model, loaded["params"], loaded["state"])
+    assert list(before) == list(after)
+    for name in before:
+        np.testing.assert_array_equal(before[name], after[name], err_msg=name)
+        assert before[name].dtype == after[name].dtype
