@@ -150,3 +150,21 @@ def test_a_single_layer_and_pytorch_containers_convert():
                               torch.nn.MaxPool2d(2), torch.nn.Flatten())
     model, loaded = _converted(seq)
     compare_with_torch(model, seq, [_x(2, 1, 6, 6)], train=False, loaded=loaded)
+
+
+def test_a_converted_model_traces_to_the_same_program_as_the_zoos():
+    """Converting costs nothing at run time: the converted ResNet-18's training forward is
+    the same sequence of primitives as fjit.models.resnet18's."""
+    from fjit import models
+    torch.manual_seed(0)
+    tmodel = T.resnet(18, 10, "cifar")
+    converted, p1, s1 = nn.from_torch(tmodel)
+    zoo = models.resnet18(10, stem="cifar")
+    p2, s2 = nn.load_torch_state_dict(zoo, tmodel.state_dict())
+    x = np.zeros((2, 3, 32, 32), np.float32)
+    primitives = []
+    for model, p, s in ((converted, p1, s1), (zoo, p2, s2)):
+        program = fjit.make_jaxpr(lambda p, s, x: model.apply(p, x, state=s, train=True))(
+            p, s, x)
+        primitives.append([str(e.primitive) for e in program.eqns])
+    assert len(primitives[0]) > 100 and primitives[0] == primitives[1]
