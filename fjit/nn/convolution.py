@@ -142,14 +142,50 @@ def conv_transpose(x, w, stride=1, padding=0, output_padding=0, groups=1, dilati
         if not 0 <= op < max(s, d):
             raise ValueError(f"conv_transpose: output_padding {out_pad} must be smaller than "
                              f"stride {strides} or dilation {dilation}")
-    G, Cg = groups, C // groups
-    # (G, Cg, Og, *K) -> (G, Og, Cg, *K) -> (O, Cg, *K), spatially flipped.
-    wt = w.reshape((G, Cg, Og) + tuple(kernel))
-    wt = jnp.swapaxes(wt, 1, 2).reshape((G * Og, Cg) + tuple(kernel))
-    wt = jnp.flip(wt, axis=tuple(range(2, 2 + n)))
-    pads = tuple((d * (k - 1) - p, d * (k - 1) - p + op)
-                 for k, p, op, d in zip(kernel, pad, out_pad, dilation))
-    return conv(x, wt, 1, pads, dilation, groups, lhs_dilation=strides)
+    if all(s == 1 for s in strides):
+        # no holes: the convolution of the padded input with the flipped kernel
+        G, Cg = groups, C // groups
+        # (G, Cg, Og, *K) -> (G, Og, Cg, *K) -> (O, Cg, *K), spatially flipped.
+        wt = w.reshape((G, Cg, Og) + tuple(kernel))
+        wt = jnp.swapaxes(wt, 1, 2).reshape((G * Og, Cg) + tuple(kernel))
+        wt = jnp.flip(wt, axis=tuple(range(2, 2 + n)))
+        pads = tuple((d * (k - 1) - p, d * (k - 1) - p + op)
+                     for k, p, op, d in zip(kernel, pad, out_pad, dilation))
+        return conv(x, wt, 1, pads, dilation, groups)
+    return _scatter_conv_transpose(x, w, strides, pad, out_pad, groups, dilation)
+
+
+def _scatter_conv_transpose(x, w, strides, pad, out_pad, groups, dilation):
+    """A strided transposed convolution as what it is, the adjoint of a convolution: one GEMM
+    makes every input pixel's contribution to its kernel window, (O * K) x C times C x
+    (N * in), and a scatter-add (reindex_reduce) sums them into the output at position
+    in * stride + k * dilation - padding.  Convolving the stride-dilated input instead
+    multiplies by the holes too: stride**ndim times the multiply-adds."""
+    n = x.ndim - 2
+    N, C = x.shape[:2]
+    Og, kernel, G = w.shape[1], w.shape[2:], groups
+    Cg = C // G
+    outs = tuple((i - 1) * s - 2 * p + d * (k - 1) + op + 1 for i, s, p, d, k, op in
+                 zip(x.shape[2:], strides, pad, dilation, kernel, out_pad))
+    if any(o < 1 for o in outs):
+        raise ValueError(f"conv_transpose: input {x.shape} with kernel {tuple(kernel)}, stride "
+                         f"{strides} and padding {pad} gives an empty output {outs}")
+    free = "abdefhijklmpqrstuvwxyz"  # einsum letters other than n, g, c, o
+    ks, ins = free[:n], free[n:2 * n]
+    i = ix.idx
+    if G == 1:   # cols[n, o, k..., in...] = sum_c x[n, c, in...] w[c, o, k...]
+        cols = jnp.einsum(f"nc{ins},co{ks}->no{ks}{ins}", x, w)
+        lead = (i(0), i(1))
+        first = 2
+    else:
+        xg = x.reshape((N, G, Cg) + x.shape[2:])
+        wg = w.reshape((G, Cg, Og) + tuple(kernel))
+        cols = jnp.einsum(f"ngc{ins},gco{ks}->ngo{ks}{ins}", xg, wg)
+        lead = (i(0), i(1) * Og + i(2))
+        first = 3
+    positions = tuple(i(first + n + j) * s + i(first + j) * d - p
+                      for j, (s, d, p) in enumerate(zip(strides, dilation, pad)))
+    return lax.reindex_reduce(cols, "add", (N, G * Og) + outs, lead + positions)
 
 
 def _pool_args(name, x, window, stride, padding, dilation=1):
