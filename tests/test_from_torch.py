@@ -168,3 +168,23 @@ def test_a_converted_model_traces_to_the_same_program_as_the_zoos():
             p, s, x)
         primitives.append([str(e.primitive) for e in program.eqns])
     assert len(primitives[0]) > 100 and primitives[0] == primitives[1]
+
+
+class ScaledConv(torch.nn.Conv2d):
+    """A user's subclass of a PyTorch layer: traced through, its weight used by F.conv2d in
+    PyTorch's layout."""
+
+    def forward(self, x):
+        return 2.0 * super().forward(x)
+
+
+def test_single_layers_and_user_subclasses_of_layers():
+    torch.manual_seed(0)
+    x = _x(2, 2, 5, 5)
+    for tmodel in (torch.nn.Conv2d(2, 3, 3, stride=2, padding=1), ScaledConv(2, 3, 3)):
+        model, params, _ = nn.from_torch(tmodel)
+        np.testing.assert_allclose(np.asarray(model.apply(params, x)),
+                                   tmodel(torch.from_numpy(x)).detach().numpy(), rtol=1e-5,
+                                   atol=1e-6)
+    with pytest.raises(nn.ConversionError, match="torch.nn.GRU at 'the model'"):
+        nn.from_torch(torch.nn.GRU(3, 3))

@@ -371,6 +371,13 @@ def from_torch(torch_module, concrete_args=None):
                               f"{type(torch_module).__name__}")
     kind = type(torch_module).__name__
 
+    if _is_torch_layer(torch_module, torch):    # one PyTorch layer: nothing to trace
+        problems = []
+        model = _mirror(torch_module, (), torch, problems, {})
+        if problems:
+            raise ConversionError(f"from_torch: cannot convert {kind}: {problems[0]}")
+        return (model,) + _weights(model, torch_module, torch)
+
     class Tracer(torch.fx.Tracer):
         def is_leaf_module(self, m, qualname):
             return _is_torch_layer(m, torch)
@@ -387,17 +394,19 @@ def from_torch(torch_module, concrete_args=None):
     problems = []
     sites = {node.target: _source_line(node) for node in graph.nodes
              if node.op == "call_module"}
-    model = None if _is_torch_layer(torch_module, torch) else TorchGraphModule(kind)
-    model = _mirror(torch_module, (), torch, problems, sites, into=model)
+    model = _mirror(torch_module, (), torch, problems, sites, into=TorchGraphModule(kind))
     steps = _steps(graph, torch_module, torch, problems)
     if problems:
         raise ConversionError(f"from_torch: cannot convert {kind} ({len(problems)} "
                               "problems):\n  " + "\n  ".join(problems))
-    if isinstance(model, TorchGraphModule):
-        object.__setattr__(model, "_steps", steps)
+    object.__setattr__(model, "_steps", steps)
+    return (model,) + _weights(model, torch_module, torch)
+
+
+def _weights(model, torch_module, torch):
+    """(params, state) of the converted model: PyTorch's state_dict loaded by name."""
     state_dict = {}
     for name, value in torch_module.state_dict().items():
         value = value.detach().cpu()
         state_dict[name] = (value.float() if value.dtype == torch.bfloat16 else value).numpy()
-    params, state = load_torch_state_dict(model, state_dict)
-    return model, params, state
+    return load_torch_state_dict(model, state_dict)

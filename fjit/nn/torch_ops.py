@@ -313,7 +313,7 @@ FUNCTIONS = {
     "torch.nn.functional.elu": elu, "torch.nn.functional.hardtanh": hardtanh,
     "torch.nn.functional.softplus": softplus, "torch.nn.functional.dropout": dropout,
     "torch.nn.functional.linear": linear,
-    **{f"torch.nn.functional.conv{n}d": conv for n in (1, 2, 3)},
+    **{f"{m}.conv{n}d": conv for n in (1, 2, 3) for m in ("torch", "torch.nn.functional")},
     **{f"torch.nn.functional.max_pool{n}d": max_pool for n in (1, 2, 3)},
     **{f"torch.nn.functional.avg_pool{n}d": avg_pool for n in (1, 2, 3)},
     **{f"torch.nn.functional.adaptive_avg_pool{n}d": R.adaptive_avg_pool for n in (1, 2)},
