@@ -34,11 +34,25 @@ _STORAGE_DTYPES = {
 }
 
 
-class _StorageType:
+class _Sealed:
+    """What find_class hands the pickle: fresh objects without a __dict__ whose state a
+    BUILD opcode cannot set, so a file cannot reach or alter this module's functions."""
+    __slots__ = ()
+
+    def __setstate__(self, state):
+        raise UnsafeCheckpointError("the pickle sets the state of a tensor builder or storage "
+                                    "type, which no torch.save file does")
+
+    def __reduce__(self):
+        raise TypeError("not picklable")
+
+
+class _StorageType(_Sealed):
     """Stands for torch.<Kind>Storage in the pickle: only its element type matters."""
+    __slots__ = ("name",)
 
     def __init__(self, name):
-        self.name = name
+        object.__setattr__(self, "name", name)
 
     def dtype(self):
         dtype = _STORAGE_DTYPES[self.name]
@@ -49,6 +63,17 @@ class _StorageType:
                                             "needs the ml_dtypes package")
             return np.dtype(dtypes.bfloat16)
         return np.dtype(dtype)
+
+
+class _Builder(_Sealed):
+    """An allowed callable (a tensor rebuilder, OrderedDict), sealed."""
+    __slots__ = ("fn",)
+
+    def __init__(self, fn):
+        object.__setattr__(self, "fn", fn)
+
+    def __call__(self, *args):
+        return self.fn(*args)
 
 
 def _rebuild_tensor(storage, offset, size, stride, requires_grad=False, hooks=None,
@@ -62,6 +87,10 @@ def _rebuild_tensor(storage, offset, size, stride, requires_grad=False, hooks=No
     if 0 in size:
         return np.zeros(size, storage.dtype)
     last = offset + sum((n - 1) * s for n, s in zip(size, stride))
+    if int(np.prod(size, dtype=np.int64)) > storage.size:
+        raise UnsafeCheckpointError(f"a tensor of size {size} has more elements than its "
+                                    f"storage ({storage.size}): an expanded or overlapping "
+                                    "view, which is not read (save it with .contiguous())")
     if last >= storage.size:
         raise UnsafeCheckpointError(f"a tensor of size {size}, stride {stride} and offset "
                                     f"{offset} reaches past its storage of {storage.size} "
@@ -98,10 +127,12 @@ class _Unpickler(pickle.Unpickler):
             return _StorageType(name)
         found = _ALLOWED.get((module, name))
         if found is None:
-            raise UnsafeCheckpointError(f"the pickle names {module}.{name}, which is not a "
-                                        "tensor or a plain container: refused (loading it "
-                                        "could run code)")
-        return found
+            kind = ("a tensor type fjit does not read (complex or unsigned wider than 8 bits)"
+                    if module == "torch" and name.endswith("Storage")
+                    else "not a tensor or a plain container: refused (loading it could run "
+                    "code)")
+            raise UnsafeCheckpointError(f"the pickle names {module}.{name}, {kind}")
+        return _Builder(found)
 
     def persistent_load(self, pid):
         if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"
@@ -137,7 +168,10 @@ def read_torch_file(path):
         names = set(z.namelist())
         order = "little"
         if root + "byteorder" in names:
-            order = z.read(root + "byteorder").decode().strip()
+            order = z.read(root + "byteorder").decode("ascii", "replace").strip()
+            if order not in ("little", "big"):
+                raise UnsafeCheckpointError(f"{path!r}: byteorder {order[:20]!r} is neither "
+                                            "'little' nor 'big'")
         cache = {}
 
         def storage(key, dtype, numel):
@@ -145,6 +179,10 @@ def read_torch_file(path):
                 entry = f"{root}data/{key}"
                 if entry not in names:
                     raise UnsafeCheckpointError(f"{path!r}: storage {key!r} is missing")
+                if z.getinfo(entry).file_size != numel * dtype.itemsize:
+                    raise UnsafeCheckpointError(
+                        f"{path!r}: storage {key!r} holds {z.getinfo(entry).file_size} bytes, "
+                        f"the pickle says {numel} elements of {dtype.itemsize}")
                 raw = np.frombuffer(z.read(entry), dtype.newbyteorder(
                     "<" if order == "little" else ">"))
                 if raw.size < numel:
@@ -154,10 +192,35 @@ def read_torch_file(path):
             return cache[key]
 
         try:
-            return _Unpickler(z.read(pickles[0]), storage).load()
+            return _plain(_Unpickler(z.read(pickles[0]), storage).load())
+        except MemoryError:
+            raise UnsafeCheckpointError(f"reading {path!r}: the file asks for more memory than "
+                                        "there is") from None
         except UnsafeCheckpointError as err:
             raise UnsafeCheckpointError(f"reading {path!r}: {err}") from None
         except (pickle.UnpicklingError, EOFError, TypeError, ValueError, KeyError,
                 AttributeError, IndexError) as err:
             raise UnsafeCheckpointError(f"reading {path!r}: a corrupt or unsupported pickle: "
                                         f"{type(err).__name__}: {err}") from None
+
+
+_PLAIN = (str, bytes, int, float, bool, type(None), np.ndarray, np.generic)
+
+
+def _plain(value, depth=0):
+    """`value` if it holds only containers, numbers, strings and arrays."""
+    if depth > 100:
+        raise UnsafeCheckpointError("the pickle nests containers too deeply")
+    if isinstance(value, _PLAIN):
+        return value
+    if isinstance(value, (dict, collections.OrderedDict)):
+        for k, v in value.items():
+            _plain(k, depth + 1)
+            _plain(v, depth + 1)
+        return value
+    if isinstance(value, (list, tuple, set, frozenset)):
+        for v in value:
+            _plain(v, depth + 1)
+        return value
+    raise UnsafeCheckpointError(f"the pickle yields a {type(value).__name__}, not a tensor or "
+                                "a plain container")

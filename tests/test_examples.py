@@ -43,7 +43,7 @@ def test_lsgan_and_per_example_gradients_run(backend, tmp_path):
 
 def test_cifar_resnet_trains_and_its_weights_load_into_pytorch(backend, tmp_path):
     import numpy as np
-    stdout = _run(backend, tmp_path, "cifar_resnet.py", "--epochs", "1", "--train-size", "256",
+    stdout = _run(backend, tmp_path, "cifar_resnet.py", "--epochs", "1", "--train-size", "64",
                   "--batch-size", "32")
     loss = float(re.search(r"epoch 1: loss ([0-9.]+)", stdout).group(1))
     assert np.isfinite(loss) and (tmp_path / "cifar_resnet_history.png").exists()

@@ -188,3 +188,40 @@ def test_single_layers_and_user_subclasses_of_layers():
                                    atol=1e-6)
     with pytest.raises(nn.ConversionError, match="torch.nn.GRU at 'the model'"):
         nn.from_torch(torch.nn.GRU(3, 3))
+
+
+class Methods(torch.nn.Module):
+    """Calls whose PyTorch conventions are easy to get wrong."""
+
+    def forward(self, x):
+        a = (x * 2.7).to(torch.int32)
+        b = x.to(torch.float16).to(x)
+        v = torch.max(x, 1, keepdim=True).values + torch.min(x, other=x * 0.5)
+        d = torch.div(x * 7, 2, rounding_mode="floor") + torch.div(x * 7, 2,
+                                                                   rounding_mode="trunc")
+        s = F.softmax(x.unsqueeze(0), dim=None)     # PyTorch's implicit dim: 0 for 3-d
+        p = F.adaptive_max_pool1d(x.unsqueeze(0), 2) + F.avg_pool1d(x.unsqueeze(0), 2).sum()
+        q = torch.split(x, 1, dim=1)[0].sum().squeeze(0)
+        return a, b, v, d, s, p, q
+
+
+def test_pytorch_conventions_of_dtypes_extrema_division_and_implicit_dims():
+    import warnings
+    model, params, _ = nn.from_torch(Methods())
+    x = np.array([[1., -1., 0.3, 2.], [0.5, 0.2, -3, 1]], np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")     # PyTorch's deprecation of the implicit dim
+        want = Methods()(torch.from_numpy(x))
+    for k, (got, w) in enumerate(zip(model.apply(params, x), want)):
+        got, w = np.asarray(got), w.numpy()
+        assert got.dtype == w.dtype and got.shape == w.shape, k
+        np.testing.assert_allclose(got.astype(np.float64), w.astype(np.float64), atol=1e-3,
+                                   err_msg=str(k))
+
+
+def test_tied_weights_are_refused_by_name():
+    emb = torch.nn.Embedding(5, 3)
+    head = torch.nn.Linear(3, 5, bias=False)
+    head.weight = emb.weight
+    with pytest.raises(nn.ConversionError, match=r"0.weight = 1.weight"):
+        nn.from_torch(torch.nn.Sequential(emb, head))

@@ -169,3 +169,30 @@ def test_pytorch_loads_what_to_torch_state_dict_writes():
     tmodel.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in sd.items()})
     want = tmodel(torch.from_numpy(x)).detach().numpy()
     _close(model.apply(params, x, state=state)[0], want, tol=1e-4)
+
+
+def test_interpolate_rounds_as_pytorch_does_where_float64_would_differ():
+    """PyTorch computes source indices in float32 and copies a linear axis whose size does
+    not change; values taken from PyTorch 2.13."""
+    def run(n, **kw):
+        x = np.arange(n, dtype=np.float32).reshape(1, 1, n)
+        return np.asarray(nn.interpolate(x, **kw)).ravel().tolist()
+    assert run(7, scale_factor=0.6) == [0, 1, 3, 5]
+    assert run(10, size=12) == [0, 0, 1, 2, 3, 4, 5, 5, 6, 7, 8, 9]
+    assert run(16, scale_factor=1.3, mode="nearest-exact")[-1] == 15
+    assert run(3, scale_factor=1.25, mode="linear") == [0, 1, 2]
+    assert run(5, scale_factor=1.7, recompute_scale_factor=True) == [0, 0, 1, 1, 2, 3, 3, 4]
+
+
+def test_loading_casts_to_the_models_dtypes_and_writing_keeps_pytorchs_order():
+    model = _Tiny()
+    params, state = model.init(fjit.random.PRNGKey(1)), model.init_state()
+    sd = nn.to_torch_state_dict(model, params, state)
+    half = {k: v.astype(np.float16) if v.dtype == np.float32 else v for k, v in sd.items()}
+    p2, s2 = nn.load_torch_state_dict(model, half)
+    assert p2["fc"]["weight"].dtype == jnp.float32
+    assert s2["bn"]["num_batches_tracked"].dtype == jnp.int32
+    grads = fjit.grad(lambda p: (model.apply(p, _data(2, 6, 4), state=state)[0] ** 2).sum())(
+        params)   # a pytree transform orders dict keys its own way
+    assert list(nn.to_torch_state_dict(model, grads)) == [k for k in sd if "running" not in k
+                                                          and "num_batches" not in k]

@@ -4,6 +4,7 @@ import collections
 import dataclasses
 import json
 import os
+import struct
 import typing
 import zipfile
 
@@ -280,6 +281,31 @@ def test_load_state_dict(tmp_path):
         serialization.load_state_dict([np.ones(1)])
 
 
+def op(value):
+    """Pickle opcodes (protocol 2) for a tiny language: str, int, bool, tuple, dict,
+    ("global", module, name), ("call", callable, args), ("pid", value)."""
+    if isinstance(value, bool):
+        return b"\x88" if value else b"\x89"
+    if isinstance(value, int):
+        return b"J" + struct.pack("<i", value)
+    if isinstance(value, str):
+        data = value.encode()
+        return b"X" + struct.pack("<I", len(data)) + data
+    if isinstance(value, dict):
+        return b"}(" + b"".join(op(k) + op(v) for k, v in value.items()) + b"u"
+    kind = value[0] if value and isinstance(value[0], str) else None
+    if kind == "global":
+        return f"c{value[1]}\n{value[2]}\n".encode()
+    if kind == "call":
+        return op(value[1]) + op(tuple(value[2])) + b"R"
+    if kind == "pid":
+        return op(value[1]) + b"Q"
+    return b"(" + b"".join(op(v) for v in value) + b"t"
+
+def dumps(obj):
+    return b"\x80\x02" + op(obj) + b"."
+
+
 def _torch_zip(path, pickled, storages=()):
     """A file laid out as torch.save lays it out: archive/data.pkl, archive/data/<key>."""
     with zipfile.ZipFile(path, "w") as z:
@@ -292,32 +318,6 @@ def _torch_zip(path, pickled, storages=()):
 def test_torch_save_files_are_read_without_torch_or_code(tmp_path):
     """A pickle naming torch._utils._rebuild_tensor_v2 over a FloatStorage is read (strided
     views included); one naming anything else is refused by name, and nothing runs."""
-    import struct
-
-    def op(value):
-        """Pickle opcodes (protocol 2) for a tiny language: str, int, bool, tuple, dict,
-        ("global", module, name), ("call", callable, args), ("pid", value)."""
-        if isinstance(value, bool):
-            return b"\x88" if value else b"\x89"
-        if isinstance(value, int):
-            return b"J" + struct.pack("<i", value)
-        if isinstance(value, str):
-            data = value.encode()
-            return b"X" + struct.pack("<I", len(data)) + data
-        if isinstance(value, dict):
-            return b"}(" + b"".join(op(k) + op(v) for k, v in value.items()) + b"u"
-        kind = value[0] if value and isinstance(value[0], str) else None
-        if kind == "global":
-            return f"c{value[1]}\n{value[2]}\n".encode()
-        if kind == "call":
-            return op(value[1]) + op(tuple(value[2])) + b"R"
-        if kind == "pid":
-            return op(value[1]) + b"Q"
-        return b"(" + b"".join(op(v) for v in value) + b"t"
-
-    def dumps(obj):
-        return b"\x80\x02" + op(obj) + b"."
-
     storage = ("pid", ("storage", ("global", "torch", "FloatStorage"), "0", "cpu", 6))
     rebuild = ("global", "torch._utils", "_rebuild_tensor_v2")
     tensor = ("call", rebuild, (storage, 0, (2, 3), (3, 1), False, {}))
@@ -340,6 +340,34 @@ def test_torch_save_files_are_read_without_torch_or_code(tmp_path):
         serialization.load_state_dict(path)
     _torch_zip(path, dumps({"w": tensor}))
     with pytest.raises(serialization.CheckpointError, match="storage '0' is missing"):
+        serialization.load_state_dict(path)
+
+
+def test_torch_save_files_cannot_alter_the_reader_or_ask_for_unbounded_memory(tmp_path):
+    path, good = tmp_path / "evil.pt", tmp_path / "good.pt"
+    storage = ("pid", ("storage", ("global", "torch", "FloatStorage"), "0", "cpu", 1))
+    rebuild = ("global", "torch._utils", "_rebuild_tensor_v2")
+    _torch_zip(good, dumps({"w": ("call", rebuild, (storage, 0, (1,), (1,), False, {}))}),
+               [("0", np.ones(1, np.float32).tobytes())])
+    # BUILD on a tensor builder: would set its __defaults__ for the rest of the process
+    _torch_zip(path, b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\nN}X\x0c\x00\x00\x00"
+                     b"__defaults__)s\x86b.")
+    with pytest.raises(serialization.CheckpointError, match="sets the state"):
+        serialization.load_state_dict(path)
+    assert serialization.load_state_dict(good)["w"].tolist() == [1.0]
+    # a bare builder as the result
+    _torch_zip(path, b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\n.")
+    with pytest.raises(serialization.CheckpointError, match="not a tensor or a plain"):
+        serialization.load_state_dict(path)
+    # 2**28 elements from a one-element storage through a zero stride
+    amplified = ("call", rebuild, (storage, 0, (1 << 28,), (0,), False, {}))
+    _torch_zip(path, dumps({"w": amplified}), [("0", np.ones(1, np.float32).tobytes())])
+    with pytest.raises(serialization.CheckpointError, match="more elements than its storage"):
+        serialization.load_state_dict(path)
+    # a storage entry larger than the pickle says (a zip bomb is read only if it fits)
+    _torch_zip(path, dumps({"w": ("call", rebuild, (storage, 0, (1,), (1,), False, {}))}),
+               [("0", np.ones(1000, np.float32).tobytes())])
+    with pytest.raises(serialization.CheckpointError, match="holds 4000 bytes"):
         serialization.load_state_dict(path)
 
 

@@ -370,7 +370,7 @@ def from_torch(torch_module, concrete_args=None):
         raise ConversionError(f"from_torch: expected a torch.nn.Module, got "
                               f"{type(torch_module).__name__}")
     kind = type(torch_module).__name__
-
+    _refuse_tied_weights(torch_module, kind)
     if _is_torch_layer(torch_module, torch):    # one PyTorch layer: nothing to trace
         problems = []
         model = _mirror(torch_module, (), torch, problems, {})
@@ -401,6 +401,22 @@ def from_torch(torch_module, concrete_args=None):
                               "problems):\n  " + "\n  ".join(problems))
     object.__setattr__(model, "_steps", steps)
     return (model,) + _weights(model, torch_module, torch)
+
+
+def _refuse_tied_weights(torch_module, kind):
+    """A parameter shared by two modules (tied embedding and output weights) would become two
+    independent entries of the params pytree, trained apart: refused, naming them."""
+    names = {}
+    for name, p in torch_module.named_parameters(remove_duplicate=False):
+        names.setdefault(id(p), []).append(name)
+    tied = [group for group in names.values() if len(group) > 1]
+    if tied:
+        raise ConversionError(
+            f"from_torch: {kind} shares parameters between modules ("
+            + "; ".join(" = ".join(group) for group in tied) + "): fjit's params are a plain "
+            "pytree with one entry per name, so tied weights would train apart.  Untie them "
+            "in PyTorch first, or write the model with fjit.nn and read the shared weight "
+            "through one module")
 
 
 def _weights(model, torch_module, torch):

@@ -36,8 +36,8 @@ def _per_axis(name, value, n, what):
 
 
 def _sizes_and_scales(x, size, scale_factor):
-    """Output sizes and the source/destination scale per axis (PyTorch: 1 / scale_factor
-    when a scale factor is given, else in / out)."""
+    """Output sizes and the source/destination scale per axis, as PyTorch computes them in
+    float32: 1 / scale_factor when a scale factor is given, else in / out."""
     n = x.ndim - 2
     if (size is None) == (scale_factor is None):
         raise ValueError("interpolate: give exactly one of size and scale_factor, got "
@@ -45,20 +45,24 @@ def _sizes_and_scales(x, size, scale_factor):
     inputs = x.shape[2:]
     if size is not None:
         outs = tuple(int(s) for s in _per_axis("interpolate", size, n, "size"))
-        scales = tuple(i / o for i, o in zip(inputs, outs))
+        scales = tuple(float(np.float32(i) / np.float32(o)) for i, o in zip(inputs, outs))
     else:
         factors = tuple(float(f) for f in _per_axis("interpolate", scale_factor, n,
                                                     "scale_factor"))
         outs = tuple(int(math.floor(i * f)) for i, f in zip(inputs, factors))
-        scales = tuple(1.0 / f for f in factors)
+        scales = tuple(float(np.float32(1.0 / f)) for f in factors)
     if any(o < 1 for o in outs):
         raise ValueError(f"interpolate: input {x.shape} gives an empty output {outs}")
     return outs, scales
 
 
 def _nearest_index(n_in, n_out, scale, exact):
-    dst = np.arange(n_out, dtype=np.float64)
-    src = np.floor((dst + 0.5) * scale) if exact else np.floor(dst * np.float32(scale))
+    """PyTorch's source index, its float32 rounding included."""
+    dst = np.arange(n_out, dtype=np.float32)
+    if exact:
+        src = np.floor(((dst + 0.5) * np.float64(scale)).astype(np.float32))
+    else:
+        src = np.floor(dst * np.float32(scale))
     return np.minimum(src.astype(np.int64), n_in - 1)
 
 
@@ -74,8 +78,12 @@ def _linear_taps(n_in, n_out, scale, align_corners):
     return low, high, src - low
 
 
-def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=None):
-    """PyTorch's F.interpolate on (N, C, *spatial) for the modes above."""
+def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=None,
+                recompute_scale_factor=None):
+    """PyTorch's F.interpolate on (N, C, *spatial) for the modes above.  An axis whose size a
+    scale factor leaves unchanged is copied, as PyTorch's linear kernels do; its 1-d nearest
+    kernels apply the scale anyway, and so does fjit there.  (Its 2-d and 3-d nearest
+    kernels do either, depending on the shape; fjit copies.)"""
     x = jnp.asarray(x)
     if mode not in _MODES:
         raise ValueError(f"interpolate: mode {mode!r} is not supported; use one of {_MODES}")
@@ -92,7 +100,11 @@ def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=N
     if linear and not jnp.issubdtype(x.dtype, jnp.floating):
         raise TypeError(f"interpolate: {mode} needs a floating-point input, got {x.dtype}")
     outs, scales = _sizes_and_scales(x, size, scale_factor)
+    if recompute_scale_factor:   # PyTorch: the scales follow from the sizes
+        outs, scales = _sizes_and_scales(x, outs, None)
     for axis, (n_in, n_out, scale) in enumerate(zip(x.shape[2:], outs, scales), start=2):
+        if n_in == n_out and (linear or n > 1):
+            continue   # PyTorch copies such an axis, whatever the scale (not 1-d nearest)
         if linear:
             low, high, w = _linear_taps(n_in, n_out, scale, bool(align_corners))
             shape = (n_out,) + (1,) * (x.ndim - axis - 1)
@@ -160,15 +172,16 @@ def adaptive_max_pool(x, output_size):
 class Upsample(Layer):
     """PyTorch's nn.Upsample: `interpolate` with a fixed size or scale factor."""
 
-    def __init__(self, size=None, scale_factor=None, mode="nearest", align_corners=None):
+    def __init__(self, size=None, scale_factor=None, mode="nearest", align_corners=None,
+                 recompute_scale_factor=None):
         if mode not in _MODES:
             raise ValueError(f"Upsample: mode {mode!r} is not supported; use one of {_MODES}")
         self.size, self.scale_factor, self.mode = size, scale_factor, mode
-        self.align_corners = align_corners
+        self.align_corners, self.recompute_scale_factor = align_corners, recompute_scale_factor
 
     def forward(self, params, state, x, *, train, key):
-        return interpolate(x, self.size, self.scale_factor, self.mode,
-                           self.align_corners), state
+        return interpolate(x, self.size, self.scale_factor, self.mode, self.align_corners,
+                           self.recompute_scale_factor), state
 
 
 class _Adaptive(Layer):

@@ -35,7 +35,11 @@ class _Reader:
     def __init__(self, state_dict):
         self.sd, self.used, self.problems = state_dict, set(), []
 
-    def take(self, name, shape, transpose=False, default=None):
+    def take(self, name, like, transpose=False, default=None):
+        """The entry `name` shaped and typed like the model's array `like` (PyTorch's
+        load_state_dict also copies into the parameter's dtype), or shaped `like` when it
+        is a shape."""
+        shape = like if isinstance(like, tuple) else np.shape(like)
         if name not in self.sd and default is not None:
             return default
         if name not in self.sd:
@@ -51,7 +55,8 @@ class _Reader:
                 f"{tuple(shape)}" + (" (after transposing PyTorch's (out, in))"
                                      if transpose else ""))
             return None
-        return jnp.asarray(value)
+        dtype = getattr(like, "dtype", None)
+        return jnp.asarray(value if dtype is None else value.astype(dtype))
 
 
 def _convert(module, prefix, params, state, reader):
@@ -64,7 +69,7 @@ def _convert(module, prefix, params, state, reader):
         for tree, new in ((params, new_p), (state, new_s)):
             for name, value in tree.items():
                 if name not in children:
-                    new[name] = reader.take(prefix + name, np.shape(value))
+                    new[name] = reader.take(prefix + name, value)
         for name, child in children.items():
             p, s = _convert(child, f"{prefix}{name}.", params.get(name, {}),
                             state.get(name, {}), reader)
@@ -95,10 +100,10 @@ def _convert(module, prefix, params, state, reader):
         new_p["out"] = out
         return new_p, {}
     transpose = isinstance(module, L.Linear)
-    new_p = {name: reader.take(prefix + name, np.shape(value),
+    new_p = {name: reader.take(prefix + name, value,
                                transpose=transpose and name == "weight")
              for name, value in params.items()}
-    new_s = {name: reader.take(prefix + name, np.shape(value),
+    new_s = {name: reader.take(prefix + name, value,
                                default=value if name == "num_batches_tracked" else None)
              for name, value in state.items()}
     return new_p, new_s
@@ -128,6 +133,16 @@ def _host(value):
     return np.array(value)
 
 
+_LEAF_ORDER = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+
+
+def _pytorch_order(entries):
+    """A leaf layer's entry names in the order PyTorch declares them (a pytree transform
+    such as grad may have sorted them)."""
+    known = [name for name in _LEAF_ORDER if name in entries]
+    return known + [name for name in entries if name not in _LEAF_ORDER]
+
+
 def _leaf_to_torch(module, prefix, params, state, out):
     if isinstance(module, L.MultiHeadAttention):
         parts = ("query", "key", "value")
@@ -145,12 +160,13 @@ def _leaf_to_torch(module, prefix, params, state, out):
             out[prefix + "out_proj.bias"] = _host(params["out"]["bias"])
         return
     transpose = isinstance(module, L.Linear)
-    for name, value in params.items():
-        value = _host(value)
+    for name in _pytorch_order(params):
+        value = _host(params[name])
         if transpose and name == "weight":
             value = np.ascontiguousarray(value.T)
         out[prefix + name] = value
-    for name, value in state.items():
+    for name in _pytorch_order(state):
+        value = state[name]
         value = _host(value)
         out[prefix + name] = value.astype(np.int64) if name == "num_batches_tracked" else value
 
@@ -160,11 +176,13 @@ def _to_torch(module, prefix, params, state, out):
         _leaf_to_torch(module, prefix, params, state, out)
         return
     children = dict(module.named_children())
+    declared = (list(vars(module).get("_parameters", {}))
+                + list(vars(module).get("_buffers", {})))
     for tree in (params, state):  # a module's own parameters, then its buffers
-        for name, value in tree.items():
-            if name not in children:
-                out[prefix + name] = _host(value)
-    for name, child in children.items():
+        own = [name for name in tree if name not in children]
+        for name in sorted(own, key=lambda n: declared.index(n) if n in declared else 1 << 30):
+            out[prefix + name] = _host(tree[name])
+    for name, child in children.items():   # then the children, in declaration order
         _to_torch(child, f"{prefix}{name}.", params.get(name, {}), state.get(name, {}), out)
 
 

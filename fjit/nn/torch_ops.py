@@ -70,16 +70,46 @@ def _reduction(fn):
     return reduce
 
 
-def _extremum(fn, arg_fn):
-    """torch.max(x) is the maximum; torch.max(x, dim) is (values, indices)."""
-    def extremum(input, dim=None, keepdim=False):
-        if not isinstance(dim, int) or isinstance(dim, bool):
-            if dim is not None:          # torch.max(a, b): the element-wise maximum
-                return {jnp.max: jnp.maximum, jnp.min: jnp.minimum}[fn](input, dim)
+class ValuesIndices(tuple):
+    """torch.max(x, dim)'s result: a (values, indices) pair with those attribute names."""
+
+    def __new__(cls, values, indices):
+        return super().__new__(cls, (values, indices))
+
+    values = property(lambda self: self[0])
+    indices = property(lambda self: self[1])
+
+
+def _extremum(fn, arg_fn, pairwise):
+    """torch.max(x) is the maximum, torch.max(x, dim) is (values, indices), torch.max(x, y)
+    and torch.max(x, other=y) the element-wise maximum."""
+    def extremum(input, dim=None, keepdim=False, other=None):
+        if other is not None:
+            return pairwise(input, other)
+        if dim is None:
             return fn(input)
-        return (fn(input, axis=dim, keepdims=keepdim),
-                arg_fn(input, axis=dim, keepdims=keepdim))
+        if not isinstance(dim, int) or isinstance(dim, bool):
+            return pairwise(input, dim)
+        return ValuesIndices(fn(input, axis=dim, keepdims=keepdim),
+                             arg_fn(input, axis=dim, keepdims=keepdim))
     return extremum
+
+
+def div(input, other, rounding_mode=None):
+    if rounding_mode is None:
+        return jnp.divide(input, other)
+    if rounding_mode == "floor":
+        return jnp.floor_divide(input, other)
+    if rounding_mode == "trunc":
+        q = jnp.divide(input, other)
+        return jnp.trunc(q).astype(q.dtype) if jnp.issubdtype(q.dtype, jnp.floating) else q
+    raise TypeError(f"from_torch: torch.div rounding_mode {rounding_mode!r} is not supported")
+
+
+def adaptive_max_pool(input, output_size, return_indices=False):
+    if return_indices:
+        raise TypeError("from_torch: adaptive_max_pool(return_indices=True) is not supported")
+    return R.adaptive_max_pool(input, output_size)
 
 
 def cat(tensors, dim=0):
@@ -113,7 +143,7 @@ def unsqueeze(input, dim):
 
 def squeeze(input, dim=None):
     x = jnp.asarray(input)
-    if dim is None:
+    if dim is None or x.ndim == 0:
         return jnp.squeeze(x)
     dims = tuple(d % x.ndim for d in (_dim(dim) if isinstance(dim, (list, tuple)) else (dim,))
                  if x.shape[d] == 1)
@@ -134,22 +164,24 @@ _DTYPES = {"float32": "float32", "float": "float32", "float64": "float64", "doub
 
 
 def to_dtype(dtype):
-    """A torch dtype (or its name, or a NumPy dtype) as an fjit dtype; 64-bit integers narrow
-    as fjit's do without x64."""
-    if isinstance(dtype, np.dtype) or (isinstance(dtype, type) and issubclass(dtype, np.generic)):
+    """A torch dtype (or its name, or a NumPy dtype) as a NumPy dtype fjit computes in;
+    64-bit integers narrow as fjit's do without x64."""
+    if isinstance(dtype, np.dtype):
         return dtype
     name = str(dtype).rpartition(".")[2]
     if name not in _DTYPES:
         raise TypeError(f"from_torch: dtype {dtype} has no fjit counterpart")
-    return getattr(jnp, _DTYPES[name])
+    return np.dtype(getattr(jnp, _DTYPES[name]))
 
 
 def to(self, *args, **kwargs):
-    """Tensor.to(dtype) converts (the converter has turned torch dtypes into NumPy's);
-    devices are ignored: the converted model runs where fjit runs it."""
+    """Tensor.to(dtype) and Tensor.to(other) convert (the converter has turned torch dtypes
+    into NumPy's); devices are ignored: the converted model runs where fjit runs it."""
     for a in list(args) + list(kwargs.values()):
-        if isinstance(a, np.dtype) or (isinstance(a, type) and issubclass(a, np.generic)):
+        if isinstance(a, np.dtype):
             return jnp.asarray(self).astype(a)
+        if hasattr(a, "dtype") and hasattr(a, "shape"):
+            return jnp.asarray(self).astype(a.dtype)
     return self
 
 
@@ -165,14 +197,21 @@ def clamp(input, min=None, max=None):
     return jnp.clip(input, min, max)
 
 
-def softmax(input, dim=None, dtype=None, _stacklevel=3):
-    x = jnp.asarray(input) if dtype is None else jnp.asarray(input).astype(to_dtype(dtype))
-    return A.softmax(x, axis=-1 if dim is None else dim)
+def _softmax_dim(x, dim):
+    """PyTorch's implicit dim (deprecated there, but still what it computes)."""
+    if dim is not None:
+        return dim
+    return 0 if x.ndim in (0, 1, 3) else 1
 
 
-def log_softmax(input, dim=None, dtype=None, _stacklevel=3):
+def softmax(input, dim=None, _stacklevel=3, dtype=None):
     x = jnp.asarray(input) if dtype is None else jnp.asarray(input).astype(to_dtype(dtype))
-    return A.log_softmax(x, axis=-1 if dim is None else dim)
+    return A.softmax(x, axis=_softmax_dim(x, dim))
+
+
+def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
+    x = jnp.asarray(input) if dtype is None else jnp.asarray(input).astype(to_dtype(dtype))
+    return A.log_softmax(x, axis=_softmax_dim(x, dim))
 
 
 def gelu(input, approximate="none"):
@@ -201,8 +240,10 @@ def softplus(input, beta=1.0, threshold=20.0):
 
 
 def dropout(input, p=0.5, training=True, inplace=False):
+    """Drops when the traced call did (`training`, as recorded: trace a model in training
+    mode, PyTorch's default) and the converted model runs with apply(train=True)."""
     frame = _calls.frames[-1] if _calls.frames else None
-    if frame is None or not frame.train or p == 0:
+    if frame is None or not frame.train or not training or p == 0:
         return input
     from .layers import Dropout
     key = frame.next_key()
@@ -242,7 +283,7 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
                 recompute_scale_factor=None, antialias=False):
     if antialias:
         raise TypeError("from_torch: interpolate(antialias=True) is not supported")
-    return R.interpolate(input, size, scale_factor, mode, align_corners)
+    return R.interpolate(input, size, scale_factor, mode, align_corners, recompute_scale_factor)
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
@@ -274,6 +315,8 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
 
 
 def _getattr(obj, name):
+    if isinstance(obj, ValuesIndices) and name in ("values", "indices"):
+        return getattr(obj, name)
     if name in ("shape", "ndim", "T", "mT", "dtype"):
         if name == "mT":
             return jnp.swapaxes(obj, -1, -2)
@@ -296,28 +339,33 @@ FUNCTIONS = {
                     "invert", "iadd", "imul", "isub", "itruediv")},
     "builtins.getattr": _getattr,
     "torch.flatten": flatten, "torch.cat": cat, "torch.concat": cat, "torch.stack": stack,
-    "torch.chunk": chunk, "torch.split": split, "torch.transpose": transpose,
+    "torch.chunk": chunk, "torch.split": split, "torch.functional.split": split, "torch.transpose": transpose,
     "torch.permute": lambda input, dims: jnp.transpose(input, tuple(dims)),
     "torch.reshape": lambda input, shape: jnp.reshape(input, tuple(shape)),
     "torch.unsqueeze": unsqueeze, "torch.squeeze": squeeze, "torch.t": t,
     "torch.matmul": jnp.matmul, "torch.bmm": jnp.matmul, "torch.mm": jnp.matmul,
     "torch.add": lambda input, other, alpha=1: input + alpha * other,
     "torch.sub": lambda input, other, alpha=1: input - alpha * other,
-    "torch.mul": jnp.multiply, "torch.div": jnp.divide, "torch.exp": jnp.exp,
+    "torch.mul": jnp.multiply, "torch.div": div, "torch.exp": jnp.exp,
     "torch.log": jnp.log, "torch.sqrt": jnp.sqrt, "torch.rsqrt": lax.rsqrt,
     "torch.abs": jnp.abs, "torch.clamp": clamp, "torch.where": jnp.where,
     "torch.mean": _reduction(jnp.mean), "torch.sum": _reduction(jnp.sum),
-    "torch.max": _extremum(jnp.max, jnp.argmax), "torch.min": _extremum(jnp.min, jnp.argmin),
+    "torch.max": _extremum(jnp.max, jnp.argmax, jnp.maximum),
+    "torch.min": _extremum(jnp.min, jnp.argmin, jnp.minimum),
     "torch.maximum": jnp.maximum, "torch.minimum": jnp.minimum,
     "torch.nn.functional.gelu": gelu, "torch.nn.functional.leaky_relu": leaky_relu,
     "torch.nn.functional.elu": elu, "torch.nn.functional.hardtanh": hardtanh,
     "torch.nn.functional.softplus": softplus, "torch.nn.functional.dropout": dropout,
     "torch.nn.functional.linear": linear,
     **{f"{m}.conv{n}d": conv for n in (1, 2, 3) for m in ("torch", "torch.nn.functional")},
-    **{f"torch.nn.functional.max_pool{n}d": max_pool for n in (1, 2, 3)},
-    **{f"torch.nn.functional.avg_pool{n}d": avg_pool for n in (1, 2, 3)},
-    **{f"torch.nn.functional.adaptive_avg_pool{n}d": R.adaptive_avg_pool for n in (1, 2)},
-    **{f"torch.nn.functional.adaptive_max_pool{n}d": R.adaptive_max_pool for n in (1, 2)},
+    **{f"{m}.max_pool{n}d": max_pool for n in (1, 2, 3)
+       for m in ("torch", "torch.nn.functional")},
+    **{f"{m}.avg_pool{n}d": avg_pool for n in (1, 2, 3)
+       for m in ("torch", "torch.nn.functional")},
+    **{f"{m}.adaptive_avg_pool{n}d": R.adaptive_avg_pool for n in (1, 2)
+       for m in ("torch", "torch.nn.functional")},
+    **{f"{m}.adaptive_max_pool{n}d": adaptive_max_pool for n in (1, 2)
+       for m in ("torch", "torch.nn.functional")},
     "torch.nn.functional.interpolate": interpolate,
     "torch.nn.functional.layer_norm": layer_norm,
     "torch.nn.functional.scaled_dot_product_attention": scaled_dot_product_attention,
@@ -335,12 +383,13 @@ METHODS = {
     "long": _astype("int64"), "int": _astype("int32"), "bool": _astype("bool"),
     "type_as": lambda self, other: jnp.asarray(self).astype(other.dtype),
     "mean": _reduction(jnp.mean), "sum": _reduction(jnp.sum),
-    "max": _extremum(jnp.max, jnp.argmax), "min": _extremum(jnp.min, jnp.argmin),
+    "max": _extremum(jnp.max, jnp.argmax, jnp.maximum),
+    "min": _extremum(jnp.min, jnp.argmin, jnp.minimum),
     "softmax": softmax, "log_softmax": log_softmax, "exp": jnp.exp, "log": jnp.log,
     "sqrt": jnp.sqrt, "rsqrt": lax.rsqrt, "abs": jnp.abs, "pow": jnp.power,
     "add": lambda self, other, alpha=1: self + alpha * other,
     "sub": lambda self, other, alpha=1: self - alpha * other,
-    "mul": jnp.multiply, "div": jnp.divide, "matmul": jnp.matmul,
+    "mul": jnp.multiply, "div": div, "matmul": jnp.matmul,
     "relu": A.relu, "sigmoid": A.sigmoid, "tanh": jnp.tanh,
     "dim": lambda self: self.ndim, "numel": lambda self: int(np.prod(self.shape)),
 }
