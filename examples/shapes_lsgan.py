@@ -8,8 +8,8 @@ One jitted step trains the discriminator (real toward 1, generated toward 0) and
 generator (generated toward 1), Adam(b1=0.5) for both, BatchNorm statistics threaded
 through.  The defaults (narrower networks than DCGAN's 64, a higher learning rate than its
 2e-4) show blurred blobs forming where the shapes go in about 2.5 minutes on 2 CPU cores;
-a GAN needs thousands of steps for sharp images.  Saves a grid of generated images to shapes_lsgan_samples.png and the two losses to
-shapes_lsgan_losses.png.
+a GAN needs thousands of steps for sharp images.  Saves a grid of generated images to
+shapes_lsgan_samples.png and the two losses to shapes_lsgan_losses.png.
 """
 import argparse
 import time
