@@ -31,13 +31,15 @@ from .compiler.targets.cuda import platform as _cuda_target
 _c_target.register()
 _cuda_target.register()   # GPUs, or one emulated (FJIT_CUDA_EMULATION=1)
 from .runtime.backend import block_until_compiled
+from .runtime.profile import report as profile_report, reset as profile_reset
 from . import devices as _devices
 from .devices import default_backend, default_device, device_count, devices, local_devices
 from .typecheck import typecheck
 
 __version__ = "0.1.0"
 
-__all__ = ["jit", "block_until_ready", "block_until_compiled", "make_program", "make_jaxpr", "eval_shape", "ShapeDtypeStruct", "grad",
+__all__ = ["jit", "block_until_ready", "block_until_compiled", "profile_report",
+           "profile_reset", "make_program", "make_jaxpr", "eval_shape", "ShapeDtypeStruct", "grad",
            "value_and_grad", "jvp", "vjp", "linearize", "jacfwd", "jacrev", "jacobian",
            "hessian", "checkpoint", "remat", "checkpoint_policies", "vmap", "custom_jvp",
            "custom_vjp", "cross_iteration", "train_loop", "Array", "device_put", "device_get",

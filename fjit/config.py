@@ -161,6 +161,10 @@ _OPTIONS = {
                 "interpreter; the first kernel computing something else raises "
                 "KernelMismatchError naming it, its equation and the user's line "
                 "(fjit/compiler/checked.py).  Slow: for finding compiler bugs.", True),
+        _Option("profile", False, "FJIT_PROFILE", bool,
+                "Time every compiled Program kernel by kernel; fjit.profile_report() (and, at "
+                "exit, stderr) lists each Program's costliest kernels with their share of its "
+                "time and the user's line (fjit/runtime/profile.py).", True),
         _Option("check_programs", False, "FJIT_CHECK_PROGRAMS", bool,
                 "Typecheck every Program right after it is traced (tests turn this on).", False),
     ]

@@ -8,6 +8,7 @@ another platform names its own.  The C and CUDA compilers register themselves he
 from __future__ import annotations
 
 import threading
+import warnings
 import time
 
 from ..config import config
@@ -60,6 +61,8 @@ def executable_for(program, backend: str | None = None):
     name = backend or config.backend
     if config.check_mode:
         return _checked_executable_for(program, name)
+    if config.profile:
+        return _profiled_executable_for(program, name)
     return _executable_for(program, name)
 
 
@@ -86,6 +89,36 @@ def _checked_executable_for(program, name: str):
                                       "executables have no checked(program)")
         exe = program.cache[key] = checked(program)
     return exe
+
+
+def _profiled_executable_for(program, name: str):
+    """The executable's `profiled(program)` (fjit/runtime/profile.py), or the executable
+    itself for a backend that cannot time its kernels (said once)."""
+    key = (name, "profiled")
+    exe = program.cache.get(key)
+    if exe is None:
+        base = _executable_for(program, name)
+        profiled = getattr(base, "profiled", None)
+        if profiled is None:
+            if not _unprofiled:
+                warnings.warn(f"FJIT_PROFILE: backend {name!r} does not time its kernels; "
+                              "its calls are not profiled", RuntimeWarning, stacklevel=4)
+                _unprofiled.append(name)
+            return base
+        exe = program.cache[key] = profiled(program)
+        _report_at_exit()
+    return exe
+
+
+_unprofiled: list = []
+
+
+def _report_at_exit():
+    from . import profile
+    if not getattr(_report_at_exit, "done", False):
+        import atexit
+        atexit.register(profile.print_at_exit)
+        _report_at_exit.done = True
 
 
 # Work a backend does on threads of its own that a caller may want finished: the C target's

@@ -23,6 +23,7 @@ from ....devices import CPU
 from ....runtime.backend import note_background_work, register_backend
 from ....runtime.dispatch import worker_for
 from ....runtime.memory import MIN_POOLED_BYTES, pool
+from ....runtime.profile import profile_for
 from ....runtime.reference import ReferenceExecutable
 from ... import cache, workspace
 from ...checked import KernelChecker
@@ -459,6 +460,11 @@ class CExecutable:
         kernels run one at a time through `fj_step` against the reference interpreter."""
         return CheckedCExecutable(self, program)
 
+    def profiled(self, program):
+        """This executable timing each kernel (fjit/runtime/profile.py): the same library,
+        its kernels run one at a time through `fj_step`."""
+        return ProfiledCExecutable(self, program)
+
     def _passthrough(self, buffer_id, args, keep):
         if buffer_id in self.inputs:
             return keep[self.inputs.index(buffer_id)]
@@ -513,6 +519,52 @@ class CheckedCExecutable:
             compiled = self.checker.run(keep, buffers, step)
         for b, value in compiled.items():
             arrays[b][...] = value
+        return base._results(args, keep, arrays)
+
+
+def _kernel_description(sk):
+    """(name, kind, what it computes, the user's line) of a scheduled kernel, for reports."""
+    what = sk.comment
+    if sk.kind == "gemm" and sk.gemm is not None:
+        g = sk.gemm
+        batch = f"{g.batch} x " if getattr(g, "batch", 1) > 1 else ""
+        what = f"{batch}{g.m} x {g.n} x {g.k}" + (f"; {what}" if what else "")
+    return sk.name, sk.kind, what, str(sk.source) if sk.source is not None else ""
+
+
+class ProfiledCExecutable:
+    """A CExecutable whose calls run kernel by kernel, timing each into the Program's
+    profile record.  Like checked mode, it lowers the Program again (deterministically) for
+    the kernels' descriptions, which the executable does not keep."""
+
+    asynchronous = False
+
+    def __init__(self, base: CExecutable, program: Program):
+        compiled = compile_program(program, target=base.target)
+        self.base = base
+        self.input_dtypes = base.input_dtypes
+        self.record = profile_for(base.name, base.key,
+                                  [_kernel_description(sk) for sk in compiled.scheduled])
+
+    def __call__(self, args):
+        base = self.base
+        keep = base._inputs(args)
+        arrays = base._outputs()
+        clock = time.perf_counter
+        with base.lock:
+            ptrs = base.pointers
+            for b, value in zip(base.inputs, keep):
+                ptrs[b] = _ffi.from_buffer(value, require_writable=False)
+            for b, out in arrays.items():
+                ptrs[b] = _ffi.from_buffer(out)
+            step, sizes, constants = base.library.lib.fj_step, base.sizes_ptr, \
+                base.constants_ptr
+            times = []
+            for k in range(len(self.record.kernels)):
+                start = clock()
+                step(k, ptrs, sizes, constants)
+                times.append(clock() - start)
+        self.record.add(times)
         return base._results(args, keep, arrays)
 
 
