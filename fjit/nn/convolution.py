@@ -59,11 +59,13 @@ def normalize_padding(name, padding, in_sizes, kernel, strides, dilation):
 
 
 def _window_gather(name, x, lead_shape, lead_index, kernel, strides, padding, dilation,
-                   lhs_dilation, fill):
-    """y[lead..., k..., o...] = x[lead_index..., o*stride + k*dilation - low] (positions in
-    the input dilated by lhs_dilation; holes and padding read `fill`)."""
+                   lhs_dilation, fill, mid_shape=(), mid_index=()):
+    """y[lead..., k..., mid..., o...] = x[mid_index..., lead_index...,
+    o*stride + k*dilation - low] (positions in the input dilated by lhs_dilation; holes and
+    padding read `fill`).  `mid` axes sit between the window and the output pixels: the
+    batch, for a convolution done as one GEMM (its index then comes first in x)."""
     spatial = x.shape[2:]
-    n_lead, n = len(lead_shape), len(spatial)
+    n_lead, n, n_mid = len(lead_shape), len(spatial), len(mid_shape)
     outs, positions, holes = [], [], []
     for j, (size, k, s, d, (lo, hi), ld) in enumerate(zip(spatial, kernel, strides, dilation,
                                                          padding, lhs_dilation)):
@@ -73,14 +75,15 @@ def _window_gather(name, x, lead_shape, lead_index, kernel, strides, padding, di
             raise ValueError(f"{name}: input {x.shape} is too small for kernel {kernel} with "
                              f"stride {strides}, padding {padding} and dilation {dilation}")
         outs.append(out)
-        p = ix.idx(n_lead + n + j) * s + ix.idx(n_lead + j) * d - lo
+        p = ix.idx(n_lead + n + n_mid + j) * s + ix.idx(n_lead + j) * d - lo
         if ld == 1:
             positions.append(p)
         else:
             positions.append(p // ld)
             holes.append(ix.ne(p % ld, 0))
-    shape = tuple(lead_shape) + tuple(kernel) + tuple(outs)
-    return lax.reindex(x, shape, tuple(lead_index) + tuple(positions), fill=fill,
+    shape = tuple(lead_shape) + tuple(kernel) + tuple(mid_shape) + tuple(outs)
+    index = tuple(mid_index) + tuple(lead_index) if mid_index else tuple(lead_index)
+    return lax.reindex(x, shape, index + tuple(positions), fill=fill,
                        fill_if=tuple(holes)), tuple(outs)
 
 
@@ -106,13 +109,19 @@ def conv(x, w, stride=1, padding=0, dilation=1, groups=1, lhs_dilation=1):
     pads = normalize_padding("conv", padding, x.shape[2:], kernel, strides, dilation)
     G = groups
     i = ix.idx
-    patches, outs = _window_gather("conv", x, (N, G, Cg), (i(0), i(1) * Cg + i(2)), kernel,
-                                   strides, pads, dilation, lhs_dilation, 0)
     free = "abdefhijklmpqrstuvwxyz"  # einsum letters other than n, g, c, o
     letters, spatial = free[:n], free[n:2 * n]
-    if G == 1:  # out[n] = W @ patches[n]: one GEMM per example, the weight shared
-        patches = patches.reshape(patches.shape[:1] + patches.shape[2:])
-        return jnp.einsum(f"nc{letters}{spatial},oc{letters}->no{spatial}", patches, w)
+    if G == 1:
+        # patches (C, *kernel, N, *out): the batch beside the output pixels, so that
+        # out = W (O x C*K) @ patches (C*K x N*P) is one GEMM, and so are both gradients
+        # (W^T @ dout; dout @ patches^T over N*P), rather than one small GEMM per example
+        patches, outs = _window_gather("conv", x, (C,), (i(0),), kernel, strides, pads,
+                                       dilation, lhs_dilation, 0, mid_shape=(N,),
+                                       mid_index=(i(1 + n),))
+        y = jnp.einsum(f"oc{letters},c{letters}n{spatial}->on{spatial}", w, patches)
+        return jnp.swapaxes(y, 0, 1)
+    patches, outs = _window_gather("conv", x, (N, G, Cg), (i(0), i(1) * Cg + i(2)), kernel,
+                                   strides, pads, dilation, lhs_dilation, 0)
     wg = w.reshape((G, O // G, Cg) + tuple(kernel))
     y = jnp.einsum(f"ngc{letters}{spatial},goc{letters}->ngo{spatial}", patches, wg)
     return y.reshape((N, O) + outs)
