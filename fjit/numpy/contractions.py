@@ -50,6 +50,8 @@ def _sum_labels(x, labels, drop):
     axes = tuple(k for k, l in enumerate(labels) if l in drop)
     if not axes:
         return x, list(labels)
+    if all(x.shape[a] == 1 for a in axes):   # a sum of one element is that element (-0.0
+        return lax.squeeze(x, axes), [l for l in labels if l not in drop]   # included)
     reduce = lax.reduce_or if dtypes.is_bool(x.dtype) else lax.reduce_sum
     return reduce(x, axes), [l for l in labels if l not in drop]
 
