@@ -437,12 +437,16 @@ class CExecutable:
 
     def _run(self, keep, arrays):
         with self.lock:  # one pointer array and one workspace per executable
-            ptrs = self.pointers
-            for b, value in zip(self.inputs, keep):
-                ptrs[b] = _ffi.from_buffer(value, require_writable=False)
-            for b, out in arrays.items():
-                ptrs[b] = _ffi.from_buffer(out)
-            self.program_fn(ptrs, self.sizes_ptr, self.constants_ptr)
+            self.program_fn(self._bind(keep, arrays), self.sizes_ptr, self.constants_ptr)
+
+    def _bind(self, keep, arrays):
+        """The pointer table with this call's inputs and outputs in it (hold self.lock)."""
+        ptrs = self.pointers
+        for b, value in zip(self.inputs, keep):
+            ptrs[b] = _ffi.from_buffer(value, require_writable=False)
+        for b, out in arrays.items():
+            ptrs[b] = _ffi.from_buffer(out)
+        return ptrs
 
     def _results(self, args, keep, arrays):
         results = []
@@ -505,11 +509,7 @@ class CheckedCExecutable:
         keep = base._inputs(args)
         arrays = base._outputs()
         with base.lock:
-            ptrs = base.pointers
-            for b, value in zip(base.inputs, keep):
-                ptrs[b] = _ffi.from_buffer(value, require_writable=False)
-            for b, out in arrays.items():
-                ptrs[b] = _ffi.from_buffer(out)
+            ptrs = base._bind(keep, arrays)
             buffers = {**self.temps, **arrays}
 
             def step(k):
@@ -527,7 +527,7 @@ def _kernel_description(sk):
     what = sk.comment
     if sk.kind == "gemm" and sk.gemm is not None:
         g = sk.gemm
-        batch = f"{g.batch} x " if getattr(g, "batch", 1) > 1 else ""
+        batch = f"{g.batch} x " if g.batch > 1 else ""
         what = f"{batch}{g.m} x {g.n} x {g.k}" + (f"; {what}" if what else "")
     return sk.name, sk.kind, what, str(sk.source) if sk.source is not None else ""
 
@@ -552,11 +552,7 @@ class ProfiledCExecutable:
         arrays = base._outputs()
         clock = time.perf_counter
         with base.lock:
-            ptrs = base.pointers
-            for b, value in zip(base.inputs, keep):
-                ptrs[b] = _ffi.from_buffer(value, require_writable=False)
-            for b, out in arrays.items():
-                ptrs[b] = _ffi.from_buffer(out)
+            ptrs = base._bind(keep, arrays)
             step, sizes, constants = base.library.lib.fj_step, base.sizes_ptr, \
                 base.constants_ptr
             times = []
