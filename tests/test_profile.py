@@ -31,3 +31,25 @@ def test_profiled_calls_report_kernels_with_their_share_and_source(set_option):
     set_option("profile", False)
     fjit.profile_reset()
     assert "nothing profiled" in fjit.profile_report()
+
+
+def test_reset_zeroes_counts_and_later_calls_are_still_recorded(set_option):
+    """A warm-up, a reset, then the calls to measure: the pattern a benchmark uses."""
+    set_option("profile", True)
+    fjit.profile_reset()
+
+    @fjit.jit
+    def scale(x):
+        return jnp.exp(x) * 2.0
+
+    x = np.arange(1000, dtype=np.float32) / 1000
+    for _ in range(2):
+        scale(x)
+    fjit.profile_reset()
+    assert "nothing profiled" in fjit.profile_report()
+    for _ in range(5):
+        got = np.asarray(scale(x))
+    np.testing.assert_allclose(got, np.exp(x) * 2.0, rtol=1e-6)
+    assert "jit(scale)" in fjit.profile_report() and "5 calls" in fjit.profile_report()
+    set_option("profile", False)
+    fjit.profile_reset()

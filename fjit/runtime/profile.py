@@ -79,7 +79,8 @@ def profile_for(name, key, kernels) -> ProgramProfile:
 def report(top=15) -> str:
     """Every profiled Program, costliest first, with its top kernels."""
     with _lock:
-        profiles = sorted(_profiles.values(), key=lambda p: -p.total())
+        profiles = sorted((p for p in _profiles.values() if p.calls),
+                          key=lambda p: -p.total())
     if not profiles:
         return "fjit profile: nothing profiled (set FJIT_PROFILE=1 before the calls)"
     lines = ["fjit profile (kernel by kernel; FJIT_PROFILE)"]
@@ -89,11 +90,15 @@ def report(top=15) -> str:
 
 
 def reset():
+    """Zero every record.  Executables hold their record, so it is cleared in place:
+    dropping it would lose every later call of an executable already built."""
     with _lock:
-        _profiles.clear()
+        for p in _profiles.values():
+            p.seconds = [0.0] * len(p.kernels)
+            p.calls = 0
 
 
 def print_at_exit():
     """Registered once when profiling is on: the report on stderr as the process ends."""
-    if _profiles:
+    if any(p.calls for p in _profiles.values()):
         print(report(), file=sys.stderr)
