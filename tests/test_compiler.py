@@ -122,6 +122,22 @@ def test_gemms_with_few_output_tiles_split_the_contraction(m, n, k):
                                rtol=1e-4, atol=2e-3 * np.sqrt(k))
 
 
+@pytest.mark.parametrize("ta", [False, True])
+@pytest.mark.parametrize("tb", [False, True])
+@pytest.mark.parametrize("m, n, k", [(64, 1100, 300), (200, 1057, 19), (13, 545, 260)])
+def test_gemm_packing_across_column_chunks_and_ragged_tiles(m, n, k, ta, tb):
+    """B is packed 512 columns at a time (a chunk stays in L2): columns past a chunk, a last
+    chunk that is not whole panels, rows that are not whole 12-row tiles, K past one 256-deep
+    block, in every operand orientation the packing has a path for."""
+    a = rand(k, m) if ta else rand(m, k)
+    b = rand(n, k, seed=1) if tb else rand(k, n, seed=1)
+    fn = lambda a, b: (a.T if ta else a) @ (b.T if tb else b)  # noqa: E731
+    assert kinds(fn, a, b) == ["gemm"]
+    want = (a.T if ta else a).astype(np.float64) @ (b.T if tb else b)
+    np.testing.assert_allclose(np.asarray(fjit.jit(fn)(a, b)), want, rtol=1e-4,
+                               atol=2e-4 * np.sqrt(k))
+
+
 def test_gradient_matmuls_go_to_gemm():
     x, w = rand(16, 32), rand(32, 8, seed=1)
     grads = lambda w, x: fjit.grad(lambda w: jnp.sum(jnp.tanh(x @ w)))(w)  # noqa: E731

@@ -36,6 +36,7 @@ PATHS = {
     "one block": (32, 64, 64),    # too little work for threads
     "small": (4, 64, 64),         # skinny: B is not packed, so it is computed whole first
     "partial panel": (64, 100, 70),
+    "column chunks": (40, 300, 1100),   # B packed 512 columns at a time, then a ragged tail
 }
 
 
