@@ -28,7 +28,7 @@ import numpy as np
 
 from .. import dtypes
 from ..core import Literal, Var
-from .dynamic import at_least, for_large, literal_value
+from .dynamic import at_least, for_large, is_dynamic, literal_value
 from ..lax import indexexpr as ix
 from ..lax.reduce import MONOIDS
 from ..lax.reindex import MONOID_OF_OP
@@ -182,13 +182,27 @@ def find_gemms(flat: FlatProgram, producer, uses, target):
         mul, operands = match
         space = mul.outvars[0].aval.shape
         seen = [_through_transpose(x, dims, producer) for x, dims in operands]
-        for ops in (seen, operands):   # transposes read in place if the layouts allow
-            gemm = _classify(eqn, mul, ops, space, target) or \
-                _classify(eqn, mul, ops[::-1], space, target)  # mul commutes: B @ A too
-            if gemm is not None:
-                found[eqn] = gemm
-                break
+        # transposes read in place if the layouts allow; mul commutes, so B @ A too.  The
+        # operands' order is an accident of how the contraction was written (autodiff's
+        # transposes swap it), so every reading is weighed, not the first that fits: a
+        # convolution read patches-first is a batch of O matrix-vector products
+        # (64 x 16384 x 1 x 48), read weight-first one 64 x 16384 x 48 GEMM.
+        candidates = [g for ops in (seen, operands) for pair in (ops, ops[::-1])
+                      if (g := _classify(eqn, mul, pair, space, target)) is not None]
+        if candidates:
+            found[eqn] = max(candidates, key=lambda g: _tile_fill(g, target))
     return found
+
+
+def _tile_fill(gemm, target) -> float:
+    """How much of the register tiles a GEMM's shape fills, over its calls: the first of the
+    best scores wins, so in-place reads and the written order break ties."""
+    rows, cols = target.gemm_tile
+
+    def full(size, edge):   # a size that varies between calls is taken as large
+        return 1.0 if is_dynamic(size) else int(size) / (-(-int(size) // edge) * edge)
+    batch = 1 if is_dynamic(gemm.batch) else int(gemm.batch)
+    return full(gemm.m, rows) * full(gemm.n, cols) / (1 + 0.01 * (batch - 1))
 
 
 def _through_transpose(x, dims, producer):

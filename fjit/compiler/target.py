@@ -18,6 +18,8 @@ class Target:
     gemm_min_k: int = 8             # shorter contractions are maps with an unrolled inner loop
     gemm_min_work: int = 1 << 12    # multiply-adds below which a contraction is a map's loop
     copy_ratio: int = 4             # multiply-adds per copied element that pay for a transpose
+    gemm_tile: tuple = (12, 32)     # the GEMM's register tile (rows, columns): how full a
+                                    # GEMM's shape keeps it decides between orientations
     # fusion
     recompute_budget: int = 8       # extra per-element work accepted to avoid a buffer
     producer_max_cost: int = 16     # per-element work a GEMM's packing may do for its B operand

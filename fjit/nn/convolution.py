@@ -182,19 +182,23 @@ def _scatter_conv_transpose(x, w, strides, pad, out_pad, groups, dilation):
     free = "abdefhijklmpqrstuvwxyz"  # einsum letters other than n, g, c, o
     ks, ins = free[:n], free[n:2 * n]
     i = ix.idx
-    if G == 1:   # cols[n, o, k..., in...] = sum_c x[n, c, in...] w[c, o, k...]
-        cols = jnp.einsum(f"nc{ins},co{ks}->no{ks}{ins}", x, w)
-        lead = (i(0), i(1))
-        first = 2
-    else:
-        xg = x.reshape((N, G, Cg) + x.shape[2:])
-        wg = w.reshape((G, Cg, Og) + tuple(kernel))
-        cols = jnp.einsum(f"ngc{ins},gco{ks}->ngo{ks}{ins}", xg, wg)
-        lead = (i(0), i(1) * Og + i(2))
-        first = 3
-    positions = tuple(i(first + n + j) * s + i(first + j) * d - p
+    if G == 1:
+        # cols[o, k..., n, in...] = sum_c w[c, o, k...] x[n, c, in...]: the batch beside the
+        # input pixels, so that cols = W^T (O*K x C) @ x (C x N*in) is one GEMM and so are both
+        # gradients, not one small GEMM per example; the weight first, so that the
+        # contraction lowers to a plain GEMM (see conv)
+        xt = jnp.swapaxes(x, 0, 1)
+        cols = jnp.einsum(f"co{ks},cn{ins}->o{ks}n{ins}", w, xt)
+        positions = tuple(i(2 + n + j) * s + i(1 + j) * d - p
+                          for j, (s, d, p) in enumerate(zip(strides, dilation, pad)))
+        return lax.reindex_reduce(cols, "add", (N, Og) + outs, (i(1 + n), i(0)) + positions)
+    xg = x.reshape((N, G, Cg) + x.shape[2:])
+    wg = w.reshape((G, Cg, Og) + tuple(kernel))
+    cols = jnp.einsum(f"ngc{ins},gco{ks}->ngo{ks}{ins}", xg, wg)
+    positions = tuple(i(3 + n + j) * s + i(3 + j) * d - p
                       for j, (s, d, p) in enumerate(zip(strides, dilation, pad)))
-    return lax.reindex_reduce(cols, "add", (N, G * Og) + outs, lead + positions)
+    return lax.reindex_reduce(cols, "add", (N, G * Og) + outs,
+                              (i(0), i(1) * Og + i(2)) + positions)
 
 
 def _pool_args(name, x, window, stride, padding, dilation=1):
