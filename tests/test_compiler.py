@@ -182,6 +182,32 @@ def test_convolution_weight_gradient_is_a_gemm():
                                rtol=1e-3, atol=1e-3)
 
 
+@pytest.mark.parametrize("width", [40, 12])
+def test_convolution_input_gradient_scatter_vectorises_its_rows(width):
+    """The input gradient's scatter-add writes a shifted image row per window offset: its
+    iterations along the row hit distinct elements, so the row loop runs as SIMD lanes
+    (masked where the window leaves the image) -- when the row is longer than gcc unrolls
+    completely (toolchain.py: masked loads around a completely unrolled loop)."""
+    from fjit.nn import conv
+    x, w = rand(2, 3, 9, width), rand(4, 3, 3, 3, seed=1)
+    grad_x = lambda x, w: fjit.grad(lambda x: jnp.sum(conv(x, w, 1, 1) ** 2))(x)  # noqa: E731
+    scatters = [k for k in fjit.jit(grad_x).lower(x, w).kernels() if k.kind == "scatter"]
+    assert scatters and all(k.vectorized == (width > 16) for k in scatters)
+    np.testing.assert_allclose(np.asarray(fjit.jit(grad_x)(x, w)), np.asarray(grad_x(x, w)),
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_scatters_whose_row_iterations_collide_stay_scalar():
+    """x.at[i // 2].add(v): two iterations of the innermost loop add into one element."""
+    v = rand(64)
+    idx = np.arange(64) // 2
+    add = lambda v: jnp.zeros(32, jnp.float32).at[idx].add(v)  # noqa: E731
+    scatters = [k for k in fjit.jit(add).lower(v).kernels() if k.kind == "scatter"]
+    assert scatters and not any(k.vectorized for k in scatters)
+    np.testing.assert_allclose(np.asarray(fjit.jit(add)(v)), v.reshape(32, 2).sum(1),
+                               rtol=1e-5, atol=1e-5)
+
+
 def test_reduction_over_a_strided_axis_is_reordered():
     x = rand(300, 129)
     lowered = fjit.jit(lambda x: jnp.sum(x, axis=0)).lower(x)

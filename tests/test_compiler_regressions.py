@@ -375,3 +375,29 @@ def test_no_kernel_load_is_masked(tmp_path):
     for f, args in cases:
         source = fjit.jit(f).lower(*args).source()
         assert _masked_loads(source, tmp_path) == 0
+
+
+@pytest.mark.c_backend
+def test_window_gathers_load_conditionally_only_in_long_innermost_loops(tmp_path):
+    """A padded window gather (im2col) loads only where its position is in range, so a
+    32-wide row vectorises into masked contiguous loads instead of staying scalar with
+    clamped indices.  In a short innermost loop (which gcc unrolls completely) and under a
+    pooling window's reduction loops it keeps the clamped, unconditional load that
+    test_no_kernel_load_is_masked asks for."""
+    from fjit.nn import conv, max_pool
+    x = np.random.default_rng(0).standard_normal((2, 3, 8, 32)).astype(np.float32)
+    w = np.random.default_rng(1).standard_normal((4, 3, 3, 3)).astype(np.float32)
+    wide = lambda x, w: conv(x, w, 1, 1)  # noqa: E731
+    from fjit.compiler.targets.c.toolchain import toolchain
+    levels = [f for f in toolchain().flags if f.startswith("-O")]
+    vectorising = levels and levels[-1] in ("-O2", "-O3", "-Ofast")   # not the sanitizers' -O1
+    assert (_masked_loads(fjit.jit(wide).lower(x, w).source(), tmp_path) > 0) == vectorising
+    close(fjit.jit(wide)(x, w), conv(x, w, 1, 1))        # against the reference backend
+    # (a new function for the 8-wide row: a second size of `wide` would build its
+    # shape-generic library, where the row's length varies and gcc cannot unroll it)
+    for f, args in [(lambda x, w: conv(x, w, 1, 1), (x[..., :8], w)),   # an 8-wide row
+                    (lambda x: max_pool(x, 3, 1, 1), (x,))]:
+        for old in tmp_path.glob("*ifcvt*"):
+            old.unlink()
+        assert _masked_loads(fjit.jit(f).lower(*args).source(), tmp_path) == 0
+        close(fjit.jit(f)(*args), f(*args))

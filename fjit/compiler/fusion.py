@@ -119,6 +119,7 @@ class Context:
 
     def __init__(self, shape):
         self.extents = {k: n for k, n in enumerate(shape)}
+        self.rank = len(shape)        # axes below this are the kernel's own (not reductions')
         self.next_axis = len(shape)
         self.memo = {}  # (var, index) -> expression: each value built once per index
 
@@ -772,22 +773,50 @@ def _resolve(expr, subst, buffers, ctx):
 
 def _guarded(gen, positions, shape, conds, fill, ctx):
     """gen at `positions`, or `fill` where a position is out of range or a condition holds.
-    Positions that may be out of range are clamped for the load (which always happens)."""
+
+    Where gen is a plain load from a buffer (a convolution's window gather, a pad) in a kernel
+    whose innermost loop is long, the load happens only where the position is in range: a
+    conditional load, which the vectorised loop does as one masked contiguous load.  Otherwise
+    the positions are clamped and the value is computed everywhere; clamped indices are not
+    affine, so gcc leaves such a loop scalar (ResNet-18's 32-wide im2col gathers ran 4x
+    slower).  Not in a short innermost loop nor under a reduction's loops: gcc 12.2 unrolls
+    those completely and vectorises the loop around them, and its masked loads there are
+    wrong code (toolchain.py, tests/test_compiler_regressions.py)."""
     checks = list(conds)
-    safe = []
+    safe, unsafe = [], False
     for p, n in zip(positions, shape):
         if ranges.within(p, n, ctx.extents):
             safe.append(p)
             continue
+        unsafe = True
         checks.append(ix.logical_or(ix.lt(p, 0), ix.ge(p, n)))
         safe.append(ix.maximum(ix.minimum(p, n - 1), 0) if n > 0 else ix.ZERO)
-    value = gen(tuple(safe), ctx)
     if not checks:
-        return value
+        return gen(tuple(safe), ctx)
     bad = checks[0]
     for c in checks[1:]:
         bad = ix.logical_or(bad, c)
-    return scalar.guard(ix.eq(bad, 0), value, fill)
+    ok = ix.eq(bad, 0)
+    if unsafe and _long_innermost_loop(positions, ctx):
+        direct = gen(tuple(positions), ctx)
+        if direct.kind == "load" and scalar.load_condition(direct) is None and \
+                not any(ix.loads_used(e) for e in direct.data[1]):
+            return scalar.guard(ok, scalar.load(direct.data[0], direct.data[1], direct.dtype,
+                                                only_if=ok), fill)
+    return scalar.guard(ok, gen(tuple(safe), ctx), fill)
+
+
+# gcc unrolls loops of up to 16 iterations completely (its max-completely-peel-times)
+_PEELED_MAX = 16
+
+
+def _long_innermost_loop(positions, ctx) -> bool:
+    """Do `positions` read only the kernel's own axes, in a kernel whose innermost loop is
+    longer than gcc unrolls completely (or varies between calls)?"""
+    if ctx.rank == 0 or any(a >= ctx.rank for p in positions for a in ix.indices_used(p)):
+        return False
+    inner = ctx.extents[ctx.rank - 1]
+    return is_dynamic(inner) or inner > _PEELED_MAX
 
 
 def _ravel(idx, shape):

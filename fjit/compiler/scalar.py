@@ -20,7 +20,9 @@ from .dynamic import is_dynamic
 class SExpr:
     """kind, dtype, args (child SExprs) and data (hashable, kind-specific):
 
-        load      data = (buffer id, index expressions)   buffer[index]
+        load      data = (buffer id, index expressions[, condition])   buffer[index], or,
+                  with a condition, cond ? buffer[index] : 0 (the load happens only where
+                  it holds, so the index may be out of range elsewhere)
         const     data = Python scalar
         op        data = (element-wise op name, params)   args = operands
         iota      data = index expression                 its value, as dtype
@@ -46,7 +48,8 @@ class SExpr:
 
     def __repr__(self):
         if self.kind == "load":
-            return f"b{self.data[0]}[{', '.join(map(str, self.data[1]))}]"
+            where = f" if {self.data[2]}" if len(self.data) > 2 else ""
+            return f"b{self.data[0]}[{', '.join(map(str, self.data[1]))}{where}]"
         if self.kind == "const":
             return repr(self.data)
         if self.kind == "op":
@@ -83,8 +86,14 @@ def _make(kind, dtype, args, data) -> SExpr:
     return found
 
 
-def load(buffer_id: int, index, dtype) -> SExpr:
-    return _make("load", dtype, (), (buffer_id, tuple(index)))
+def load(buffer_id: int, index, dtype, only_if=None) -> SExpr:
+    data = (buffer_id, tuple(index)) if only_if is None else (buffer_id, tuple(index), only_if)
+    return _make("load", dtype, (), data)
+
+
+def load_condition(node: SExpr):
+    """The condition a load happens under (None: always)."""
+    return node.data[2] if len(node.data) > 2 else None
 
 
 def const(value, dtype) -> SExpr:

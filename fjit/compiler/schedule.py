@@ -198,8 +198,9 @@ class Emitter:
         if found is None:
             axes = set()
             if node.kind == "load":
-                for e in node.data[1]:
-                    axes |= ix.indices_used(e)
+                for e in node.data[1:]:   # its index, and the condition it happens under
+                    for part in (e if isinstance(e, tuple) else (e,)):
+                        axes |= ix.indices_used(part)
             elif node.kind in ("iota", "guard"):
                 axes |= ix.indices_used(node.data)
             for a in node.args:
@@ -336,7 +337,7 @@ def _loaded(exprs):
         for node in scalar.walk(expr):
             if node.kind == "load":
                 out.add(node.data[0])
-                for e in node.data[1]:
+                for e in node.data[1] + node.data[2:]:
                     out.update(load.operand for load in ix.loads_used(e))
             if node.kind in ("iota", "guard"):
                 out.update(load.operand for load in ix.loads_used(node.data))
@@ -557,6 +558,32 @@ def _schedule_control(kernel, name, plan, options, target, counter):
                            work=trips * sum(sk.work for part in parts for sk in part))
 
 
+# gcc unrolls loops of up to this many iterations completely (fusion._PEELED_MAX)
+_PEELED_MAX = 16
+
+
+def _scatter_vectorizes(kernel, out_buf, loops) -> bool:
+    """May the innermost loop of a scatter run as SIMD lanes?  Where its iterations write
+    distinct elements: every target coordinate affine in the innermost index, moving the
+    address by a nonzero step (a convolution's input gradient adds each window row into a
+    shifted image row).  Guarded accumulates then become masked loads and stores, so only
+    in a loop longer than gcc unrolls completely and with no reduction inside: gcc 12.2's
+    masked loads in a loop around a completely unrolled one are wrong code (toolchain.py)."""
+    q = len(loops) - 1
+    if q < 1 or not (is_dynamic(loops[q].extent) or loops[q].extent > _PEELED_MAX):
+        return False
+    if any(n.kind in ("reduce", "argreduce") for n in scalar.walk(kernel.value)):
+        return False
+    step, stride = 0, 1
+    for t, n in reversed(list(zip(kernel.targets, out_buf.shape))):
+        c = _coefficient(t, q)
+        if c is None:
+            return False
+        step += c * stride
+        stride *= n
+    return step != 0
+
+
 def _schedule_scatter(kernel, name, plan, options, target, counter):
     out_buf = plan.buffers[kernel.out]
     bad = list(kernel.conds)
@@ -588,6 +615,8 @@ def _schedule_scatter(kernel, name, plan, options, target, counter):
             and _may_thread(size, target, loops[0].extent) \
             and any(t == ix.idx(0) for t in kernel.targets):
         loops[0].parallel, loops[0].threads = True, size >= target.parallel_min_work
+    if options.vectorize and _scatter_vectorizes(kernel, out_buf, loops):
+        loops[-1].simd = True
     fill = Fill(kernel.out, out_buf.size, MONOIDS[kernel.monoid].identity(out_buf.dtype),
                 out_buf.dtype)
     nest = _nest(loops, body, counter, [fill])
@@ -615,8 +644,8 @@ def _reads(nest):
         if isinstance(stmt, Let):
             node = stmt.node
             if node.kind == "load":
-                loads.append(node.data)
-                for e in node.data[1]:
+                loads.append(node.data[:2])
+                for e in node.data[1] + node.data[2:]:
                     indirect.update(l.operand for l in ix.loads_used(e))
             elif node.kind in ("iota", "guard"):
                 indirect.update(l.operand for l in ix.loads_used(node.data))

@@ -21,6 +21,7 @@ import numpy as np
 from .... import dtypes
 from ....lax import indexexpr as ix
 from ....lax.reduce import MONOIDS
+from ... import scalar
 from ... import ranges, scalar
 from ...dynamic import is_dynamic, twin
 from ...schedule import (Accumulate, Fill, Let, PackStore, ReduceStmt, Store, SubNest,
@@ -292,8 +293,10 @@ class KernelData:
         if kind == "load":
             buf = self.plan.buffers[node.data[0]]
             at = flat_index_of(node.data[1], buf.shape)
+            cond = scalar.load_condition(node)
             return {"k": "load", "buf": self.buffer_name(node.data[0]),
-                    "at": self.index(at, extents, node.data[0]), "st": short(buf.dtype)}
+                    "at": self.index(at, extents, node.data[0]), "st": short(buf.dtype),
+                    "cond": None if cond is None else self.index(cond, extents)}
         if kind == "const":
             return {"k": "const", "c": self.constant(node.data, node.dtype)}
         if kind == "op":
