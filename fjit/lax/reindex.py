@@ -183,9 +183,30 @@ def _reindex_transpose(ct, x, *index_arrays, shape, index, fill, fill_if):
         raise FjitTypeError("transpose of reindex: index operands cannot be linear")
     if isinstance(ct, Zero):
         return [None] * (1 + len(index_arrays))
+    inverse = _inverse_permutation(x.aval.shape, shape, index, fill_if, index_arrays)
+    if inverse is not None:   # a transpose: its transpose is the inverse transpose, a gather
+        back = reindex_p.bind(ct, shape=x.aval.shape, index=inverse, fill=0, fill_if=())
+        return [back]
     back = reindex_reduce_p.bind(ct, *index_arrays, op="add", shape=x.aval.shape, index=index,
                                  drop_if=fill_if)
     return [back] + [None] * len(index_arrays)
+
+
+def _inverse_permutation(in_shape, out_shape, index, fill_if, index_arrays):
+    """For a reindex that only permutes axes (x's axis k read by output axis p_k), the index
+    of the reindex undoing it; else None.  Transposing such a reindex as a scatter-add would
+    zero the whole cotangent and add every element into it once."""
+    if index_arrays or fill_if or len(index) != len(in_shape) or \
+            len(out_shape) != len(in_shape) or not all(isinstance(e, ix.Idx) for e in index):
+        return None
+    axes = [e.axis for e in index]
+    if sorted(axes) != list(range(len(axes))) or \
+            any(out_shape[p] != n for p, n in zip(axes, in_shape)):
+        return None
+    back = [None] * len(axes)
+    for k, p in enumerate(axes):
+        back[p] = ix.idx(k)
+    return tuple(back)
 
 
 def _scatter_add_transpose(ct, x, *index_arrays, op, shape, index, drop_if):
