@@ -13,7 +13,9 @@ process, as a user meets them (issue 15).
   one jitted step (fjit): the later ones show what a new batch size costs (the second size
   builds the shape-generic library, later sizes find it).
 - JAX's numbers come from bench/models_jax.py where it exists (the same models in JAX),
-  first call = trace + XLA compile + one run, no persistent cache.
+  first call = trace + XLA compile + one run, no persistent cache; PyTorch's from
+  bench/models_torch.py (eager, 2 threads as on the CI machine unless --torch-threads).
+- every launch reports its peak RSS (the process's ru_maxrss, set-up included).
 
 Model set-up (parameter initialisation, input data) is not timed.  Printed per launch: the
 first call split into trace (tracing and autodiff), lower (fusion, scheduling), render (C
@@ -23,8 +25,10 @@ kernel count, the distinct kernel functions compiled and the translation units.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -41,14 +45,23 @@ def child(framework, model, batches, steps):
         import jax
         import models_jax as models
         sync = jax.block_until_ready
+    elif framework == "torch":
+        import torch
+        import models_torch as models
+        torch.set_num_threads(int(os.environ.get("FJIT_BENCH_TORCH_THREADS", "2")))
+        sync = None          # eager: a step has finished when it returns
     else:
         import fjit
         import models
         sync = fjit.block_until_ready
     first_step = None
     for batch in batches:
-        step, state = models.MODELS[model](batch) if hasattr(models, "MODELS") else \
-            getattr(models, f"{model}_step")(batch)
+        if framework == "torch":   # a PyTorch step updates its model in place
+            run = models.MODELS[model](batch)
+            step, state, sync = (lambda state, run=run: run()), None, (lambda state: state)
+        else:
+            step, state = models.MODELS[model](batch) if hasattr(models, "MODELS") else \
+                getattr(models, f"{model}_step")(batch)
         if framework == "fjit":   # one jitted step, called at each batch size in turn, as a
             step = first_step = first_step or step   # user's training loop would
         row = {"batch": batch}
@@ -72,6 +85,7 @@ def child(framework, model, batches, steps):
             state = sync(step(state))
             times.append(time.perf_counter() - t)
         row["step"] = statistics.median(times) if times else None
+        row["rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024   # bytes
         if framework == "fjit":
             executable = step._lookup((state,), {})[0].executable
             row.update({k: getattr(executable, "timings", {}).get(k)
@@ -107,6 +121,8 @@ def describe(label, row):
                      f"{row.get('units')} units, cache {row['cache']})")
     if row.get("step") is not None:
         parts.append(f"step {row['step'] * 1e3:.1f} ms")
+    if row.get("rss") is not None:
+        parts.append(f"peak RSS {row['rss'] / 1e9:.2f} GB")
     if row.get("quick_step") is not None and "quick" in str(row.get("cache")):
         parts.append(f"(on the quick tier {row['quick_step'] * 1e3:.1f} ms; -O3 code "
                      f"running {row['optimized']:.2f} s after the first call began)")
@@ -118,7 +134,7 @@ def main():
     parser.add_argument("--models", default="resnet18,lsgan,resnet50")
     parser.add_argument("--batches", default="8")
     parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--frameworks", default="fjit,jax")
+    parser.add_argument("--frameworks", default="fjit,jax,torch")
     parser.add_argument("--child", default=None)
     args = parser.parse_args()
     batches = [int(b) for b in args.batches.split(",")]
@@ -130,10 +146,11 @@ def main():
     for model in args.models.split(","):
         print(model)
         for framework in args.frameworks.split(","):
-            if framework == "jax" and not os.path.exists(os.path.join(HERE, "models_jax.py")):
+            if framework != "fjit" and importlib.util.find_spec(framework) is None:
+                print(f"  {framework}: not installed")
                 continue
             with tempfile.TemporaryDirectory() as cache_dir:
-                for label in (["cold", "warm"] if framework == "fjit" else ["jax"]):
+                for label in (["cold", "warm"] if framework == "fjit" else [framework]):
                     for row in launch(framework, model, batches, args.steps, cache_dir):
                         print("  " + describe(label, row), flush=True)
 
