@@ -806,8 +806,9 @@ def _guarded(gen, positions, shape, conds, fill, ctx):
     return scalar.guard(ok, gen(tuple(safe), ctx), fill)
 
 
-# gcc unrolls loops of up to 16 iterations completely (its max-completely-peel-times)
-_PEELED_MAX = 16
+# gcc unrolls loops of up to 16 iterations completely (its max-completely-peel-times): loads
+# under a condition go only into longer innermost loops (see _guarded; schedule.py's scatters)
+PEELED_MAX = 16
 
 
 def _long_innermost_loop(positions, ctx) -> bool:
@@ -816,7 +817,7 @@ def _long_innermost_loop(positions, ctx) -> bool:
     if ctx.rank == 0 or any(a >= ctx.rank for p in positions for a in ix.indices_used(p)):
         return False
     inner = ctx.extents[ctx.rank - 1]
-    return is_dynamic(inner) or inner > _PEELED_MAX
+    return is_dynamic(inner) or inner > PEELED_MAX
 
 
 def _ravel(idx, shape):

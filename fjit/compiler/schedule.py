@@ -35,7 +35,7 @@ from ..lax import indexexpr as ix
 from ..lax.reduce import MONOIDS
 from . import ranges, scalar
 from .dynamic import at_least, is_dynamic, same_size
-from .fusion import GemmKernel, ScatterKernel
+from .fusion import PEELED_MAX, GemmKernel, ScatterKernel
 
 _ROUNDED_STORAGE = {d for d in (dtypes.float16, dtypes.bfloat16) if d is not None}
 
@@ -558,10 +558,6 @@ def _schedule_control(kernel, name, plan, options, target, counter):
                            work=trips * sum(sk.work for part in parts for sk in part))
 
 
-# gcc unrolls loops of up to this many iterations completely (fusion._PEELED_MAX)
-_PEELED_MAX = 16
-
-
 def _scatter_vectorizes(kernel, out_buf, loops) -> bool:
     """May the innermost loop of a scatter run as SIMD lanes?  Where its iterations write
     distinct elements: every target coordinate affine in the innermost index, moving the
@@ -570,7 +566,7 @@ def _scatter_vectorizes(kernel, out_buf, loops) -> bool:
     in a loop longer than gcc unrolls completely and with no reduction inside: gcc 12.2's
     masked loads in a loop around a completely unrolled one are wrong code (toolchain.py)."""
     q = len(loops) - 1
-    if q < 1 or not (is_dynamic(loops[q].extent) or loops[q].extent > _PEELED_MAX):
+    if q < 1 or not (is_dynamic(loops[q].extent) or loops[q].extent > PEELED_MAX):
         return False
     if any(n.kind in ("reduce", "argreduce") for n in scalar.walk(kernel.value)):
         return False
