@@ -182,17 +182,20 @@ def test_convolution_weight_gradient_is_a_gemm():
                                rtol=1e-3, atol=1e-3)
 
 
-@pytest.mark.parametrize("width", [40, 12])
-def test_convolution_input_gradient_scatter_vectorises_its_rows(width):
+@pytest.mark.parametrize("width, padding", [(40, 1), (12, 1), (12, 0)])
+def test_convolution_input_gradient_scatter_vectorises_its_rows(width, padding):
     """The input gradient's scatter-add writes a shifted image row per window offset: its
-    iterations along the row hit distinct elements, so the row loop runs as SIMD lanes
-    (masked where the window leaves the image) -- when the row is longer than gcc unrolls
-    completely (toolchain.py: masked loads around a completely unrolled loop)."""
+    iterations along the row hit distinct elements, so the row loop runs as SIMD lanes.
+    With padding they are masked where the window leaves the image, so only when the row is
+    longer than gcc unrolls completely (toolchain.py: masked loads around a completely
+    unrolled loop); without padding nothing is masked, whatever the row's length."""
     from fjit.nn import conv
     x, w = rand(2, 3, 9, width), rand(4, 3, 3, 3, seed=1)
-    grad_x = lambda x, w: fjit.grad(lambda x: jnp.sum(conv(x, w, 1, 1) ** 2))(x)  # noqa: E731
-    scatters = [k for k in fjit.jit(grad_x).lower(x, w).kernels() if k.kind == "scatter"]
-    assert scatters and all(k.vectorized == (width > 16) for k in scatters)
+    grad_x = lambda x, w: fjit.grad(  # noqa: E731
+        lambda x: jnp.sum(conv(x, w, 1, padding) ** 2))(x)
+    scatters = [k for k in fjit.jit(grad_x).lower(x, w).kernels() if k.kind == "scatter"
+                and k.shape[-1] == width - 2 + 2 * padding]   # the window's, not a transpose's
+    assert scatters and all(k.vectorized == (width > 16 or padding == 0) for k in scatters)
     np.testing.assert_allclose(np.asarray(fjit.jit(grad_x)(x, w)), np.asarray(grad_x(x, w)),
                                rtol=1e-4, atol=1e-4)
 

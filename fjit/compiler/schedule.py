@@ -558,15 +558,16 @@ def _schedule_control(kernel, name, plan, options, target, counter):
                            work=trips * sum(sk.work for part in parts for sk in part))
 
 
-def _scatter_vectorizes(kernel, out_buf, loops) -> bool:
+def _scatter_vectorizes(kernel, out_buf, loops, guarded) -> bool:
     """May the innermost loop of a scatter run as SIMD lanes?  Where its iterations write
     distinct elements: every target coordinate affine in the innermost index, moving the
     address by a nonzero step (a convolution's input gradient adds each window row into a
-    shifted image row).  Guarded accumulates then become masked loads and stores, so only
-    in a loop longer than gcc unrolls completely and with no reduction inside: gcc 12.2's
-    masked loads in a loop around a completely unrolled one are wrong code (toolchain.py)."""
+    shifted image row).  Guarded accumulates become masked loads and stores, so a guarded
+    scatter only in a loop longer than gcc unrolls completely and with no reduction inside:
+    gcc 12.2's masked loads in a loop around a completely unrolled one are wrong code
+    (toolchain.py)."""
     q = len(loops) - 1
-    if q < 1 or not (is_dynamic(loops[q].extent) or loops[q].extent > PEELED_MAX):
+    if q < 1 or (guarded and not (is_dynamic(loops[q].extent) or loops[q].extent > PEELED_MAX)):
         return False
     if any(n.kind in ("reduce", "argreduce") for n in scalar.walk(kernel.value)):
         return False
@@ -611,7 +612,7 @@ def _schedule_scatter(kernel, name, plan, options, target, counter):
             and _may_thread(size, target, loops[0].extent) \
             and any(t == ix.idx(0) for t in kernel.targets):
         loops[0].parallel, loops[0].threads = True, size >= target.parallel_min_work
-    if options.vectorize and _scatter_vectorizes(kernel, out_buf, loops):
+    if options.vectorize and _scatter_vectorizes(kernel, out_buf, loops, guard is not None):
         loops[-1].simd = True
     fill = Fill(kernel.out, out_buf.size, MONOIDS[kernel.monoid].identity(out_buf.dtype),
                 out_buf.dtype)
