@@ -401,3 +401,17 @@ def test_window_gathers_load_conditionally_only_in_long_innermost_loops(tmp_path
             old.unlink()
         assert _masked_loads(fjit.jit(f).lower(*args).source(), tmp_path) == 0
         close(fjit.jit(f)(*args), f(*args))
+
+
+@pytest.mark.c_backend
+def test_padded_loads_beside_a_short_reduction_stay_unconditional(tmp_path):
+    """A pad (a 20-wide row, so fusion makes its load conditional) whose kernel also sums a
+    3-long axis: the sum's loop is unrolled inside the row loop, gcc 12.2's wrong-code shape
+    for masked loads, so the scheduler makes the loads unconditional again (found in
+    review)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 17)).astype(np.float32)
+    z = rng.standard_normal((4, 20, 3)).astype(np.float32)
+    f = lambda x, z: jnp.pad(x, ((0, 1), (1, 2))) * jnp.sum(z, axis=2)  # noqa: E731
+    assert _masked_loads(fjit.jit(f).lower(x, z).source(), tmp_path) == 0
+    close(fjit.jit(f)(x, z), np.pad(x, ((0, 1), (1, 2))) * z.sum(axis=2))

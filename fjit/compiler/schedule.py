@@ -267,9 +267,13 @@ def schedule_kernel(kernel, name, plan, options: Options, target,
             sk.buffers = sorted(set(sk.buffers) | _loaded([kernel.b_producer]))
         return sk
     if isinstance(kernel, ScatterKernel):
+        kernel.value = _unconditional_loads_beside_reductions(kernel.value, plan)
         return _schedule_scatter(kernel, name, plan, options, target, counter)
     if hasattr(kernel, "parts"):   # scan, while, cond
         return _schedule_control(kernel, name, plan, options, target, counter)
+    if any(n.kind in ("reduce", "argreduce") for _, e in kernel.stores for n in scalar.walk(e)):
+        kernel.stores = [(b, _unconditional_loads_beside_reductions(e, plan))
+                         for b, e in kernel.stores]
     if options.reorder:
         reordered = _reordered_reduction(kernel, name, plan, options, target, counter)
         if reordered is not None:
@@ -556,6 +560,23 @@ def _schedule_control(kernel, name, plan, options, target, counter):
     trips = getattr(kernel, "length", 1)
     return ScheduledKernel(name, kind, control=kernel, parts=parts,
                            work=trips * sum(sk.work for part in parts for sk in part))
+
+
+def _unconditional_loads_beside_reductions(expr, plan):
+    """`expr` with its conditional loads (fusion._guarded) made unconditional at clamped
+    positions when it holds a reduction: its loop may be unrolled completely inside the loop
+    holding the loads, the shape in which gcc 12.2's masked loads are wrong code
+    (toolchain.py).  The guard around each load still selects the fill."""
+    nodes = list(scalar.walk(expr))
+    if not any(n.kind in ("reduce", "argreduce") for n in nodes):
+        return expr
+    for node in nodes:
+        if node.kind == "load" and scalar.load_condition(node) is not None:
+            shape = plan.buffers[node.data[0]].shape
+            safe = [ix.maximum(ix.minimum(p, n - 1), 0) if n > 0 else ix.ZERO
+                    for p, n in zip(node.data[1], shape)]
+            expr = scalar.replace(expr, node, scalar.load(node.data[0], safe, node.dtype))
+    return expr
 
 
 def _scatter_vectorizes(kernel, out_buf, loops, guarded) -> bool:

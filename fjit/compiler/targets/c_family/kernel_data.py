@@ -21,7 +21,6 @@ import numpy as np
 from .... import dtypes
 from ....lax import indexexpr as ix
 from ....lax.reduce import MONOIDS
-from ... import scalar
 from ... import ranges, scalar
 from ...dynamic import is_dynamic, twin
 from ...schedule import (Accumulate, Fill, Let, PackStore, ReduceStmt, Store, SubNest,
