@@ -790,7 +790,7 @@ def _guarded(gen, positions, shape, conds, fill, ctx):
             continue
         unsafe = True
         checks.append(ix.logical_or(ix.lt(p, 0), ix.ge(p, n)))
-        safe.append(ix.maximum(ix.minimum(p, n - 1), 0) if n > 0 else ix.ZERO)
+        safe.append(ix.clamp_index(p, n))
     if not checks:
         return gen(tuple(safe), ctx)
     bad = checks[0]

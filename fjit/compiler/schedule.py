@@ -198,9 +198,8 @@ class Emitter:
         if found is None:
             axes = set()
             if node.kind == "load":
-                for e in node.data[1:]:   # its index, and the condition it happens under
-                    for part in (e if isinstance(e, tuple) else (e,)):
-                        axes |= ix.indices_used(part)
+                for e in node.data[1] + node.data[2:]:   # index, and the condition if any
+                    axes |= ix.indices_used(e)
             elif node.kind in ("iota", "guard"):
                 axes |= ix.indices_used(node.data)
             for a in node.args:
@@ -266,14 +265,17 @@ def schedule_kernel(kernel, name, plan, options: Options, target,
             sk.nests = [_producer_nest(kernel, options, counter)]
             sk.buffers = sorted(set(sk.buffers) | _loaded([kernel.b_producer]))
         return sk
+    # conditional loads (fusion._guarded) beside a reduction, whose loop may be unrolled
+    # completely inside the loop holding them: gcc 12.2's wrong-code shape for masked loads
+    # (toolchain.py), so those loads go back to clamped positions
     if isinstance(kernel, ScatterKernel):
-        kernel.value = _unconditional_loads_beside_reductions(kernel.value, plan)
+        if _has_reduction(kernel.value):
+            kernel.value = _unconditional_loads(kernel.value, plan)
         return _schedule_scatter(kernel, name, plan, options, target, counter)
     if hasattr(kernel, "parts"):   # scan, while, cond
         return _schedule_control(kernel, name, plan, options, target, counter)
-    if any(n.kind in ("reduce", "argreduce") for _, e in kernel.stores for n in scalar.walk(e)):
-        kernel.stores = [(b, _unconditional_loads_beside_reductions(e, plan))
-                         for b, e in kernel.stores]
+    if _has_reduction(*(e for _, e in kernel.stores)):
+        kernel.stores = [(b, _unconditional_loads(e, plan)) for b, e in kernel.stores]
     if options.reorder:
         reordered = _reordered_reduction(kernel, name, plan, options, target, counter)
         if reordered is not None:
@@ -562,19 +564,17 @@ def _schedule_control(kernel, name, plan, options, target, counter):
                            work=trips * sum(sk.work for part in parts for sk in part))
 
 
-def _unconditional_loads_beside_reductions(expr, plan):
-    """`expr` with its conditional loads (fusion._guarded) made unconditional at clamped
-    positions when it holds a reduction: its loop may be unrolled completely inside the loop
-    holding the loads, the shape in which gcc 12.2's masked loads are wrong code
-    (toolchain.py).  The guard around each load still selects the fill."""
-    nodes = list(scalar.walk(expr))
-    if not any(n.kind in ("reduce", "argreduce") for n in nodes):
-        return expr
-    for node in nodes:
+def _has_reduction(*exprs) -> bool:
+    return any(n.kind in ("reduce", "argreduce") for e in exprs for n in scalar.walk(e))
+
+
+def _unconditional_loads(expr, plan):
+    """`expr` with its conditional loads made unconditional at clamped positions; the guard
+    around each still selects the fill."""
+    for node in list(scalar.walk(expr)):
         if node.kind == "load" and scalar.load_condition(node) is not None:
             shape = plan.buffers[node.data[0]].shape
-            safe = [ix.maximum(ix.minimum(p, n - 1), 0) if n > 0 else ix.ZERO
-                    for p, n in zip(node.data[1], shape)]
+            safe = [ix.clamp_index(p, n) for p, n in zip(node.data[1], shape)]
             expr = scalar.replace(expr, node, scalar.load(node.data[0], safe, node.dtype))
     return expr
 
@@ -590,7 +590,7 @@ def _scatter_vectorizes(kernel, out_buf, loops, guarded) -> bool:
     q = len(loops) - 1
     if q < 1 or (guarded and not (is_dynamic(loops[q].extent) or loops[q].extent > PEELED_MAX)):
         return False
-    if any(n.kind in ("reduce", "argreduce") for n in scalar.walk(kernel.value)):
+    if _has_reduction(kernel.value):
         return False
     step, stride = 0, 1
     for t, n in reversed(list(zip(kernel.targets, out_buf.shape))):

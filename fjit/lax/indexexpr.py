@@ -362,6 +362,11 @@ def maximum(a, b) -> Expr:
     return binop("max", a, b)
 
 
+def clamp_index(p, n) -> Expr:
+    """p clamped into [0, n): a position that is always safe to read an extent-n axis at."""
+    return maximum(minimum(p, n - 1), 0) if n > 0 else ZERO
+
+
 def lt(a, b) -> Expr:
     return binop("lt", a, b)
 
